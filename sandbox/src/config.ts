@@ -1,0 +1,147 @@
+import type { SandboxEnv } from "./env";
+
+/**
+ * Patient-access resource types from athena's FHIR R4 documentation
+ * (shared/athena-reference.md). Every one gets a SMART v1 `.read` and a v2
+ * `.rs` scope in the default allowed set.
+ */
+export const PATIENT_ACCESS_TYPES = [
+	"AllergyIntolerance",
+	"Binary",
+	"CarePlan",
+	"CareTeam",
+	"Condition",
+	"Coverage",
+	"Device",
+	"DiagnosticReport",
+	"DocumentReference",
+	"Encounter",
+	"Goal",
+	"Immunization",
+	"Location",
+	"Medication",
+	"MedicationRequest",
+	"Observation",
+	"Organization",
+	"Patient",
+	"Practitioner",
+	"Procedure",
+	"Provenance",
+	"ServiceRequest",
+] as const;
+
+export type ResourceType = (typeof PATIENT_ACCESS_TYPES)[number];
+
+export const DEFAULT_ALLOWED_SCOPES = [
+	"openid",
+	"fhirUser",
+	"offline_access",
+	"launch/patient",
+	...PATIENT_ACCESS_TYPES.flatMap((t) => [
+		`patient/${t}.read`,
+		`patient/${t}.rs`,
+	]),
+];
+
+/** The one registered client, as athena would hold the app's registration. */
+export interface SandboxConfig {
+	clientId: string;
+	redirectUris: readonly string[];
+	jwksUrl: string;
+	allowedScopes: ReadonlySet<string>;
+	accessTokenTtl: number;
+	/** New tokens per calendar minute; 0 means unlimited. */
+	tokenRateLimit: number;
+}
+
+/** Runtime overrides set through `/_sandbox/config`, stored in the Durable Object. */
+export interface ConfigOverrides {
+	accessTokenTtl?: number;
+	tokenRateLimit?: number;
+}
+
+function words(value: string | undefined): string[] | undefined {
+	const list = value?.split(/\s+/).filter(Boolean);
+	return list && list.length > 0 ? list : undefined;
+}
+
+function nonNegativeInt(
+	name: string,
+	value: string | undefined,
+	fallback: number,
+): number {
+	if (value === undefined || value.trim() === "") return fallback;
+	const n = Number(value);
+	if (!Number.isInteger(n) || n < 0) {
+		throw new Error(`${name} must be a non-negative integer`);
+	}
+	return n;
+}
+
+/** Parses the sandbox's vars once; a bad value fails loudly, naming the var. */
+export function parseConfig(env: SandboxEnv): SandboxConfig {
+	const ttl = nonNegativeInt(
+		"SANDBOX_ACCESS_TOKEN_TTL",
+		env.SANDBOX_ACCESS_TOKEN_TTL,
+		3600,
+	);
+	if (ttl === 0) throw new Error("SANDBOX_ACCESS_TOKEN_TTL must be at least 1");
+	return {
+		clientId: env.SANDBOX_CLIENT_ID?.trim() || "local-dev-client",
+		redirectUris: words(env.SANDBOX_REDIRECT_URIS) ?? [
+			"http://localhost:3000/callback",
+		],
+		jwksUrl:
+			env.SANDBOX_CLIENT_JWKS_URL?.trim() ||
+			"http://localhost:3000/.well-known/jwks.json",
+		allowedScopes: new Set(
+			words(env.SANDBOX_ALLOWED_SCOPES) ?? DEFAULT_ALLOWED_SCOPES,
+		),
+		accessTokenTtl: ttl,
+		tokenRateLimit: nonNegativeInt(
+			"SANDBOX_TOKEN_RATE_LIMIT",
+			env.SANDBOX_TOKEN_RATE_LIMIT,
+			5,
+		),
+	};
+}
+
+export function applyOverrides(
+	config: SandboxConfig,
+	overrides: ConfigOverrides,
+): SandboxConfig {
+	return {
+		...config,
+		accessTokenTtl: overrides.accessTokenTtl ?? config.accessTokenTtl,
+		tokenRateLimit: overrides.tokenRateLimit ?? config.tokenRateLimit,
+	};
+}
+
+/** athena's URLs as seen from this sandbox, derived from the request's origin. */
+export interface SandboxUrls {
+	origin: string;
+	/** Okta-style issuer: deliberately not the FHIR base, as on athena. */
+	issuer: string;
+	authorize: string;
+	token: string;
+	revoke: string;
+	introspect: string;
+	keys: string;
+	logout: string;
+	fhirBase: string;
+}
+
+export function sandboxUrls(requestUrl: string): SandboxUrls {
+	const origin = new URL(requestUrl).origin;
+	return {
+		origin,
+		issuer: `${origin}/oauth2`,
+		authorize: `${origin}/oauth2/v1/authorize`,
+		token: `${origin}/oauth2/v1/token`,
+		revoke: `${origin}/oauth2/v1/revoke`,
+		introspect: `${origin}/oauth2/v1/introspect`,
+		keys: `${origin}/oauth2/v1/keys`,
+		logout: `${origin}/oauth2/v1/logout`,
+		fhirBase: `${origin}/fhir/r4`,
+	};
+}

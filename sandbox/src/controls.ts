@@ -1,0 +1,149 @@
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import { type AppEnv, effectiveConfig, stateStub } from "./context";
+import { TEST_PATIENTS } from "./data";
+
+/*
+ * Test and demo controls. They exist only in the sandbox (never in athena or
+ * the product), take and return JSON, and need no authentication because the
+ * sandbox only ever runs on a developer's machine or inside the test runner.
+ */
+export const controls = new Hono<AppEnv>();
+
+const badRequest = (issues: unknown) =>
+	Response.json({ error: "invalid_request", issues }, { status: 400 });
+
+async function jsonBody(request: Request): Promise<unknown> {
+	const text = await request.text();
+	if (text.trim() === "") return {};
+	try {
+		return JSON.parse(text);
+	} catch {
+		return Symbol("invalid");
+	}
+}
+
+const RevokeBody = z.object({
+	patient: z
+		.string()
+		.refine((id) => TEST_PATIENTS.some((p) => p.id === id), "unknown patient"),
+});
+
+controls.post("/revoke", async (c) => {
+	const parsed = RevokeBody.safeParse(await jsonBody(c.req.raw));
+	if (!parsed.success) return badRequest(parsed.error.issues);
+	const revokedGrants = await stateStub(c.env).revokePatient(
+		parsed.data.patient,
+	);
+	return c.json({ patient: parsed.data.patient, revokedGrants });
+});
+
+controls.post("/expire-access-tokens", async (c) => {
+	const expired = await stateStub(c.env).expireAccessTokens(Date.now());
+	return c.json({ expired });
+});
+
+const positiveInt = z.number().int().positive();
+const FaultBody = z
+	.object({
+		target: z.enum(["token", "fhir"]),
+		status: z.number().int().min(400).max(599).optional(),
+		delayMs: z.number().int().min(0).max(120_000).optional(),
+		response: z
+			.enum(["html", "missing_patient", "missing_access_token"])
+			.optional(),
+		cutAfterBytes: z.number().int().min(0).optional(),
+		times: positiveInt.optional(),
+	})
+	.strict()
+	.refine(
+		(f) => f.target === "token" || f.response === undefined,
+		"response applies to the token target only",
+	)
+	.refine(
+		(f) => f.target === "fhir" || f.cutAfterBytes === undefined,
+		"cutAfterBytes applies to the fhir target only",
+	)
+	.refine(
+		(f) =>
+			f.status !== undefined ||
+			f.delayMs !== undefined ||
+			f.response !== undefined ||
+			f.cutAfterBytes !== undefined,
+		"a fault needs at least one of status, delayMs, response, cutAfterBytes",
+	);
+
+controls.post("/faults", async (c) => {
+	const parsed = FaultBody.safeParse(await jsonBody(c.req.raw));
+	if (!parsed.success) return badRequest(parsed.error.issues);
+	const { target, ...fault } = parsed.data;
+	const stub = stateStub(c.env);
+	await stub.setFault(target, fault);
+	return c.json(await stub.getFaults());
+});
+
+controls.get("/faults", async (c) =>
+	c.json(await stateStub(c.env).getFaults()),
+);
+
+controls.delete("/faults", async (c) => {
+	const stub = stateStub(c.env);
+	await stub.setFault("token", null);
+	await stub.setFault("fhir", null);
+	return c.json({});
+});
+
+controls.post("/reset", async (c) => {
+	await stateStub(c.env).reset();
+	return c.json({ reset: true });
+});
+
+const ConfigBody = z
+	.object({
+		tokenRateLimit: z.number().int().min(0).optional(),
+		accessTokenTtl: positiveInt.optional(),
+	})
+	.strict();
+
+function publicConfig(config: Awaited<ReturnType<typeof effectiveConfig>>) {
+	return {
+		clientId: config.clientId,
+		redirectUris: config.redirectUris,
+		jwksUrl: config.jwksUrl,
+		allowedScopes: [...config.allowedScopes],
+		accessTokenTtl: config.accessTokenTtl,
+		tokenRateLimit: config.tokenRateLimit,
+	};
+}
+
+const updateConfig = async (c: Context<AppEnv>) => {
+	const parsed = ConfigBody.safeParse(await jsonBody(c.req.raw));
+	if (!parsed.success) return badRequest(parsed.error.issues);
+	const stub = stateStub(c.env);
+	await stub.setOverrides(parsed.data);
+	return c.json(publicConfig(await effectiveConfig(c.env, stub)));
+};
+controls.post("/config", updateConfig);
+controls.put("/config", updateConfig);
+controls.get("/config", async (c) => {
+	const stub = stateStub(c.env);
+	return c.json(publicConfig(await effectiveConfig(c.env, stub)));
+});
+
+controls.get("/received", async (c) =>
+	c.json(await stateStub(c.env).getReceived()),
+);
+
+controls.get("/patients", (c) =>
+	c.json(
+		TEST_PATIENTS.map((p) => ({
+			id: p.id,
+			practice: p.practiceId,
+			username: p.username,
+			password: p.password,
+			name: `${p.given} ${p.family}`,
+		})),
+	),
+);
+
+controls.all("*", (c) => c.json({ error: "not_found" }, 404));

@@ -1,0 +1,599 @@
+import { DurableObject } from "cloudflare:workers";
+import {
+	calculateJwkThumbprint,
+	exportJWK,
+	generateKeyPair,
+	type JWK,
+} from "jose";
+import type { ConfigOverrides } from "./config";
+import type { SandboxEnv } from "./env";
+
+/*
+ * Every piece of sandbox state lives in this one SQLite-backed Durable Object
+ * (one global instance, `idFromName("sandbox")`), so single-use codes, jti
+ * replay, rotation of refresh tokens and the rate limit window are strongly
+ * consistent. Each public method is one atomic step: no method awaits the
+ * network, so no other request can interleave inside it. Storage keys and
+ * lifetimes are listed in ../README.md ("Storage").
+ */
+
+export interface PendingAuthorization {
+	clientId: string;
+	redirectUri: string;
+	scope: string[];
+	state: string;
+	codeChallenge: string;
+	nonce?: string;
+	/** Set once the user signed in; consent is refused before that. */
+	patient?: string;
+	expiresAt: number;
+}
+
+export interface CodeRecord {
+	clientId: string;
+	redirectUri: string;
+	scope: string[];
+	codeChallenge: string;
+	nonce?: string;
+	patient: string;
+	expiresAt: number;
+	/** Set on first presentation; a second presentation revokes the grant (RFC 6749 §4.1.2). */
+	usedAt?: number;
+	grantId?: string;
+}
+
+export interface Grant {
+	id: string;
+	clientId: string;
+	patient: string;
+	scope: string[];
+	nonce?: string;
+	revoked: boolean;
+	createdAt: number;
+}
+
+export interface AccessTokenRecord {
+	grantId: string;
+	clientId: string;
+	patient: string;
+	scope: string[];
+	issuedAt: number;
+	expiresAt: number;
+}
+
+export interface RefreshTokenRecord {
+	grantId: string;
+	clientId: string;
+	patient: string;
+	scope: string[];
+	issuedAt: number;
+}
+
+export interface IssuedTokens {
+	accessToken: string;
+	refreshToken?: string;
+	expiresIn: number;
+}
+
+export type FaultTarget = "token" | "fhir";
+
+export interface Fault {
+	/** Answer with this HTTP status instead of doing the work. */
+	status?: number;
+	/** Wait this long before answering. */
+	delayMs?: number;
+	/** token only: what to break in an otherwise normal answer. */
+	response?: "html" | "missing_patient" | "missing_access_token";
+	/** fhir only: end the body with an error after this many bytes. */
+	cutAfterBytes?: number;
+	/** Apply to the next N requests only; absent means until cleared. */
+	times?: number;
+}
+
+export interface ReceivedAssertion {
+	at: number;
+	endpoint: string;
+	header: unknown;
+	claims: unknown;
+	accepted: boolean;
+	error?: string;
+}
+
+export interface ReceivedTokenCall {
+	at: number;
+	grantType: string | null;
+	status: number;
+	error?: string;
+}
+
+export interface Received {
+	assertions: ReceivedAssertion[];
+	tokenCalls: ReceivedTokenCall[];
+	counts: Record<string, number>;
+}
+
+export interface JwksCacheEntry {
+	jwks: unknown;
+	fetchedAt: number;
+	expiresAt: number;
+}
+
+export interface SigningKeyPair {
+	privateJwk: JWK;
+	publicJwk: JWK;
+}
+
+const RECEIVED_CAP = 500;
+const SWEEP_INTERVAL_MS = 5 * 60_000;
+
+function randomToken(bytes = 32): string {
+	const raw = crypto.getRandomValues(new Uint8Array(bytes));
+	let text = "";
+	for (const b of raw) text += String.fromCharCode(b);
+	return btoa(text)
+		.replaceAll("+", "-")
+		.replaceAll("/", "_")
+		.replace(/=+$/, "");
+}
+
+/** Tokens and codes are stored only as SHA-256 hashes, so a storage dump gives nothing usable. */
+async function hashSecret(secret: string): Promise<string> {
+	const digest = await crypto.subtle.digest(
+		"SHA-256",
+		new TextEncoder().encode(secret),
+	);
+	return [...new Uint8Array(digest)]
+		.map((b) => b.toString(16).padStart(2, "0"))
+		.join("");
+}
+
+export class SandboxState extends DurableObject<SandboxEnv> {
+	private signingKey: SigningKeyPair | undefined;
+
+	constructor(ctx: DurableObjectState, env: SandboxEnv) {
+		super(ctx, env);
+		// Generating the key awaits WebCrypto, which would let requests interleave;
+		// blocking here makes "generate once, then always the same key" hold.
+		ctx.blockConcurrencyWhile(async () => {
+			this.signingKey = await this.loadOrCreateSigningKey();
+		});
+	}
+
+	private async loadOrCreateSigningKey(): Promise<SigningKeyPair> {
+		const stored = await this.ctx.storage.get<SigningKeyPair>("signing-key");
+		if (stored) return stored;
+		const { privateKey, publicKey } = await generateKeyPair("RS256", {
+			modulusLength: 2048,
+			extractable: true,
+		});
+		const publicJwk = await exportJWK(publicKey);
+		const kid = await calculateJwkThumbprint(publicJwk, "sha256");
+		const pair: SigningKeyPair = {
+			privateJwk: {
+				...(await exportJWK(privateKey)),
+				kid,
+				alg: "RS256",
+				use: "sig",
+			},
+			publicJwk: { ...publicJwk, kid, alg: "RS256", use: "sig" },
+		};
+		await this.ctx.storage.put("signing-key", pair);
+		return pair;
+	}
+
+	/** The sandbox's own id_token key, stable across requests and resets. */
+	async getSigningKey(): Promise<SigningKeyPair> {
+		if (!this.signingKey) this.signingKey = await this.loadOrCreateSigningKey();
+		return this.signingKey;
+	}
+
+	private async ensureSweep(): Promise<void> {
+		if ((await this.ctx.storage.getAlarm()) === null) {
+			await this.ctx.storage.setAlarm(Date.now() + SWEEP_INTERVAL_MS);
+		}
+	}
+
+	/** Alarms arrive at least once; deleting what has expired is idempotent. */
+	override async alarm(): Promise<void> {
+		const now = Date.now();
+		let remaining = 0;
+		for (const prefix of [
+			"pending:",
+			"code:",
+			"jti:",
+			"access:",
+			"jwks:",
+			"ratelimit:",
+		]) {
+			const entries = await this.ctx.storage.list<{ expiresAt?: number }>({
+				prefix,
+			});
+			const expired: string[] = [];
+			for (const [key, value] of entries) {
+				if (typeof value?.expiresAt === "number" && value.expiresAt <= now)
+					expired.push(key);
+				else remaining++;
+			}
+			for (let i = 0; i < expired.length; i += 128) {
+				await this.ctx.storage.delete(expired.slice(i, i + 128));
+			}
+		}
+		if (remaining > 0) await this.ctx.storage.setAlarm(now + SWEEP_INTERVAL_MS);
+	}
+
+	private async getLive<T extends { expiresAt: number }>(
+		key: string,
+		now: number,
+	): Promise<T | undefined> {
+		const value = await this.ctx.storage.get<T>(key);
+		if (!value) return undefined;
+		if (value.expiresAt <= now) {
+			await this.ctx.storage.delete(key);
+			return undefined;
+		}
+		return value;
+	}
+
+	// --- authorize -----------------------------------------------------------
+
+	async createPending(pending: PendingAuthorization): Promise<string> {
+		const id = randomToken(24);
+		await this.ctx.storage.put(`pending:${id}`, pending);
+		await this.ensureSweep();
+		return id;
+	}
+
+	async getPending(
+		id: string,
+		now: number,
+	): Promise<PendingAuthorization | undefined> {
+		return this.getLive<PendingAuthorization>(`pending:${id}`, now);
+	}
+
+	async signInPending(
+		id: string,
+		patient: string,
+		now: number,
+	): Promise<PendingAuthorization | undefined> {
+		const pending = await this.getLive<PendingAuthorization>(
+			`pending:${id}`,
+			now,
+		);
+		if (!pending) return undefined;
+		const next = { ...pending, patient };
+		await this.ctx.storage.put(`pending:${id}`, next);
+		return next;
+	}
+
+	/** Consumes the pending request (consent is answered once) and, on allow, mints a code. */
+	async decidePending(
+		id: string,
+		allow: boolean,
+		codeTtlMs: number,
+		now: number,
+	): Promise<{ pending: PendingAuthorization; code?: string } | undefined> {
+		const pending = await this.getLive<PendingAuthorization>(
+			`pending:${id}`,
+			now,
+		);
+		if (!pending?.patient) return undefined;
+		await this.ctx.storage.delete(`pending:${id}`);
+		if (!allow) return { pending };
+		const code = randomToken(32);
+		const record: CodeRecord = {
+			clientId: pending.clientId,
+			redirectUri: pending.redirectUri,
+			scope: pending.scope,
+			codeChallenge: pending.codeChallenge,
+			patient: pending.patient,
+			expiresAt: now + codeTtlMs,
+			...(pending.nonce !== undefined ? { nonce: pending.nonce } : {}),
+		};
+		await this.ctx.storage.put(`code:${await hashSecret(code)}`, record);
+		await this.ensureSweep();
+		return { pending, code };
+	}
+
+	// --- token ---------------------------------------------------------------
+
+	/**
+	 * Marks the code used and returns it. A code presented a second time gets
+	 * `reused` and the grant issued from it is revoked (RFC 6749 §4.1.2).
+	 */
+	async presentCode(
+		code: string,
+		now: number,
+	): Promise<
+		| { status: "ok"; record: CodeRecord; codeKey: string }
+		| { status: "unknown" | "reused" }
+	> {
+		const codeKey = `code:${await hashSecret(code)}`;
+		const record = await this.getLive<CodeRecord>(codeKey, now);
+		if (!record) return { status: "unknown" };
+		if (record.usedAt !== undefined) {
+			if (record.grantId) await this.revokeGrant(record.grantId);
+			return { status: "reused" };
+		}
+		await this.ctx.storage.put(codeKey, { ...record, usedAt: now });
+		return { status: "ok", record, codeKey };
+	}
+
+	/** Records a jti; false when it was seen before (RFC 7523 §3 replay protection). */
+	async consumeJti(
+		clientId: string,
+		jti: string,
+		expiresAt: number,
+		now: number,
+	): Promise<boolean> {
+		const key = `jti:${clientId}:${await hashSecret(jti)}`;
+		if (await this.getLive<{ expiresAt: number }>(key, now)) return false;
+		await this.ctx.storage.put(key, { expiresAt });
+		await this.ensureSweep();
+		return true;
+	}
+
+	/** Fixed window per calendar minute, as athena's "no new tokens for the rest of that minute". */
+	async takeTokenBudget(
+		limit: number,
+		now: number,
+	): Promise<{ allowed: boolean; retryAfter: number }> {
+		const minute = Math.floor(now / 60_000);
+		const retryAfter = Math.max(
+			1,
+			Math.ceil(((minute + 1) * 60_000 - now) / 1000),
+		);
+		if (limit === 0) return { allowed: true, retryAfter };
+		const key = `ratelimit:${minute}`;
+		const used =
+			(await this.ctx.storage.get<{ count: number }>(key))?.count ?? 0;
+		if (used >= limit) return { allowed: false, retryAfter };
+		await this.ctx.storage.put(key, {
+			count: used + 1,
+			expiresAt: (minute + 1) * 60_000,
+		});
+		await this.ensureSweep();
+		return { allowed: true, retryAfter };
+	}
+
+	async createGrant(
+		grant: Omit<Grant, "id" | "revoked">,
+		codeKey?: string,
+	): Promise<Grant> {
+		const full: Grant = { ...grant, id: randomToken(16), revoked: false };
+		await this.ctx.storage.put(`grant:${full.id}`, full);
+		if (codeKey) {
+			const record = await this.ctx.storage.get<CodeRecord>(codeKey);
+			if (record)
+				await this.ctx.storage.put(codeKey, { ...record, grantId: full.id });
+		}
+		return full;
+	}
+
+	async issueTokens(
+		grant: Grant,
+		scope: string[],
+		ttlSeconds: number,
+		now: number,
+	): Promise<IssuedTokens> {
+		const accessToken = randomToken(32);
+		const access: AccessTokenRecord = {
+			grantId: grant.id,
+			clientId: grant.clientId,
+			patient: grant.patient,
+			scope,
+			issuedAt: now,
+			expiresAt: now + ttlSeconds * 1000,
+		};
+		await this.ctx.storage.put(
+			`access:${await hashSecret(accessToken)}`,
+			access,
+		);
+		await this.ensureSweep();
+		if (!scope.includes("offline_access"))
+			return { accessToken, expiresIn: ttlSeconds };
+		const refreshToken = randomToken(32);
+		const refresh: RefreshTokenRecord = {
+			grantId: grant.id,
+			clientId: grant.clientId,
+			patient: grant.patient,
+			scope,
+			issuedAt: now,
+		};
+		await this.ctx.storage.put(
+			`refresh:${await hashSecret(refreshToken)}`,
+			refresh,
+		);
+		return { accessToken, refreshToken, expiresIn: ttlSeconds };
+	}
+
+	/**
+	 * Consumes a refresh token (rotation: the presented one never works again)
+	 * and returns its live grant, or undefined when unknown or revoked.
+	 */
+	async consumeRefreshToken(
+		refreshToken: string,
+		clientId: string,
+	): Promise<{ grant: Grant; record: RefreshTokenRecord } | undefined> {
+		const key = `refresh:${await hashSecret(refreshToken)}`;
+		const record = await this.ctx.storage.get<RefreshTokenRecord>(key);
+		if (!record || record.clientId !== clientId) return undefined;
+		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
+		if (!grant || grant.revoked) return undefined;
+		await this.ctx.storage.delete(key);
+		return { grant, record };
+	}
+
+	async lookupAccessToken(
+		accessToken: string,
+		now: number,
+	): Promise<{ record: AccessTokenRecord; grant: Grant } | undefined> {
+		const record = await this.getLive<AccessTokenRecord>(
+			`access:${await hashSecret(accessToken)}`,
+			now,
+		);
+		if (!record) return undefined;
+		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
+		if (!grant || grant.revoked) return undefined;
+		return { record, grant };
+	}
+
+	async lookupRefreshToken(
+		refreshToken: string,
+	): Promise<{ record: RefreshTokenRecord; grant: Grant } | undefined> {
+		const record = await this.ctx.storage.get<RefreshTokenRecord>(
+			`refresh:${await hashSecret(refreshToken)}`,
+		);
+		if (!record) return undefined;
+		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
+		if (!grant || grant.revoked) return undefined;
+		return { record, grant };
+	}
+
+	/** RFC 7009: a refresh token ends its grant; an access token ends only itself. */
+	async revokeToken(token: string, clientId: string): Promise<void> {
+		const hash = await hashSecret(token);
+		const refresh = await this.ctx.storage.get<RefreshTokenRecord>(
+			`refresh:${hash}`,
+		);
+		if (refresh && refresh.clientId === clientId) {
+			await this.revokeGrant(refresh.grantId);
+			return;
+		}
+		const access = await this.ctx.storage.get<AccessTokenRecord>(
+			`access:${hash}`,
+		);
+		if (access && access.clientId === clientId)
+			await this.ctx.storage.delete(`access:${hash}`);
+	}
+
+	private async revokeGrant(grantId: string): Promise<void> {
+		const grant = await this.ctx.storage.get<Grant>(`grant:${grantId}`);
+		if (grant)
+			await this.ctx.storage.put(`grant:${grantId}`, {
+				...grant,
+				revoked: true,
+			});
+	}
+
+	// --- controls ------------------------------------------------------------
+
+	/** As the patient or practice revoking the app in athena: every grant for the patient ends. */
+	async revokePatient(patient: string): Promise<number> {
+		const grants = await this.ctx.storage.list<Grant>({ prefix: "grant:" });
+		let revoked = 0;
+		for (const [key, grant] of grants) {
+			if (grant.patient === patient && !grant.revoked) {
+				await this.ctx.storage.put(key, { ...grant, revoked: true });
+				revoked++;
+			}
+		}
+		return revoked;
+	}
+
+	async expireAccessTokens(now: number): Promise<number> {
+		const tokens = await this.ctx.storage.list<AccessTokenRecord>({
+			prefix: "access:",
+		});
+		let expired = 0;
+		for (const [key, record] of tokens) {
+			if (record.expiresAt > now) {
+				await this.ctx.storage.put(key, { ...record, expiresAt: now });
+				expired++;
+			}
+		}
+		return expired;
+	}
+
+	/** Wipes everything except the sandbox's signing key (clients may have cached its JWKS). */
+	async reset(): Promise<void> {
+		const key = await this.getSigningKey();
+		await this.ctx.storage.deleteAlarm();
+		await this.ctx.storage.deleteAll();
+		await this.ctx.storage.put("signing-key", key);
+	}
+
+	async getOverrides(): Promise<ConfigOverrides> {
+		return (await this.ctx.storage.get<ConfigOverrides>("overrides")) ?? {};
+	}
+
+	async setOverrides(overrides: ConfigOverrides): Promise<ConfigOverrides> {
+		const next = { ...(await this.getOverrides()), ...overrides };
+		await this.ctx.storage.put("overrides", next);
+		return next;
+	}
+
+	async setFault(target: FaultTarget, fault: Fault | null): Promise<void> {
+		if (fault === null) await this.ctx.storage.delete(`fault:${target}`);
+		else await this.ctx.storage.put(`fault:${target}`, fault);
+	}
+
+	async getFaults(): Promise<Partial<Record<FaultTarget, Fault>>> {
+		const token = await this.ctx.storage.get<Fault>("fault:token");
+		const fhir = await this.ctx.storage.get<Fault>("fault:fhir");
+		return { ...(token ? { token } : {}), ...(fhir ? { fhir } : {}) };
+	}
+
+	/** Returns the active fault for this request and spends one of its `times`. */
+	async takeFault(target: FaultTarget): Promise<Fault | undefined> {
+		const fault = await this.ctx.storage.get<Fault>(`fault:${target}`);
+		if (!fault) return undefined;
+		if (fault.times !== undefined) {
+			if (fault.times <= 1) await this.ctx.storage.delete(`fault:${target}`);
+			else
+				await this.ctx.storage.put(`fault:${target}`, {
+					...fault,
+					times: fault.times - 1,
+				});
+		}
+		return fault;
+	}
+
+	// --- what the sandbox received -------------------------------------------
+
+	private async readReceived(): Promise<Received> {
+		return (
+			(await this.ctx.storage.get<Received>("received")) ?? {
+				assertions: [],
+				tokenCalls: [],
+				counts: {},
+			}
+		);
+	}
+
+	async record(entry: {
+		count?: string;
+		assertion?: ReceivedAssertion;
+		tokenCall?: ReceivedTokenCall;
+	}): Promise<void> {
+		const received = await this.readReceived();
+		if (entry.count)
+			received.counts[entry.count] = (received.counts[entry.count] ?? 0) + 1;
+		if (entry.assertion)
+			received.assertions = [...received.assertions, entry.assertion].slice(
+				-RECEIVED_CAP,
+			);
+		if (entry.tokenCall)
+			received.tokenCalls = [...received.tokenCalls, entry.tokenCall].slice(
+				-RECEIVED_CAP,
+			);
+		await this.ctx.storage.put("received", received);
+	}
+
+	async getReceived(): Promise<Received> {
+		return this.readReceived();
+	}
+
+	// --- client JWKS cache ---------------------------------------------------
+
+	async getJwksCache(
+		url: string,
+		now: number,
+	): Promise<JwksCacheEntry | undefined> {
+		return this.getLive<JwksCacheEntry>(`jwks:${url}`, now);
+	}
+
+	async putJwksCache(url: string, entry: JwksCacheEntry): Promise<void> {
+		await this.ctx.storage.put(`jwks:${url}`, entry);
+		await this.ensureSweep();
+	}
+}
