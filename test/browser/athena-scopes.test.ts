@@ -18,7 +18,7 @@ const FAST = {
 	perClickDelay: 10,
 	perProductDelay: 50,
 	postScrollDelay: 30,
-	activationTimeout: 4000,
+	activationTimeout: 3000,
 };
 
 const SLOW_PRODUCT = "FHIR DSTU2";
@@ -246,7 +246,7 @@ describe("addAthenaScopes()", () => {
 			{
 				product: BROKEN_PRODUCT,
 				status: "Pending",
-				reason: "did not become active within 4000 ms",
+				reason: "did not become active within 3000 ms",
 			},
 		]);
 		expect(rowFor(results, BROKEN_PRODUCT)).toBeUndefined();

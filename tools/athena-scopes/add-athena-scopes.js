@@ -264,6 +264,10 @@
 			);
 			return { row };
 		}
+		if (unticked.length === 0) {
+			console.log(`${LOG} ${name}: all ${before.length} scopes already ticked`);
+			return { row };
+		}
 		console.log(
 			`${LOG} ${name}: ${before.length} scopes, ${already} ticked, ticking ${unticked.length}…`,
 		);
