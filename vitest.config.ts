@@ -5,10 +5,8 @@ import { defineConfig } from "vitest/config";
 // Debian's Chromium).
 export default defineConfig({
 	test: {
-		projects: [
-			"test/worker/vitest.config.ts",
-			"sandbox/vitest.config.ts",
-			"test/browser/vitest.config.ts",
-		],
+		// Logs of passing tests are noise; a failing test still shows its own.
+		silent: "passed-only",
+		projects: ["test/*/vitest.config.ts", "sandbox/vitest.config.{ts,mts}"],
 	},
 });

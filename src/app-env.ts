@@ -1,0 +1,10 @@
+import type { LogFields } from "./log";
+
+/** Hono's typing for this worker: its bindings and per-request variables. */
+export interface AppEnv {
+	Bindings: Env;
+	Variables: {
+		requestId: string;
+		logFields: LogFields;
+	};
+}

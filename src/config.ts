@@ -1,0 +1,217 @@
+import * as z from "zod/mini";
+
+/**
+ * The worker's settings, parsed and validated once per isolate from `env`.
+ * Only the app's edges read `env`; everything else takes this typed object.
+ */
+export interface Config {
+	environment: "local" | "preview" | "production";
+	publicOrigin: string;
+	clientId: string;
+	redirectUri: string;
+	/** Path part of the redirect URI: the callback route is served there. */
+	callbackPath: string;
+	athena: {
+		authorizeUrl: string;
+		tokenUrl: string;
+		revokeUrl: string;
+		/** Expected `iss` of id_tokens and of the callback; undefined = read from smart-configuration. */
+		issuer: string | undefined;
+		jwksUrl: string;
+		fhirBaseUrl: string;
+	};
+	scopes: string[];
+	defaultPractice: string | undefined;
+	jwksMaxAgeSeconds: number;
+	tokenRequestsPerMinute: number;
+	signingKeyPem: string;
+	/** Session-encryption keys, newest first: [version, raw 32-byte key]. */
+	sessionKeys: Array<{ version: string; key: Uint8Array<ArrayBuffer> }>;
+}
+
+/** Secrets: their values never appear in a message, only their names. */
+export const SECRET_NAMES = ["SIGNING_KEY", "SESSION_ENCRYPTION_KEYS"] as const;
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+const urlSetting = z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" });
+const optionalText = z.optional(z.string());
+const integerSetting = (min: number, max: number) =>
+	z.optional(
+		z.string().check(
+			z.regex(/^\d+$/, { error: `must be a whole number from ${min} to ${max}` }),
+			z.refine((v) => Number(v) >= min && Number(v) <= max, `must be from ${min} to ${max}`),
+		),
+	);
+
+const EnvSchema = z.object({
+	ENVIRONMENT: z.enum(["local", "preview", "production"], {
+		error: 'must be "local", "preview" or "production"',
+	}),
+	PUBLIC_ORIGIN: urlSetting,
+	CLIENT_ID: z.string().check(z.minLength(1, { error: "is empty" })),
+	REDIRECT_URI: urlSetting,
+	ATHENA_AUTHORIZE_URL: urlSetting,
+	ATHENA_TOKEN_URL: urlSetting,
+	ATHENA_REVOKE_URL: urlSetting,
+	ATHENA_ISSUER: optionalText,
+	ATHENA_JWKS_URL: urlSetting,
+	FHIR_BASE_URL: urlSetting,
+	SCOPES: z.string().check(z.minLength(1, { error: "is empty" })),
+	DEFAULT_PRACTICE: z.optional(z.string().check(z.regex(/^\d*$/, { error: "must be digits" }))),
+	JWKS_MAX_AGE_SECONDS: integerSetting(0, 86_400),
+	TOKEN_REQUESTS_PER_MINUTE: integerSetting(1, 10_000),
+	SIGNING_KEY: z
+		.string({ error: "is not set (a PEM RSA private key secret)" })
+		.check(z.minLength(1, { error: "is empty" })),
+	SESSION_ENCRYPTION_KEYS: z
+		.string({ error: "is not set (e.g. v1:<base64 of 32 random bytes>)" })
+		.check(z.minLength(1, { error: "is empty" })),
+});
+
+function isLocalHost(hostname: string): boolean {
+	return (
+		hostname === "localhost" ||
+		hostname.endsWith(".localhost") ||
+		hostname === "[::1]" ||
+		/^127\./.test(hostname) ||
+		hostname === "0.0.0.0"
+	);
+}
+
+function decodeBase64(value: string): Uint8Array<ArrayBuffer> | undefined {
+	try {
+		const binary = atob(value.replace(/-/g, "+").replace(/_/g, "/"));
+		return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+	} catch {
+		return undefined;
+	}
+}
+
+/** `v2:<base64>,v1:<base64>`: the first key encrypts, all of them decrypt. */
+function parseSessionKeys(value: string, problems: string[]): Config["sessionKeys"] {
+	const keys: Config["sessionKeys"] = [];
+	for (const [index, part] of value.split(",").entries()) {
+		const match = /^\s*([A-Za-z0-9_-]{1,16}):([A-Za-z0-9+/_=-]+)\s*$/.exec(part);
+		const key = match?.[2] ? decodeBase64(match[2]) : undefined;
+		if (!match?.[1] || !key) {
+			problems.push(`SESSION_ENCRYPTION_KEYS: entry ${index + 1} must look like "v1:<base64 key>"`);
+		} else if (key.length !== 32) {
+			problems.push(`SESSION_ENCRYPTION_KEYS: key "${match[1]}" must be 32 bytes (AES-256), got ${key.length}`);
+		} else if (keys.some((k) => k.version === match[1])) {
+			problems.push(`SESSION_ENCRYPTION_KEYS: key version "${match[1]}" appears twice`);
+		} else keys.push({ version: match[1], key });
+	}
+	return keys;
+}
+
+/**
+ * Validates the raw bindings. Every problem names the setting and what is
+ * wrong with it, never a secret's value.
+ *
+ * @example
+ * const result = parseConfig(env);
+ * if (!result.ok) console.error(result.problems.join("\n"));
+ */
+export function parseConfig(env: Record<string, unknown>): ConfigResult {
+	const parsed = z.safeParse(EnvSchema, env);
+	if (!parsed.success) {
+		return {
+			ok: false,
+			problems: parsed.error.issues.map((issue) => {
+				const setting = String(issue.path[0] ?? "config");
+				const message =
+					issue.code === "invalid_type" && env[setting] === undefined && !/not set/.test(issue.message)
+						? "is not set"
+						: issue.message;
+				return `${setting}: ${message}`;
+			}),
+		};
+	}
+	const raw = parsed.data;
+	const problems: string[] = [];
+	const environment = raw.ENVIRONMENT;
+	const remote = environment !== "local";
+
+	const urls = {
+		PUBLIC_ORIGIN: raw.PUBLIC_ORIGIN,
+		REDIRECT_URI: raw.REDIRECT_URI,
+		ATHENA_AUTHORIZE_URL: raw.ATHENA_AUTHORIZE_URL,
+		ATHENA_TOKEN_URL: raw.ATHENA_TOKEN_URL,
+		ATHENA_REVOKE_URL: raw.ATHENA_REVOKE_URL,
+		ATHENA_JWKS_URL: raw.ATHENA_JWKS_URL,
+		FHIR_BASE_URL: raw.FHIR_BASE_URL,
+		...(raw.ATHENA_ISSUER ? { ATHENA_ISSUER: raw.ATHENA_ISSUER } : {}),
+	};
+	for (const [name, value] of Object.entries(urls)) {
+		let url: URL;
+		try {
+			url = new URL(value);
+		} catch {
+			problems.push(`${name}: must be an absolute URL`);
+			continue;
+		}
+		if (url.username || url.password) problems.push(`${name}: must not carry credentials`);
+		// athena only talks to HTTPS hosts it can reach; a deployed worker never points at a laptop.
+		if (remote && url.protocol !== "https:") problems.push(`${name}: must use https in ${environment}`);
+		if (remote && isLocalHost(url.hostname)) {
+			problems.push(`${name}: must not point at localhost in ${environment}`);
+		}
+	}
+	const origin = new URL(raw.PUBLIC_ORIGIN);
+	if (origin.pathname !== "/" || origin.search || origin.hash) {
+		problems.push("PUBLIC_ORIGIN: must be an origin only, e.g. https://connector.example.com");
+	}
+	const redirect = new URL(raw.REDIRECT_URI);
+	if (redirect.origin !== origin.origin) {
+		problems.push("REDIRECT_URI: must be on PUBLIC_ORIGIN, where this worker serves the callback");
+	}
+	if (redirect.search || redirect.hash) problems.push("REDIRECT_URI: must have no query or fragment");
+	if (remote && /^replace-with-/.test(raw.CLIENT_ID)) {
+		problems.push(`CLIENT_ID: still the placeholder; set the ${environment} app's client ID from athena's portal`);
+	}
+	const scopes = raw.SCOPES.split(/\s+/).filter(Boolean);
+	if (!scopes.includes("launch/patient")) {
+		problems.push("SCOPES: must include launch/patient (the patient standalone launch)");
+	}
+	const sessionKeys = parseSessionKeys(raw.SESSION_ENCRYPTION_KEYS, problems);
+	if (problems.length > 0) return { ok: false, problems };
+
+	const trimSlash = (u: string) => u.replace(/\/+$/, "");
+	return {
+		ok: true,
+		config: {
+			environment,
+			publicOrigin: origin.origin,
+			clientId: raw.CLIENT_ID,
+			redirectUri: raw.REDIRECT_URI,
+			callbackPath: redirect.pathname,
+			athena: {
+				authorizeUrl: raw.ATHENA_AUTHORIZE_URL,
+				tokenUrl: raw.ATHENA_TOKEN_URL,
+				revokeUrl: raw.ATHENA_REVOKE_URL,
+				issuer: raw.ATHENA_ISSUER || undefined,
+				jwksUrl: raw.ATHENA_JWKS_URL,
+				fhirBaseUrl: trimSlash(raw.FHIR_BASE_URL),
+			},
+			scopes,
+			defaultPractice: raw.DEFAULT_PRACTICE || undefined,
+			jwksMaxAgeSeconds: Number(raw.JWKS_MAX_AGE_SECONDS ?? 300),
+			tokenRequestsPerMinute: Number(raw.TOKEN_REQUESTS_PER_MINUTE ?? 5),
+			signingKeyPem: raw.SIGNING_KEY,
+			sessionKeys,
+		},
+	};
+}
+
+const cache = new WeakMap<object, ConfigResult>();
+
+/** `parseConfig`, once per isolate: the `env` object is stable while it lives. */
+export function configFor(env: object): ConfigResult {
+	let result = cache.get(env);
+	if (!result) {
+		result = parseConfig(env as Record<string, unknown>);
+		cache.set(env, result);
+	}
+	return result;
+}

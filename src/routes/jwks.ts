@@ -1,0 +1,88 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../app-env";
+import { AppError } from "../errors";
+import { publishedKeys } from "../keys/jwks";
+import { log } from "../log";
+import { activeSigningKey } from "../signer";
+
+/** KV key holding the published JWKS document `{ "keys": [...] }` (see docs/storage-schema.md). */
+export const JWKS_KV_KEY = "jwks";
+const DEFAULT_MAX_AGE_SECONDS = 300;
+// KV's own edge cache: a freshly published key is visible within about a minute.
+const KV_CACHE_TTL_SECONDS = 60;
+
+interface RenderedJwks {
+	body: string;
+	etag: string;
+}
+
+// The last rendering, keyed by what it was made from: KV's text and the signer's kid.
+let rendered: { source: string; jwks: RenderedJwks } | undefined;
+
+async function render(stored: string | null, signerKid: string | undefined, build: () => Promise<RenderedJwks>) {
+	const source = `${signerKid ?? ""}\n${stored ?? ""}`;
+	if (rendered?.source !== source) rendered = { source, jwks: await build() };
+	return rendered.jwks;
+}
+
+async function etagOf(body: string): Promise<string> {
+	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
+	return `"${Array.from(digest.subarray(0, 12), (b) => b.toString(16).padStart(2, "0")).join("")}"`;
+}
+
+function matchesEtag(header: string | undefined, etag: string): boolean {
+	if (!header) return false;
+	return header.split(",").some((tag) => {
+		const t = tag.trim();
+		return t === "*" || t === etag || t === `W/${etag}`;
+	});
+}
+
+function maxAge(raw: string | undefined): number {
+	const value = Number(raw);
+	return raw && Number.isInteger(value) && value >= 0 && value <= 86_400 ? value : DEFAULT_MAX_AGE_SECONDS;
+}
+
+/**
+ * `GET /.well-known/jwks.json`: the keys athena verifies our client assertions
+ * with. Served even when the rest of the configuration is incomplete, because
+ * athena's portal asks for the JWKS URL before it issues a client ID.
+ */
+export const jwksRoutes = new Hono<AppEnv>().on(["GET", "HEAD"], "/.well-known/jwks.json", async (c) => {
+	const [signer, stored] = await Promise.all([
+		activeSigningKey(c.env).catch((error: unknown) => {
+			log("error", "signing key unavailable", {
+				requestId: c.get("requestId"),
+				detail: error instanceof AppError ? error.detail : "import failed",
+			});
+			return undefined;
+		}),
+		c.env.JWKS_KV.get(JWKS_KV_KEY, { cacheTtl: KV_CACHE_TTL_SECONDS }).catch(() => {
+			log("warn", "JWKS KV read failed; serving the signer's key only", { requestId: c.get("requestId") });
+			return null;
+		}),
+	]);
+	const jwks = await render(stored, signer?.kid, async () => {
+		const { keys, warnings } = await publishedKeys(stored, signer?.publicJwk);
+		for (const warning of warnings) log("warn", "JWKS entry left out", { warning });
+		if (keys.length === 0) {
+			// Never publish an empty set: athena would then fail every assertion.
+			throw new AppError(
+				"jwks_unavailable",
+				503,
+				"No signing key is available: set the SIGNING_KEY secret or publish keys to KV",
+			);
+		}
+		const body = JSON.stringify({ keys });
+		return { body, etag: await etagOf(body) };
+	});
+	const headers = {
+		"Content-Type": "application/json",
+		"Cache-Control": `public, max-age=${maxAge(c.env.JWKS_MAX_AGE_SECONDS)}`,
+		ETag: jwks.etag,
+		"Access-Control-Allow-Origin": "*",
+	};
+	if (matchesEtag(c.req.header("If-None-Match"), jwks.etag)) return c.body(null, 304, headers);
+	if (c.req.method === "HEAD") return c.body(null, 200, headers);
+	return c.body(jwks.body, 200, headers);
+});

@@ -1,0 +1,119 @@
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { app } from "../../src/app";
+import { parseConfig } from "../../src/config";
+
+const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
+
+function health(bindings: Record<string, unknown>) {
+	return app.fetch(new Request("http://localhost:3000/health"), bindings as unknown as Env, ctx);
+}
+
+const production = {
+	...env,
+	ENVIRONMENT: "production",
+	PUBLIC_ORIGIN: "https://connector.example.com",
+	CLIENT_ID: "0oa1prodclient",
+	REDIRECT_URI: "https://connector.example.com/api/auth/smart/callback",
+	ATHENA_AUTHORIZE_URL: "https://api.platform.athenahealth.com/oauth2/v1/authorize",
+	ATHENA_TOKEN_URL: "https://api.platform.athenahealth.com/oauth2/v1/token",
+	ATHENA_REVOKE_URL: "https://api.platform.athenahealth.com/oauth2/v1/revoke",
+	ATHENA_ISSUER: "",
+	ATHENA_JWKS_URL: "https://api.platform.athenahealth.com/oauth2/v1/keys",
+	FHIR_BASE_URL: "https://api.platform.athenahealth.com/fhir/r4",
+};
+
+describe("configuration", () => {
+	it("parses the local development settings into a typed config", () => {
+		const result = parseConfig(env as unknown as Record<string, unknown>);
+		expect(result.ok).toBe(true);
+		if (!result.ok) return;
+		expect(result.config).toMatchObject({
+			environment: "local",
+			publicOrigin: "http://localhost:3000",
+			callbackPath: "/callback",
+			athena: { fhirBaseUrl: "http://localhost:3001/fhir/r4", issuer: "http://localhost:3001/oauth2" },
+			jwksMaxAgeSeconds: 300,
+			tokenRequestsPerMinute: 5,
+		});
+		expect(result.config.scopes).toContain("launch/patient");
+		expect(result.config.sessionKeys[0]?.key).toHaveLength(32);
+	});
+
+	it("GET /health answers ok with the environment and version", async () => {
+		const response = await exports.default.fetch("http://localhost:3000/health");
+		expect(response.status).toBe(200);
+		expect(await response.json()).toEqual({ ok: true, environment: "local", version: expect.any(String) });
+	});
+
+	it("GET /health names each missing setting with 503", async () => {
+		const { CLIENT_ID, SIGNING_KEY, SESSION_ENCRYPTION_KEYS, FHIR_BASE_URL, ...rest } = env;
+		const response = await health(rest);
+		expect(response.status).toBe(503);
+		const body = (await response.json()) as { ok: boolean; problems: string[] };
+		expect(body.ok).toBe(false);
+		for (const name of ["CLIENT_ID", "SIGNING_KEY", "SESSION_ENCRYPTION_KEYS", "FHIR_BASE_URL"]) {
+			expect(body.problems.some((p) => p.startsWith(`${name}: is not set`))).toBe(true);
+		}
+	});
+
+	it("refuses http and localhost athena URLs in production, naming each setting", () => {
+		const result = parseConfig({
+			...production,
+			ATHENA_TOKEN_URL: "http://api.platform.athenahealth.com/oauth2/v1/token",
+			FHIR_BASE_URL: "https://localhost:3001/fhir/r4",
+			ATHENA_ISSUER: "https://127.0.0.1/oauth2",
+		});
+		expect(result.ok).toBe(false);
+		if (result.ok) return;
+		expect(result.problems).toEqual(
+			expect.arrayContaining([
+				"ATHENA_TOKEN_URL: must use https in production",
+				"FHIR_BASE_URL: must not point at localhost in production",
+				"ATHENA_ISSUER: must not point at localhost in production",
+			]),
+		);
+	});
+
+	it("accepts a production configuration on athena's hosts", () => {
+		expect(parseConfig(production)).toMatchObject({ ok: true, config: { environment: "production" } });
+	});
+
+	it("refuses the placeholder client ID outside local development", () => {
+		const result = parseConfig({ ...production, CLIENT_ID: "replace-with-production-client-id" });
+		expect(result).toMatchObject({ ok: false, problems: [expect.stringMatching(/^CLIENT_ID: still the placeholder/)] });
+	});
+
+	it("reports a bad signing key on /health by the secret's name, never its value", async () => {
+		const badKey = "-----BEGIN PRIVATE KEY-----\nTUlJQkFBQUFBQUFBQUFBQUFBQQ==\n-----END PRIVATE KEY-----";
+		const response = await health({ ...env, SIGNING_KEY: badKey });
+		expect(response.status).toBe(503);
+		const text = await response.text();
+		expect(text).toContain("SIGNING_KEY");
+		expect(text).not.toContain("TUlJQkFBQUFBQUFBQUFBQUFBQQ");
+	});
+
+	it("explains a malformed session key without echoing it", () => {
+		const result = parseConfig({ ...production, SESSION_ENCRYPTION_KEYS: "v1:c2hvcnQ=" });
+		expect(result).toMatchObject({
+			ok: false,
+			problems: ['SESSION_ENCRYPTION_KEYS: key "v1" must be 32 bytes (AES-256), got 5'],
+		});
+		const garbage = parseConfig({ ...production, SESSION_ENCRYPTION_KEYS: "secretvalue" });
+		expect(JSON.stringify(garbage)).not.toContain("secretvalue");
+	});
+
+	it("refuses a redirect URI off the public origin and an unknown environment", () => {
+		const result = parseConfig({
+			...production,
+			REDIRECT_URI: "https://elsewhere.example.com/cb",
+			ENVIRONMENT: "prod",
+		});
+		expect(result).toMatchObject({ ok: false, problems: [expect.stringMatching(/^ENVIRONMENT: /)] });
+		const offOrigin = parseConfig({ ...production, REDIRECT_URI: "https://elsewhere.example.com/cb" });
+		expect(offOrigin).toMatchObject({
+			ok: false,
+			problems: [expect.stringMatching(/^REDIRECT_URI: must be on PUBLIC_ORIGIN/)],
+		});
+	});
+});

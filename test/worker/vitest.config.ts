@@ -1,0 +1,37 @@
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// Keys are made fresh for every run, never committed. Node's crypto writes the
+// PKCS#1 form independently of our own PKCS#1→PKCS#8 wrapping, so the tests
+// compare two real encodings of one key.
+const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
+const rsaPkcs8 = rsa.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+const rsaPkcs1 = rsa.privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+const small = generateKeyPairSync("rsa", { modulusLength: 1024 });
+const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const second = generateKeyPairSync("rsa", { modulusLength: 2048 });
+
+export default defineConfig({
+	plugins: [
+		cloudflareTest({
+			wrangler: { configPath: "../../wrangler.toml" },
+			miniflare: {
+				bindings: {
+					SIGNING_KEY: rsaPkcs8,
+					SESSION_ENCRYPTION_KEYS: `v1:${randomBytes(32).toString("base64")}`,
+					TEST_RSA_PKCS1_PEM: rsaPkcs1,
+					TEST_RSA_PKCS8_PEM: rsaPkcs8,
+					TEST_RSA_1024_PEM: small.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+					TEST_EC_PEM: ec.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+					TEST_EC_SEC1_PEM: ec.privateKey.export({ type: "sec1", format: "pem" }).toString(),
+					TEST_SECOND_RSA_PEM: second.privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
+				},
+			},
+		}),
+	],
+	test: {
+		name: "worker",
+		include: ["**/*.test.ts"],
+	},
+});
