@@ -10,8 +10,7 @@ import {
 } from "jose";
 import { OAuthError } from "./errors";
 
-export const CLIENT_ASSERTION_TYPE =
-	"urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+export const CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /** RFC 7523 §3 / athena: exp at most 5 minutes ahead. */
 export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 /** Tolerated clock difference between the client and the sandbox. */
@@ -56,16 +55,12 @@ function refuse(description: string): never {
  * client-confidential-asymmetric profile and athena require. Throws
  * {@link OAuthError} `invalid_client` naming the first rule broken.
  */
-export async function verifyClientAssertion(
-	check: AssertionCheck,
-): Promise<JWTPayload> {
+export async function verifyClientAssertion(check: AssertionCheck): Promise<JWTPayload> {
 	const { header } = decodeAssertion(check.assertion);
 	if (!header) refuse("client_assertion is not a JWT");
 	if (header.typ !== "JWT") refuse("client_assertion header typ must be JWT");
-	if (header.alg !== "RS384")
-		refuse("client_assertion header alg must be RS384");
-	if (typeof header.kid !== "string" || header.kid === "")
-		refuse("client_assertion header kid is required");
+	if (header.alg !== "RS384") refuse("client_assertion header alg must be RS384");
+	if (typeof header.kid !== "string" || header.kid === "") refuse("client_assertion header kid is required");
 	if (header.jku !== undefined && header.jku !== check.jwksUrl) {
 		refuse("client_assertion header jku must be the registered JWKS URL");
 	}
@@ -99,38 +94,24 @@ export async function verifyClientAssertion(
 			currentDate: new Date(check.nowSeconds * 1000),
 		}));
 	} catch (error) {
-		if (error instanceof errors.JWSSignatureVerificationFailed)
-			refuse("client_assertion signature is invalid");
-		if (error instanceof errors.JWTExpired)
-			refuse("client_assertion has expired");
+		if (error instanceof errors.JWSSignatureVerificationFailed) refuse("client_assertion signature is invalid");
+		if (error instanceof errors.JWTExpired) refuse("client_assertion has expired");
 		if (error instanceof errors.JWTClaimValidationFailed) {
-			refuse(
-				`client_assertion claim ${error.claim} is invalid: ${error.reason}`,
-			);
+			refuse(`client_assertion claim ${error.claim} is invalid: ${error.reason}`);
 		}
 		refuse("client_assertion could not be verified");
 	}
 	// "aud = the token endpoint URL exactly": a string, not an array containing it.
-	if (
-		typeof payload.aud !== "string" ||
-		!check.audiences.includes(payload.aud)
-	) {
+	if (typeof payload.aud !== "string" || !check.audiences.includes(payload.aud)) {
 		refuse("client_assertion aud must be this server's token endpoint URL");
 	}
 	const exp = payload.exp as number;
 	if (!Number.isInteger(exp)) refuse("client_assertion exp must be an integer");
-	if (
-		exp >
-		check.nowSeconds + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS
-	) {
+	if (exp > check.nowSeconds + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) {
 		refuse("client_assertion exp is more than 5 minutes ahead");
 	}
-	if (typeof payload.jti !== "string" || payload.jti === "")
-		refuse("client_assertion jti is required");
-	const fresh = await check.consumeJti(
-		payload.jti,
-		(exp + CLOCK_SKEW_SECONDS) * 1000,
-	);
+	if (typeof payload.jti !== "string" || payload.jti === "") refuse("client_assertion jti is required");
+	const fresh = await check.consumeJti(payload.jti, (exp + CLOCK_SKEW_SECONDS) * 1000);
 	if (!fresh) refuse("client_assertion jti was already used");
 	return payload;
 }

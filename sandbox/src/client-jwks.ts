@@ -32,40 +32,20 @@ export function cacheLifetime(cacheControl: string | null): number {
 }
 
 function validateJwks(body: unknown): JSONWebKeySet {
-	if (
-		typeof body !== "object" ||
-		body === null ||
-		!Array.isArray((body as { keys?: unknown }).keys)
-	) {
-		throw new OAuthError(
-			"invalid_client",
-			"The client's JWKS is not a JSON document with a keys array",
-			401,
-		);
+	if (typeof body !== "object" || body === null || !Array.isArray((body as { keys?: unknown }).keys)) {
+		throw new OAuthError("invalid_client", "The client's JWKS is not a JSON document with a keys array", 401);
 	}
 	const keys = (body as { keys: unknown[] }).keys;
 	// athena: publish 1 to 5 keys.
 	if (keys.length < 1 || keys.length > 5) {
-		throw new OAuthError(
-			"invalid_client",
-			"The client's JWKS must publish between 1 and 5 keys",
-			401,
-		);
+		throw new OAuthError("invalid_client", "The client's JWKS must publish between 1 and 5 keys", 401);
 	}
 	for (const key of keys) {
 		if (typeof key !== "object" || key === null) {
-			throw new OAuthError(
-				"invalid_client",
-				"The client's JWKS holds a key that is not an object",
-				401,
-			);
+			throw new OAuthError("invalid_client", "The client's JWKS holds a key that is not an object", 401);
 		}
 		if (PRIVATE_MEMBERS.some((member) => member in key)) {
-			throw new OAuthError(
-				"invalid_client",
-				"The client's JWKS publishes private key material",
-				401,
-			);
+			throw new OAuthError("invalid_client", "The client's JWKS publishes private key material", 401);
 		}
 	}
 	return { keys: keys as JWK[] };
@@ -78,38 +58,24 @@ function validateJwks(body: unknown): JSONWebKeySet {
  * than its max-age before signing with it, and a lenient refetch would hide a
  * rotation that skips that wait.
  */
-export async function clientJwks(
-	options: ClientJwksOptions,
-): Promise<JSONWebKeySet> {
+export async function clientJwks(options: ClientJwksOptions): Promise<JSONWebKeySet> {
 	const cached = await options.cache.get(options.url, options.now);
 	if (cached) return cached.jwks as JSONWebKeySet;
 	let response: Response;
 	try {
 		response = await options.fetch(options.url);
 	} catch {
-		throw new OAuthError(
-			"invalid_client",
-			"The client's JWKS URL could not be fetched",
-			401,
-		);
+		throw new OAuthError("invalid_client", "The client's JWKS URL could not be fetched", 401);
 	}
 	await options.onFetch?.();
 	if (!response.ok) {
-		throw new OAuthError(
-			"invalid_client",
-			`The client's JWKS URL answered ${response.status}`,
-			401,
-		);
+		throw new OAuthError("invalid_client", `The client's JWKS URL answered ${response.status}`, 401);
 	}
 	let body: unknown;
 	try {
 		body = await response.json();
 	} catch {
-		throw new OAuthError(
-			"invalid_client",
-			"The client's JWKS is not JSON",
-			401,
-		);
+		throw new OAuthError("invalid_client", "The client's JWKS is not JSON", 401);
 	}
 	const jwks = validateJwks(body);
 	const maxAge = cacheLifetime(response.headers.get("Cache-Control"));

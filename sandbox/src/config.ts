@@ -37,10 +37,7 @@ export const DEFAULT_ALLOWED_SCOPES = [
 	"fhirUser",
 	"offline_access",
 	"launch/patient",
-	...PATIENT_ACCESS_TYPES.flatMap((t) => [
-		`patient/${t}.read`,
-		`patient/${t}.rs`,
-	]),
+	...PATIENT_ACCESS_TYPES.flatMap((t) => [`patient/${t}.read`, `patient/${t}.rs`]),
 ];
 
 /** The one registered client, as athena would hold the app's registration. */
@@ -65,11 +62,7 @@ function words(value: string | undefined): string[] | undefined {
 	return list && list.length > 0 ? list : undefined;
 }
 
-function nonNegativeInt(
-	name: string,
-	value: string | undefined,
-	fallback: number,
-): number {
+function nonNegativeInt(name: string, value: string | undefined, fallback: number): number {
 	if (value === undefined || value.trim() === "") return fallback;
 	const n = Number(value);
 	if (!Number.isInteger(n) || n < 0) {
@@ -80,36 +73,19 @@ function nonNegativeInt(
 
 /** Parses the sandbox's vars once; a bad value fails loudly, naming the var. */
 export function parseConfig(env: SandboxEnv): SandboxConfig {
-	const ttl = nonNegativeInt(
-		"SANDBOX_ACCESS_TOKEN_TTL",
-		env.SANDBOX_ACCESS_TOKEN_TTL,
-		3600,
-	);
+	const ttl = nonNegativeInt("SANDBOX_ACCESS_TOKEN_TTL", env.SANDBOX_ACCESS_TOKEN_TTL, 3600);
 	if (ttl === 0) throw new Error("SANDBOX_ACCESS_TOKEN_TTL must be at least 1");
 	return {
 		clientId: env.SANDBOX_CLIENT_ID?.trim() || "local-dev-client",
-		redirectUris: words(env.SANDBOX_REDIRECT_URIS) ?? [
-			"http://localhost:3000/callback",
-		],
-		jwksUrl:
-			env.SANDBOX_CLIENT_JWKS_URL?.trim() ||
-			"http://localhost:3000/.well-known/jwks.json",
-		allowedScopes: new Set(
-			words(env.SANDBOX_ALLOWED_SCOPES) ?? DEFAULT_ALLOWED_SCOPES,
-		),
+		redirectUris: words(env.SANDBOX_REDIRECT_URIS) ?? ["http://localhost:3000/callback"],
+		jwksUrl: env.SANDBOX_CLIENT_JWKS_URL?.trim() || "http://localhost:3000/.well-known/jwks.json",
+		allowedScopes: new Set(words(env.SANDBOX_ALLOWED_SCOPES) ?? DEFAULT_ALLOWED_SCOPES),
 		accessTokenTtl: ttl,
-		tokenRateLimit: nonNegativeInt(
-			"SANDBOX_TOKEN_RATE_LIMIT",
-			env.SANDBOX_TOKEN_RATE_LIMIT,
-			5,
-		),
+		tokenRateLimit: nonNegativeInt("SANDBOX_TOKEN_RATE_LIMIT", env.SANDBOX_TOKEN_RATE_LIMIT, 5),
 	};
 }
 
-export function applyOverrides(
-	config: SandboxConfig,
-	overrides: ConfigOverrides,
-): SandboxConfig {
+export function applyOverrides(config: SandboxConfig, overrides: ConfigOverrides): SandboxConfig {
 	return {
 		...config,
 		accessTokenTtl: overrides.accessTokenTtl ?? config.accessTokenTtl,

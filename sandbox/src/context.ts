@@ -12,10 +12,7 @@ export function stateStub(env: SandboxEnv): StateStub {
 const parsed = new WeakMap<SandboxEnv, SandboxConfig>();
 
 /** Config from vars (parsed once per env object) with the runtime overrides applied. */
-export async function effectiveConfig(
-	env: SandboxEnv,
-	stub: StateStub,
-): Promise<SandboxConfig> {
+export async function effectiveConfig(env: SandboxEnv, stub: StateStub): Promise<SandboxConfig> {
 	let base = parsed.get(env);
 	if (!base) {
 		base = parseConfig(env);
@@ -26,5 +23,4 @@ export async function effectiveConfig(
 
 export type AppEnv = { Bindings: SandboxEnv };
 
-export const sleep = (ms: number) =>
-	new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

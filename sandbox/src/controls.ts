@@ -10,8 +10,7 @@ import { TEST_PATIENTS } from "./data";
  */
 export const controls = new Hono<AppEnv>();
 
-const badRequest = (issues: unknown) =>
-	Response.json({ error: "invalid_request", issues }, { status: 400 });
+const badRequest = (issues: unknown) => Response.json({ error: "invalid_request", issues }, { status: 400 });
 
 async function jsonBody(request: Request): Promise<unknown> {
 	const text = await request.text();
@@ -24,17 +23,13 @@ async function jsonBody(request: Request): Promise<unknown> {
 }
 
 const RevokeBody = z.object({
-	patient: z
-		.string()
-		.refine((id) => TEST_PATIENTS.some((p) => p.id === id), "unknown patient"),
+	patient: z.string().refine((id) => TEST_PATIENTS.some((p) => p.id === id), "unknown patient"),
 });
 
 controls.post("/revoke", async (c) => {
 	const parsed = RevokeBody.safeParse(await jsonBody(c.req.raw));
 	if (!parsed.success) return badRequest(parsed.error.issues);
-	const revokedGrants = await stateStub(c.env).revokePatient(
-		parsed.data.patient,
-	);
+	const revokedGrants = await stateStub(c.env).revokePatient(parsed.data.patient);
 	return c.json({ patient: parsed.data.patient, revokedGrants });
 });
 
@@ -49,27 +44,16 @@ const FaultBody = z
 		target: z.enum(["token", "fhir"]),
 		status: z.number().int().min(400).max(599).optional(),
 		delayMs: z.number().int().min(0).max(120_000).optional(),
-		response: z
-			.enum(["html", "missing_patient", "missing_access_token"])
-			.optional(),
+		response: z.enum(["html", "missing_patient", "missing_access_token"]).optional(),
 		cutAfterBytes: z.number().int().min(0).optional(),
 		times: positiveInt.optional(),
 	})
 	.strict()
-	.refine(
-		(f) => f.target === "token" || f.response === undefined,
-		"response applies to the token target only",
-	)
-	.refine(
-		(f) => f.target === "fhir" || f.cutAfterBytes === undefined,
-		"cutAfterBytes applies to the fhir target only",
-	)
+	.refine((f) => f.target === "token" || f.response === undefined, "response applies to the token target only")
+	.refine((f) => f.target === "fhir" || f.cutAfterBytes === undefined, "cutAfterBytes applies to the fhir target only")
 	.refine(
 		(f) =>
-			f.status !== undefined ||
-			f.delayMs !== undefined ||
-			f.response !== undefined ||
-			f.cutAfterBytes !== undefined,
+			f.status !== undefined || f.delayMs !== undefined || f.response !== undefined || f.cutAfterBytes !== undefined,
 		"a fault needs at least one of status, delayMs, response, cutAfterBytes",
 	);
 
@@ -82,9 +66,7 @@ controls.post("/faults", async (c) => {
 	return c.json(await stub.getFaults());
 });
 
-controls.get("/faults", async (c) =>
-	c.json(await stateStub(c.env).getFaults()),
-);
+controls.get("/faults", async (c) => c.json(await stateStub(c.env).getFaults()));
 
 controls.delete("/faults", async (c) => {
 	const stub = stateStub(c.env);
@@ -130,9 +112,7 @@ controls.get("/config", async (c) => {
 	return c.json(publicConfig(await effectiveConfig(c.env, stub)));
 });
 
-controls.get("/received", async (c) =>
-	c.json(await stateStub(c.env).getReceived()),
-);
+controls.get("/received", async (c) => c.json(await stateStub(c.env).getReceived()));
 
 controls.get("/patients", (c) =>
 	c.json(

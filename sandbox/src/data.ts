@@ -5,10 +5,7 @@
  * fictional; no real person's data is used.
  */
 
-export type FhirResource = { resourceType: string; id: string } & Record<
-	string,
-	unknown
->;
+export type FhirResource = { resourceType: string; id: string } & Record<string, unknown>;
 
 export interface TestPatient {
 	id: string;
@@ -48,8 +45,7 @@ export const TEST_PATIENTS: readonly TestPatient[] = [
 	},
 ];
 
-export const practiceReference = (practiceId: string) =>
-	`Organization/a-1.Practice-${practiceId}`;
+export const practiceReference = (practiceId: string) => `Organization/a-1.Practice-${practiceId}`;
 
 /** mulberry32: tiny, seedable, good enough for plausible vitals. */
 function prng(seed: number): () => number {
@@ -68,10 +64,8 @@ const SNOMED = "http://snomed.info/sct";
 const RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm";
 const CVX = "http://hl7.org/fhir/sid/cvx";
 const UCUM = "http://unitsofmeasure.org";
-const OBS_CATEGORY =
-	"http://terminology.hl7.org/CodeSystem/observation-category";
-const DATA_ABSENT_REASON =
-	"http://hl7.org/fhir/StructureDefinition/data-absent-reason";
+const OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category";
+const DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
 
 /** Quarterly visits over six years, ending at a fixed date so data never drifts. */
 const FIRST_VISIT = Date.UTC(2020, 0, 15, 15, 0, 0);
@@ -114,8 +108,7 @@ function samplePdf(title: string): Uint8Array {
 	});
 	const xref = pdf.length;
 	pdf += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
-	for (const offset of offsets)
-		pdf += `${String(offset).padStart(10, "0")} 00000 n \n`;
+	for (const offset of offsets) pdf += `${String(offset).padStart(10, "0")} 00000 n \n`;
 	pdf += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
 	return new TextEncoder().encode(pdf);
 }
@@ -153,9 +146,7 @@ function buildRecord(p: TestPatient): PatientRecord {
 		resourceType: "Patient",
 		id: p.id,
 		meta: {
-			profile: [
-				"http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient",
-			],
+			profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"],
 		},
 		identifier: [
 			{
@@ -191,26 +182,16 @@ function buildRecord(p: TestPatient): PatientRecord {
 			resourceType: "Condition",
 			id: `${pref}.Condition-${p.seed}-${i + 1}`,
 			meta: {
-				profile: [
-					"http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-problems-health-concerns",
-				],
+				profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-problems-health-concerns"],
 			},
-			clinicalStatus: codeable(
-				"http://terminology.hl7.org/CodeSystem/condition-clinical",
-				"active",
-				"Active",
-			),
+			clinicalStatus: codeable("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
 			verificationStatus: codeable(
 				"http://terminology.hl7.org/CodeSystem/condition-ver-status",
 				"confirmed",
 				"Confirmed",
 			),
 			category: [
-				codeable(
-					"http://terminology.hl7.org/CodeSystem/condition-category",
-					"problem-list-item",
-					"Problem List Item",
-				),
+				codeable("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item", "Problem List Item"),
 			],
 			code: codeable(SNOMED, code, display),
 			subject,
@@ -221,25 +202,15 @@ function buildRecord(p: TestPatient): PatientRecord {
 
 	const medications = [
 		["314076", "lisinopril 10 MG Oral Tablet", "Take 1 tablet by mouth daily"],
-		[
-			"860975",
-			"metformin hydrochloride 500 MG Extended Release Oral Tablet",
-			"Take 1 tablet by mouth with dinner",
-		],
-		[
-			"617318",
-			"atorvastatin 20 MG Oral Tablet",
-			"Take 1 tablet by mouth at bedtime",
-		],
+		["860975", "metformin hydrochloride 500 MG Extended Release Oral Tablet", "Take 1 tablet by mouth with dinner"],
+		["617318", "atorvastatin 20 MG Oral Tablet", "Take 1 tablet by mouth at bedtime"],
 	] as const;
 	medications.forEach(([code, display, sig], i) => {
 		add({
 			resourceType: "MedicationRequest",
 			id: `${pref}.MedicationRequest-${p.seed}-${i + 1}`,
 			meta: {
-				profile: [
-					"http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest",
-				],
+				profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest"],
 			},
 			status: "active",
 			intent: "order",
@@ -260,15 +231,9 @@ function buildRecord(p: TestPatient): PatientRecord {
 			resourceType: "AllergyIntolerance",
 			id: `${pref}.AllergyIntolerance-${p.seed}-${i + 1}`,
 			meta: {
-				profile: [
-					"http://hl7.org/fhir/us/core/StructureDefinition/us-core-allergyintolerance",
-				],
+				profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-allergyintolerance"],
 			},
-			clinicalStatus: codeable(
-				"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-				"active",
-				"Active",
-			),
+			clinicalStatus: codeable("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active", "Active"),
 			verificationStatus: codeable(
 				"http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
 				"confirmed",
@@ -288,9 +253,7 @@ function buildRecord(p: TestPatient): PatientRecord {
 			resourceType: "Encounter",
 			id: encounterId,
 			meta: {
-				profile: [
-					"http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter",
-				],
+				profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter"],
 			},
 			status: "finished",
 			class: {
@@ -305,19 +268,12 @@ function buildRecord(p: TestPatient): PatientRecord {
 			serviceProvider: { reference: department },
 		});
 		const encounter = { reference: `Encounter/${encounterId}` };
-		const vital = (
-			n: string,
-			code: string,
-			display: string,
-			extra: Record<string, unknown>,
-		) =>
+		const vital = (n: string, code: string, display: string, extra: Record<string, unknown>) =>
 			add({
 				resourceType: "Observation",
 				id: `${pref}.Observation-${p.seed}-${visit + 1}-${n}`,
 				meta: {
-					profile: [
-						"http://hl7.org/fhir/us/core/StructureDefinition/us-core-vital-signs",
-					],
+					profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-vital-signs"],
 				},
 				status: "final",
 				category: [codeable(OBS_CATEGORY, "vital-signs", "Vital Signs")],
@@ -341,10 +297,7 @@ function buildRecord(p: TestPatient): PatientRecord {
 				},
 			],
 		});
-		const weight =
-			Math.round(
-				(p.gender === "female" ? 74 : 88) * 10 + (random() - 0.5) * 60,
-			) / 10;
+		const weight = Math.round((p.gender === "female" ? 74 : 88) * 10 + (random() - 0.5) * 60) / 10;
 		vital("wt", "29463-7", "Body weight", {
 			valueQuantity: quantity(weight, "kg", "kg"),
 		});
@@ -354,23 +307,14 @@ function buildRecord(p: TestPatient): PatientRecord {
 
 		if (visit % 2 === 1) {
 			const labIds: string[] = [];
-			const lab = (
-				n: string,
-				code: string,
-				display: string,
-				value: number,
-				unit: string,
-				ucum: string,
-			) => {
+			const lab = (n: string, code: string, display: string, value: number, unit: string, ucum: string) => {
 				const id = `${pref}.Observation-${p.seed}-${visit + 1}-${n}`;
 				labIds.push(id);
 				add({
 					resourceType: "Observation",
 					id,
 					meta: {
-						profile: [
-							"http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab",
-						],
+						profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab"],
 					},
 					status: "final",
 					category: [codeable(OBS_CATEGORY, "laboratory", "Laboratory")],
@@ -381,14 +325,7 @@ function buildRecord(p: TestPatient): PatientRecord {
 					valueQuantity: quantity(value, unit, ucum),
 				});
 			};
-			lab(
-				"a1c",
-				"4548-4",
-				"Hemoglobin A1c/Hemoglobin.total in Blood",
-				Math.round(60 + random() * 25) / 10,
-				"%",
-				"%",
-			);
+			lab("a1c", "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", Math.round(60 + random() * 25) / 10, "%", "%");
 			lab(
 				"ldl",
 				"13457-7",
@@ -401,18 +338,10 @@ function buildRecord(p: TestPatient): PatientRecord {
 				resourceType: "DiagnosticReport",
 				id: `${pref}.DiagnosticReport-${p.seed}-${visit + 1}`,
 				meta: {
-					profile: [
-						"http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab",
-					],
+					profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab"],
 				},
 				status: "final",
-				category: [
-					codeable(
-						"http://terminology.hl7.org/CodeSystem/v2-0074",
-						"LAB",
-						"Laboratory",
-					),
-				],
+				category: [codeable("http://terminology.hl7.org/CodeSystem/v2-0074", "LAB", "Laboratory")],
 				code: codeable(LOINC, "24331-1", "Lipid and glycemic panel"),
 				subject,
 				encounter,
@@ -426,16 +355,10 @@ function buildRecord(p: TestPatient): PatientRecord {
 				resourceType: "Immunization",
 				id: `${pref}.Immunization-${p.seed}-${visit + 1}`,
 				meta: {
-					profile: [
-						"http://hl7.org/fhir/us/core/StructureDefinition/us-core-immunization",
-					],
+					profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-immunization"],
 				},
 				status: "completed",
-				vaccineCode: codeable(
-					CVX,
-					"158",
-					"influenza, injectable, quadrivalent",
-				),
+				vaccineCode: codeable(CVX, "158", "influenza, injectable, quadrivalent"),
 				patient: subject,
 				encounter,
 				occurrenceDateTime: day,
@@ -453,16 +376,8 @@ function buildRecord(p: TestPatient): PatientRecord {
 		bytes: samplePdf("Sandbox lab summary (synthetic)"),
 	});
 	const documents: Array<[string, string, Record<string, unknown>]> = [
-		[
-			"2025-10-14",
-			"Progress note",
-			{ contentType: "text/plain", data: toBase64(visitNote) },
-		],
-		[
-			"2025-11-02",
-			"Lab summary",
-			{ contentType: "application/pdf", url: `Binary/${pdfId}` },
-		],
+		["2025-10-14", "Progress note", { contentType: "text/plain", data: toBase64(visitNote) }],
+		["2025-11-02", "Lab summary", { contentType: "application/pdf", url: `Binary/${pdfId}` }],
 		[
 			"2026-01-20",
 			"Unreleased result note",
@@ -479,9 +394,7 @@ function buildRecord(p: TestPatient): PatientRecord {
 			resourceType: "DocumentReference",
 			id: `${pref}.DocumentReference-${p.seed}-${i + 1}`,
 			meta: {
-				profile: [
-					"http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference",
-				],
+				profile: ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-documentreference"],
 			},
 			status: "current",
 			type: codeable(LOINC, "11506-3", title),
@@ -520,11 +433,7 @@ function buildRecord(p: TestPatient): PatientRecord {
 		status: "active",
 		intent: "plan",
 		category: [
-			codeable(
-				"http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
-				"assess-plan",
-				"Assessment and Plan",
-			),
+			codeable("http://hl7.org/fhir/us/core/CodeSystem/careplan-category", "assess-plan", "Assessment and Plan"),
 		],
 		subject,
 		text: {
@@ -604,7 +513,5 @@ export function patientRecord(patientId: string): PatientRecord | undefined {
 }
 
 export function findUser(username: string): TestPatient | undefined {
-	return TEST_PATIENTS.find(
-		(p) => p.username.toLowerCase() === username.trim().toLowerCase(),
-	);
+	return TEST_PATIENTS.find((p) => p.username.toLowerCase() === username.trim().toLowerCase());
 }

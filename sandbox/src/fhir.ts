@@ -23,12 +23,7 @@ const MISSING_PRACTICE_TEXT =
 	"Could not determine what practice the request was for. Add the ah-practice search parameter with the practice ID, e.g. ah-practice=Organization/a-1.Practice-{practiceid}.";
 
 /** Types whose resources belong to a practice rather than a patient's compartment. */
-const PRACTICE_LEVEL = new Set<string>([
-	"Organization",
-	"Practitioner",
-	"Location",
-	"Medication",
-]);
+const PRACTICE_LEVEL = new Set<string>(["Organization", "Practitioner", "Location", "Medication"]);
 
 interface Access {
 	patientId: string;
@@ -41,18 +36,11 @@ type FhirEnv = AppEnv & { Variables: { access: Access } };
 
 export const fhir = new Hono<FhirEnv>();
 
-function outcome(
-	status: number,
-	code: string,
-	text: string,
-	headers: Record<string, string> = {},
-): Response {
+function outcome(status: number, code: string, text: string, headers: Record<string, string> = {}): Response {
 	return new Response(
 		JSON.stringify({
 			resourceType: "OperationOutcome",
-			issue: [
-				{ severity: "error", code, diagnostics: text, details: { text } },
-			],
+			issue: [{ severity: "error", code, diagnostics: text, details: { text } }],
 		}),
 		{ status, headers: { "Content-Type": FHIR_JSON, ...headers } },
 	);
@@ -69,11 +57,7 @@ const isResourceType = (type: string): type is ResourceType =>
 	(PATIENT_ACCESS_TYPES as readonly string[]).includes(type);
 
 /** SMART v1 `.read` covers read and search; v2 `.rs` letters name each interaction. */
-function scopeAllows(
-	scope: readonly string[],
-	type: string,
-	interaction: "read" | "search",
-): boolean {
+function scopeAllows(scope: readonly string[], type: string, interaction: "read" | "search"): boolean {
 	const letter = interaction === "read" ? "r" : "s";
 	return scope.some((s) => {
 		const match = /^patient\/([A-Za-z*]+)\.(read|[cruds]+)$/.exec(s);
@@ -133,8 +117,7 @@ fhir.get("/metadata", (c) => {
 						{
 							coding: [
 								{
-									system:
-										"http://terminology.hl7.org/CodeSystem/restful-security-service",
+									system: "http://terminology.hl7.org/CodeSystem/restful-security-service",
 									code: "SMART-on-FHIR",
 								},
 							],
@@ -153,10 +136,7 @@ fhir.get("/metadata", (c) => {
 				},
 				resource: PATIENT_ACCESS_TYPES.map((type) => ({
 					type,
-					interaction:
-						type === "Binary"
-							? [{ code: "read" }]
-							: [{ code: "read" }, { code: "search-type" }],
+					interaction: type === "Binary" ? [{ code: "read" }] : [{ code: "read" }, { code: "search-type" }],
 				})),
 			},
 		],
@@ -177,14 +157,9 @@ fhir.use("*", async (c, next) => {
 	const found = await stub.lookupAccessToken(match[1], Date.now());
 	const record = found ? patientRecord(found.record.patient) : undefined;
 	if (!found || !record) {
-		return outcome(
-			401,
-			"login",
-			"The access token is invalid, expired or revoked",
-			{
-				"WWW-Authenticate": 'Bearer realm="fhir", error="invalid_token"',
-			},
-		);
+		return outcome(401, "login", "The access token is invalid, expired or revoked", {
+			"WWW-Authenticate": 'Bearer realm="fhir", error="invalid_token"',
+		});
 	}
 	c.set("access", {
 		patientId: record.patient.id,
@@ -210,60 +185,35 @@ fhir.use("*", async (c, next) => {
 });
 
 function insufficientScope(type: string): Response {
-	return outcome(
-		403,
-		"forbidden",
-		`The access token does not grant access to ${type}`,
-		{
-			"WWW-Authenticate": 'Bearer realm="fhir", error="insufficient_scope"',
-		},
-	);
+	return outcome(403, "forbidden", `The access token does not grant access to ${type}`, {
+		"WWW-Authenticate": 'Bearer realm="fhir", error="insufficient_scope"',
+	});
 }
 
 function compartmentDenied(): Response {
-	return outcome(
-		403,
-		"forbidden",
-		"The requested data is outside the authorized patient's record",
-	);
+	return outcome(403, "forbidden", "The requested data is outside the authorized patient's record");
 }
 
 /** Where a resource lives: the caller's compartment or practice, someone else's, or nowhere. */
-function locate(
-	access: Access,
-	type: string,
-	id: string,
-): FhirResource | "elsewhere" | undefined {
+function locate(access: Access, type: string, id: string): FhirResource | "elsewhere" | undefined {
 	const own = access.record.byType.get(type)?.find((r) => r.id === id);
 	if (own) return own;
 	if (PRACTICE_LEVEL.has(type)) {
-		const shared = practiceResources(access.practiceId).find(
-			(r) => r.resourceType === type && r.id === id,
-		);
+		const shared = practiceResources(access.practiceId).find((r) => r.resourceType === type && r.id === id);
 		if (shared) return shared;
 	}
 	for (const other of TEST_PATIENTS) {
 		if (other.id === access.patientId) continue;
 		const record = patientRecord(other.id);
-		if (
-			record?.byType.get(type)?.some((r) => r.id === id) ||
-			record?.binaries.has(id)
-		)
-			return "elsewhere";
-		if (
-			practiceResources(other.practiceId).some(
-				(r) => r.resourceType === type && r.id === id,
-			)
-		)
-			return "elsewhere";
+		if (record?.byType.get(type)?.some((r) => r.id === id) || record?.binaries.has(id)) return "elsewhere";
+		if (practiceResources(other.practiceId).some((r) => r.resourceType === type && r.id === id)) return "elsewhere";
 	}
 	return undefined;
 }
 
 fhir.get("/Binary/:id", (c) => {
 	const access = c.get("access");
-	if (!scopeAllows(access.scope, "Binary", "read"))
-		return insufficientScope("Binary");
+	if (!scopeAllows(access.scope, "Binary", "read")) return insufficientScope("Binary");
 	const id = c.req.param("id");
 	const binary = access.record.binaries.get(id);
 	if (!binary) {
@@ -290,12 +240,7 @@ fhir.get("/Binary/:id", (c) => {
 fhir.get("/:type/:id", (c) => {
 	const access = c.get("access");
 	const { type, id } = c.req.param();
-	if (!isResourceType(type))
-		return outcome(
-			404,
-			"not-supported",
-			`Resource type ${type} is not supported`,
-		);
+	if (!isResourceType(type)) return outcome(404, "not-supported", `Resource type ${type} is not supported`);
 	if (!scopeAllows(access.scope, type, "read")) return insufficientScope(type);
 	const found = locate(access, type, id);
 	if (found === "elsewhere") return compartmentDenied();
@@ -304,36 +249,24 @@ fhir.get("/:type/:id", (c) => {
 });
 
 /** athena's required parameter combinations; null when satisfied. */
-function missingCombination(
-	type: string,
-	has: (name: string) => boolean,
-): string | null {
+function missingCombination(type: string, has: (name: string) => boolean): string | null {
 	switch (type) {
 		case "AllergyIntolerance":
-			return has("patient")
-				? null
-				: "AllergyIntolerance searches require the patient parameter";
+			return has("patient") ? null : "AllergyIntolerance searches require the patient parameter";
 		case "MedicationRequest":
 			return (has("patient") && has("intent")) || has("_id")
 				? null
 				: "MedicationRequest searches require patient and intent, or _id";
 		case "Patient":
-			return has("_id") ||
-				has("identifier") ||
-				has("name") ||
-				(has("family") && has("birthdate"))
+			return has("_id") || has("identifier") || has("name") || (has("family") && has("birthdate"))
 				? null
 				: "Patient searches require _id, identifier, name, or family and birthdate";
 		case "Provenance":
-			return has("target")
-				? null
-				: "Provenance searches require the target parameter";
+			return has("target") ? null : "Provenance searches require the target parameter";
 		default:
 			if (PRACTICE_LEVEL.has(type)) return null;
 			// Assumed (unconfirmed): other compartment searches need patient or _id too.
-			return has("patient") || has("subject") || has("_id")
-				? null
-				: `${type} searches require the patient parameter`;
+			return has("patient") || has("subject") || has("_id") ? null : `${type} searches require the patient parameter`;
 	}
 }
 
@@ -345,21 +278,14 @@ const tokens = (value: string | undefined) =>
 
 function codings(value: unknown): Array<{ system?: string; code?: string }> {
 	const list = Array.isArray(value) ? value : value ? [value] : [];
-	return list.flatMap(
-		(cc) =>
-			(cc as { coding?: Array<{ system?: string; code?: string }> }).coding ??
-			[],
-	);
+	return list.flatMap((cc) => (cc as { coding?: Array<{ system?: string; code?: string }> }).coding ?? []);
 }
 
 function matchesToken(value: unknown, wanted: string[]): boolean {
 	return codings(value).some((coding) =>
 		wanted.some((w) => {
 			const [system, code] = w.includes("|") ? w.split("|") : [undefined, w];
-			return (
-				coding.code === code &&
-				(system === undefined || system === "" || coding.system === system)
-			);
+			return coding.code === code && (system === undefined || system === "" || coding.system === system);
 		}),
 	);
 }
@@ -404,24 +330,13 @@ function matchesDate(resource: FhirResource, filters: string[]): boolean {
 
 /** Query string with athena's unencoded `/` in ah-practice and references. */
 function queryString(params: Array<[string, string]>): string {
-	return params
-		.map(
-			([k, v]) =>
-				`${encodeURIComponent(k)}=${encodeURIComponent(v).replaceAll("%2F", "/")}`,
-		)
-		.join("&");
+	return params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v).replaceAll("%2F", "/")}`).join("&");
 }
 
 async function fingerprint(params: Array<[string, string]>): Promise<string> {
-	const canonical = queryString(
-		[...params].sort(([a], [b]) => a.localeCompare(b)),
-	);
-	const digest = new Uint8Array(
-		await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical)),
-	);
-	return [...digest.slice(0, 8)]
-		.map((b) => b.toString(16).padStart(2, "0"))
-		.join("");
+	const canonical = queryString([...params].sort(([a], [b]) => a.localeCompare(b)));
+	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical)));
+	return [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function encodeCursor(offset: number, print: string): string {
@@ -433,15 +348,8 @@ function encodeCursor(offset: number, print: string): string {
 
 function decodeCursor(cursor: string): { o: number; q: string } | undefined {
 	try {
-		const parsed = JSON.parse(
-			atob(cursor.replaceAll("-", "+").replaceAll("_", "/")),
-		) as { o?: unknown; q?: unknown };
-		if (
-			typeof parsed.o === "number" &&
-			Number.isInteger(parsed.o) &&
-			parsed.o >= 0 &&
-			typeof parsed.q === "string"
-		) {
+		const parsed = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/"))) as { o?: unknown; q?: unknown };
+		if (typeof parsed.o === "number" && Number.isInteger(parsed.o) && parsed.o >= 0 && typeof parsed.q === "string") {
 			return { o: parsed.o, q: parsed.q };
 		}
 	} catch {}
@@ -455,8 +363,7 @@ fhir.get("/:type", async (c) => {
 	if (!isResourceType(type) || type === "Binary") {
 		return outcome(400, "not-supported", `Search is not supported for ${type}`);
 	}
-	if (!scopeAllows(access.scope, type, "search"))
-		return insufficientScope(type);
+	if (!scopeAllows(access.scope, type, "search")) return insufficientScope(type);
 	const all = [...new URL(c.req.url).searchParams.entries()];
 	const get = (name: string) => all.find(([k]) => k === name)?.[1];
 	const has = (name: string) => (get(name) ?? "") !== "";
@@ -464,29 +371,19 @@ fhir.get("/:type", async (c) => {
 	const practice = get("ah-practice");
 	if (!practice) return outcome(400, "processing", MISSING_PRACTICE_TEXT);
 	if (practice !== practiceReference(access.practiceId)) {
-		return outcome(
-			400,
-			"processing",
-			"The ah-practice parameter does not match the authorized patient's practice",
-		);
+		return outcome(400, "processing", "The ah-practice parameter does not match the authorized patient's practice");
 	}
 	const missing = missingCombination(type, has);
 	if (missing) return outcome(403, "forbidden", missing);
 
 	for (const name of ["patient", "subject"]) {
 		const value = get(name);
-		if (
-			value !== undefined &&
-			value.replace(/^Patient\//, "") !== access.patientId
-		)
-			return compartmentDenied();
+		if (value !== undefined && value.replace(/^Patient\//, "") !== access.patientId) return compartmentDenied();
 	}
 
 	let candidates: FhirResource[];
 	if (PRACTICE_LEVEL.has(type)) {
-		candidates = practiceResources(access.practiceId).filter(
-			(r) => r.resourceType === type,
-		);
+		candidates = practiceResources(access.practiceId).filter((r) => r.resourceType === type);
 	} else if (type === "Provenance") {
 		candidates = tokens(get("target")).flatMap((target) => {
 			const [targetType, targetId] = target.split("/");
@@ -498,16 +395,13 @@ fhir.get("/:type", async (c) => {
 					resourceType: "Provenance",
 					id: `a-${access.practiceId}.Provenance-${targetType}-${targetId}`,
 					target: [{ reference: `${targetType}/${targetId}` }],
-					recorded: `${resourceDate(found) ?? "2020-01-01"}`
-						.slice(0, 10)
-						.concat("T00:00:00Z"),
+					recorded: `${resourceDate(found) ?? "2020-01-01"}`.slice(0, 10).concat("T00:00:00Z"),
 					agent: [
 						{
 							type: {
 								coding: [
 									{
-										system:
-											"http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+										system: "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
 										code: "author",
 									},
 								],
@@ -532,40 +426,28 @@ fhir.get("/:type", async (c) => {
 		const birthdate = get("birthdate");
 		candidates = candidates.filter(
 			() =>
-				(identifier === undefined ||
-					identifier.split("|").pop() === p.id.split(".E-")[1]) &&
-				(name === undefined ||
-					`${p.given} ${p.family}`.toLowerCase().includes(name)) &&
+				(identifier === undefined || identifier.split("|").pop() === p.id.split(".E-")[1]) &&
+				(name === undefined || `${p.given} ${p.family}`.toLowerCase().includes(name)) &&
 				(family === undefined || p.family.toLowerCase().startsWith(family)) &&
 				(birthdate === undefined || birthdate === p.birthDate),
 		);
 	}
 	const category = tokens(get("category"));
-	if (category.length > 0)
-		candidates = candidates.filter((r) => matchesToken(r.category, category));
+	if (category.length > 0) candidates = candidates.filter((r) => matchesToken(r.category, category));
 	const code = tokens(get("code"));
 	if (code.length > 0) {
-		candidates = candidates.filter((r) =>
-			matchesToken(
-				r.code ?? r.vaccineCode ?? r.medicationCodeableConcept,
-				code,
-			),
-		);
+		candidates = candidates.filter((r) => matchesToken(r.code ?? r.vaccineCode ?? r.medicationCodeableConcept, code));
 	}
 	const intent = tokens(get("intent"));
-	if (intent.length > 0)
-		candidates = candidates.filter((r) => intent.includes(String(r.intent)));
+	if (intent.length > 0) candidates = candidates.filter((r) => intent.includes(String(r.intent)));
 	const status = tokens(get("status"));
-	if (status.length > 0)
-		candidates = candidates.filter((r) => status.includes(String(r.status)));
+	if (status.length > 0) candidates = candidates.filter((r) => status.includes(String(r.status)));
 	const dates = all.filter(([k]) => k === "date").map(([, v]) => v);
-	if (dates.length > 0)
-		candidates = candidates.filter((r) => matchesDate(r, dates));
+	if (dates.length > 0) candidates = candidates.filter((r) => matchesDate(r, dates));
 
 	const countParam = get("_count");
 	const count = countParam === undefined ? DEFAULT_COUNT : Number(countParam);
-	if (!Number.isInteger(count) || count < 1)
-		return outcome(400, "invalid", "_count must be a positive integer");
+	if (!Number.isInteger(count) || count < 1) return outcome(400, "invalid", "_count must be a positive integer");
 	const pageSize = Math.min(count, MAX_COUNT);
 	const base = all.filter(([k]) => k !== "cursor");
 	const print = await fingerprint(base);
@@ -574,23 +456,16 @@ fhir.get("/:type", async (c) => {
 	if (cursor !== undefined) {
 		const decoded = decodeCursor(cursor);
 		// The cursor is opaque and bound to the search it came from.
-		if (!decoded || decoded.q !== print)
-			return outcome(400, "invalid", "The cursor is not valid for this search");
+		if (!decoded || decoded.q !== print) return outcome(400, "invalid", "The cursor is not valid for this search");
 		offset = decoded.o;
 	}
 	const searchUrl = `${urls.fhirBase}/${type}?`;
 	const selfUrl = searchUrl + queryString(all);
-	const nextUrl = (at: number) =>
-		searchUrl + queryString([...base, ["cursor", encodeCursor(at, print)]]);
+	const nextUrl = (at: number) => searchUrl + queryString([...base, ["cursor", encodeCursor(at, print)]]);
 
 	const sandboxBytes = get(SANDBOX_BYTES_PARAM);
 	if (sandboxBytes !== undefined) {
-		if (type !== "Observation")
-			return outcome(
-				400,
-				"not-supported",
-				`${SANDBOX_BYTES_PARAM} is only for Observation`,
-			);
+		if (type !== "Observation") return outcome(400, "not-supported", `${SANDBOX_BYTES_PARAM} is only for Observation`);
 		const totalBytes = Number(sandboxBytes);
 		const options = {
 			fhirBase: urls.fhirBase,
@@ -601,11 +476,7 @@ fhir.get("/:type", async (c) => {
 			nextUrl: nextUrl(offset + 1),
 		};
 		const minimum = minimumLargeSearchsetBytes(options);
-		if (
-			!Number.isInteger(totalBytes) ||
-			totalBytes < minimum ||
-			totalBytes > MAX_SANDBOX_BYTES
-		) {
+		if (!Number.isInteger(totalBytes) || totalBytes < minimum || totalBytes > MAX_SANDBOX_BYTES) {
 			return outcome(
 				400,
 				"invalid",
@@ -619,8 +490,7 @@ fhir.get("/:type", async (c) => {
 
 	const page = candidates.slice(offset, offset + pageSize);
 	const link = [{ relation: "self", url: selfUrl }];
-	if (offset + pageSize < candidates.length)
-		link.push({ relation: "next", url: nextUrl(offset + pageSize) });
+	if (offset + pageSize < candidates.length) link.push({ relation: "next", url: nextUrl(offset + pageSize) });
 	return fhirJson({
 		resourceType: "Bundle",
 		type: "searchset",
@@ -634,10 +504,4 @@ fhir.get("/:type", async (c) => {
 	});
 });
 
-fhir.all("*", () =>
-	outcome(
-		405,
-		"not-supported",
-		"The sandbox serves read and search interactions only",
-	),
-);
+fhir.all("*", () => outcome(405, "not-supported", "The sandbox serves read and search interactions only"));

@@ -1,29 +1,13 @@
 import { Hono } from "hono";
 import { importJWK, SignJWT } from "jose";
-import {
-	CLIENT_ASSERTION_TYPE,
-	decodeAssertion,
-	verifyClientAssertion,
-} from "./assertion";
+import { CLIENT_ASSERTION_TYPE, decodeAssertion, verifyClientAssertion } from "./assertion";
 import { clientJwks } from "./client-jwks";
 import { type SandboxConfig, sandboxUrls } from "./config";
-import {
-	type AppEnv,
-	effectiveConfig,
-	type StateStub,
-	sleep,
-	stateStub,
-} from "./context";
+import { type AppEnv, effectiveConfig, type StateStub, sleep, stateStub } from "./context";
 import { findUser } from "./data";
 import type { SandboxEnv } from "./env";
 import { OAuthError, oauthErrorResponse } from "./errors";
-import {
-	consentPage,
-	errorPage,
-	htmlFaultPage,
-	signedOutPage,
-	signInPage,
-} from "./pages";
+import { consentPage, errorPage, htmlFaultPage, signedOutPage, signInPage } from "./pages";
 import type { Grant, IssuedTokens } from "./state";
 
 /** Pending sign-ins expire like an abandoned Okta session. */
@@ -36,10 +20,7 @@ const VERIFIER_PATTERN = /^[A-Za-z0-9\-._~]{43,128}$/;
 
 export const oauth = new Hono<AppEnv>();
 
-function redirectWith(
-	redirectUri: string,
-	params: Record<string, string | undefined>,
-): Response {
+function redirectWith(redirectUri: string, params: Record<string, string | undefined>): Response {
 	const url = new URL(redirectUri);
 	for (const [name, value] of Object.entries(params)) {
 		if (value !== undefined) url.searchParams.set(name, value);
@@ -51,15 +32,10 @@ function redirectWith(
 }
 
 async function sha256Base64url(text: string): Promise<string> {
-	const digest = new Uint8Array(
-		await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
-	);
+	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
 	let binary = "";
 	for (const b of digest) binary += String.fromCharCode(b);
-	return btoa(binary)
-		.replaceAll("+", "-")
-		.replaceAll("/", "_")
-		.replace(/=+$/, "");
+	return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 oauth.get("/v1/authorize", async (c) => {
@@ -73,14 +49,11 @@ oauth.get("/v1/authorize", async (c) => {
 	// redirect_uri: the error is shown here (RFC 6749 §4.1.2.1).
 	const clientId = q("client_id");
 	if (!clientId) return errorPage("The request has no client_id.");
-	if (clientId !== config.clientId)
-		return errorPage("The client_id is not registered.");
+	if (clientId !== config.clientId) return errorPage("The client_id is not registered.");
 	const redirectUri = q("redirect_uri");
 	if (!redirectUri) return errorPage("The request has no redirect_uri.");
 	if (!config.redirectUris.includes(redirectUri)) {
-		return errorPage(
-			"The redirect_uri is not registered for this client (exact match required).",
-		);
+		return errorPage("The redirect_uri is not registered for this client (exact match required).");
 	}
 
 	const state = q("state");
@@ -91,32 +64,21 @@ oauth.get("/v1/authorize", async (c) => {
 			state,
 			iss: urls.issuer,
 		});
-	if (q("response_type") !== "code")
-		return fail("unsupported_response_type", "response_type must be code");
+	if (q("response_type") !== "code") return fail("unsupported_response_type", "response_type must be code");
 	// Okta refuses a request without state; the client's CSRF defence depends on it.
 	if (!state) return fail("invalid_request", "state is required");
 	const scope = (q("scope") ?? "").split(" ").filter(Boolean);
 	if (scope.length === 0) return fail("invalid_scope", "scope is required");
 	// athena (reportedly): one scope outside the registration fails the whole request.
 	const unknown = scope.filter((s) => !config.allowedScopes.has(s));
-	if (unknown.length > 0)
-		return fail("invalid_scope", `Invalid Scope: ${unknown.join(" ")}`);
-	if (q("aud") !== urls.fhirBase)
-		return fail(
-			"invalid_request",
-			`aud must be the FHIR base ${urls.fhirBase}`,
-		);
+	if (unknown.length > 0) return fail("invalid_scope", `Invalid Scope: ${unknown.join(" ")}`);
+	if (q("aud") !== urls.fhirBase) return fail("invalid_request", `aud must be the FHIR base ${urls.fhirBase}`);
 	const codeChallenge = q("code_challenge");
 	const method = q("code_challenge_method");
-	if (!codeChallenge)
-		return fail("invalid_request", "PKCE code_challenge is required");
-	if (method !== "S256")
-		return fail("invalid_request", "code_challenge_method must be S256");
+	if (!codeChallenge) return fail("invalid_request", "PKCE code_challenge is required");
+	if (method !== "S256") return fail("invalid_request", "code_challenge_method must be S256");
 	if (!/^[A-Za-z0-9_-]{43}$/.test(codeChallenge)) {
-		return fail(
-			"invalid_request",
-			"code_challenge must be a base64url SHA-256 digest",
-		);
+		return fail("invalid_request", "code_challenge must be a base64url SHA-256 digest");
 	}
 	const nonce = q("nonce");
 	const requestId = await stub.createPending({
@@ -136,25 +98,14 @@ oauth.post("/v1/authorize/signin", async (c) => {
 	const form = await c.req.formData();
 	const requestId = String(form.get("request") ?? "");
 	const pending = await stub.getPending(requestId, Date.now());
-	if (!pending)
-		return errorPage(
-			"This sign-in request has expired or was already used. Start again from the app.",
-		);
+	if (!pending) return errorPage("This sign-in request has expired or was already used. Start again from the app.");
 	const user = findUser(String(form.get("username") ?? ""));
 	if (!user || user.password !== String(form.get("password") ?? "")) {
-		return signInPage(
-			requestId,
-			"The username or password is not correct.",
-			401,
-		);
+		return signInPage(requestId, "The username or password is not correct.", 401);
 	}
 	const practice = String(form.get("practice") ?? "");
 	if (practice !== "" && practice !== user.practiceId) {
-		return signInPage(
-			requestId,
-			`This account has no portal access at practice ${practice}.`,
-			401,
-		);
+		return signInPage(requestId, `This account has no portal access at practice ${practice}.`, 401);
 	}
 	await stub.signInPending(requestId, user.id, Date.now());
 	return consentPage(requestId, `${user.given} ${user.family}`, pending.scope);
@@ -165,16 +116,8 @@ oauth.post("/v1/authorize/consent", async (c) => {
 	const urls = sandboxUrls(c.req.url);
 	const form = await c.req.formData();
 	const allow = form.get("decision") === "allow";
-	const decided = await stub.decidePending(
-		String(form.get("request") ?? ""),
-		allow,
-		CODE_TTL_MS,
-		Date.now(),
-	);
-	if (!decided)
-		return errorPage(
-			"This sign-in request has expired or was already answered. Start again from the app.",
-		);
+	const decided = await stub.decidePending(String(form.get("request") ?? ""), allow, CODE_TTL_MS, Date.now());
+	if (!decided) return errorPage("This sign-in request has expired or was already answered. Start again from the app.");
 	const { pending, code } = decided;
 	// RFC 9207: iss on every authorization response, success or error.
 	if (!code)
@@ -204,18 +147,10 @@ interface ClientAuthContext {
 async function authenticateClient(ctx: ClientAuthContext): Promise<void> {
 	const { form, config, stub } = ctx;
 	if (ctx.headers.has("Authorization") || form.has("client_secret")) {
-		throw new OAuthError(
-			"invalid_client",
-			"Only private_key_jwt client authentication is accepted",
-			401,
-		);
+		throw new OAuthError("invalid_client", "Only private_key_jwt client authentication is accepted", 401);
 	}
 	if (form.get("client_assertion_type") !== CLIENT_ASSERTION_TYPE) {
-		throw new OAuthError(
-			"invalid_client",
-			`client_assertion_type must be ${CLIENT_ASSERTION_TYPE}`,
-			401,
-		);
+		throw new OAuthError("invalid_client", `client_assertion_type must be ${CLIENT_ASSERTION_TYPE}`, 401);
 	}
 	const assertion = form.get("client_assertion");
 	if (typeof assertion !== "string" || assertion === "") {
@@ -236,11 +171,7 @@ async function authenticateClient(ctx: ClientAuthContext): Promise<void> {
 		});
 	try {
 		if (clientIdParam !== null && clientIdParam !== config.clientId) {
-			throw new OAuthError(
-				"invalid_client",
-				"client_id is not registered",
-				401,
-			);
+			throw new OAuthError("invalid_client", "client_id is not registered", 401);
 		}
 		const now = Date.now();
 		const client = ctx.env.CLIENT;
@@ -261,15 +192,11 @@ async function authenticateClient(ctx: ClientAuthContext): Promise<void> {
 					now,
 					onFetch: () => stub.record({ count: "jwksFetch" }),
 				}),
-			consumeJti: (jti, expiresAt) =>
-				stub.consumeJti(config.clientId, jti, expiresAt, Date.now()),
+			consumeJti: (jti, expiresAt) => stub.consumeJti(config.clientId, jti, expiresAt, Date.now()),
 		});
 		await record(true);
 	} catch (error) {
-		await record(
-			false,
-			error instanceof OAuthError ? error.description : "unexpected error",
-		);
+		await record(false, error instanceof OAuthError ? error.description : "unexpected error");
 		throw error;
 	}
 }
@@ -321,8 +248,7 @@ function tokenBody(
 
 function required(form: FormData, name: string): string {
 	const value = form.get(name);
-	if (typeof value !== "string" || value === "")
-		throw new OAuthError("invalid_request", `${name} is required`);
+	if (typeof value !== "string" || value === "") throw new OAuthError("invalid_request", `${name} is required`);
 	return value;
 }
 
@@ -341,29 +267,17 @@ oauth.post("/v1/token", async (c) => {
 		}
 		if (fault?.status) {
 			throw new OAuthError(
-				fault.status === 429
-					? "rate_limit_exceeded"
-					: "temporarily_unavailable",
+				fault.status === 429 ? "rate_limit_exceeded" : "temporarily_unavailable",
 				"Injected fault",
 				fault.status,
 				fault.status === 429 ? { "Retry-After": "60" } : {},
 			);
 		}
-		if (
-			!(c.req.header("Content-Type") ?? "").startsWith(
-				"application/x-www-form-urlencoded",
-			)
-		) {
-			throw new OAuthError(
-				"invalid_request",
-				"The body must be application/x-www-form-urlencoded",
-			);
+		if (!(c.req.header("Content-Type") ?? "").startsWith("application/x-www-form-urlencoded")) {
+			throw new OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded");
 		}
 		const form = await c.req.formData();
-		grantType =
-			typeof form.get("grant_type") === "string"
-				? String(form.get("grant_type"))
-				: null;
+		grantType = typeof form.get("grant_type") === "string" ? String(form.get("grant_type")) : null;
 		const config = await effectiveConfig(c.env, stub);
 		await authenticateClient({
 			env: c.env,
@@ -375,23 +289,14 @@ oauth.post("/v1/token", async (c) => {
 			audiences: [urls.token],
 		});
 		if (grantType !== "authorization_code" && grantType !== "refresh_token") {
-			throw new OAuthError(
-				"unsupported_grant_type",
-				"grant_type must be authorization_code or refresh_token",
-			);
+			throw new OAuthError("unsupported_grant_type", "grant_type must be authorization_code or refresh_token");
 		}
 		// Every login and every refresh spends from athena's per-minute budget.
-		const budget = await stub.takeTokenBudget(
-			config.tokenRateLimit,
-			Date.now(),
-		);
+		const budget = await stub.takeTokenBudget(config.tokenRateLimit, Date.now());
 		if (!budget.allowed) {
-			throw new OAuthError(
-				"rate_limit_exceeded",
-				`No more than ${config.tokenRateLimit} new tokens per minute`,
-				429,
-				{ "Retry-After": String(budget.retryAfter) },
-			);
+			throw new OAuthError("rate_limit_exceeded", `No more than ${config.tokenRateLimit} new tokens per minute`, 429, {
+				"Retry-After": String(budget.retryAfter),
+			});
 		}
 
 		let body: Record<string, unknown>;
@@ -403,27 +308,16 @@ oauth.post("/v1/token", async (c) => {
 			if (presented.status !== "ok") {
 				throw new OAuthError(
 					"invalid_grant",
-					presented.status === "reused"
-						? "The code was already used"
-						: "The code is unknown or expired",
+					presented.status === "reused" ? "The code was already used" : "The code is unknown or expired",
 				);
 			}
 			const { record, codeKey } = presented;
 			if (record.clientId !== config.clientId)
-				throw new OAuthError(
-					"invalid_grant",
-					"The code was issued to another client",
-				);
+				throw new OAuthError("invalid_grant", "The code was issued to another client");
 			if (record.redirectUri !== redirectUri) {
-				throw new OAuthError(
-					"invalid_grant",
-					"redirect_uri does not match the authorization request",
-				);
+				throw new OAuthError("invalid_grant", "redirect_uri does not match the authorization request");
 			}
-			if (
-				!VERIFIER_PATTERN.test(verifier) ||
-				(await sha256Base64url(verifier)) !== record.codeChallenge
-			) {
+			if (!VERIFIER_PATTERN.test(verifier) || (await sha256Base64url(verifier)) !== record.codeChallenge) {
 				throw new OAuthError("invalid_grant", "PKCE verification failed");
 			}
 			const grant = await stub.createGrant(
@@ -436,20 +330,9 @@ oauth.post("/v1/token", async (c) => {
 				},
 				codeKey,
 			);
-			const tokens = await stub.issueTokens(
-				grant,
-				record.scope,
-				config.accessTokenTtl,
-				Date.now(),
-			);
+			const tokens = await stub.issueTokens(grant, record.scope, config.accessTokenTtl, Date.now());
 			const idToken = record.scope.includes("openid")
-				? await signIdToken(
-						stub,
-						urls.issuer,
-						urls.fhirBase,
-						grant,
-						record.nonce,
-					)
+				? await signIdToken(stub, urls.issuer, urls.fhirBase, grant, record.nonce)
 				: undefined;
 			body = tokenBody(tokens, record.scope, grant, idToken);
 		} else {
@@ -458,41 +341,16 @@ oauth.post("/v1/token", async (c) => {
 			const scope = required(form, "scope").split(" ").filter(Boolean);
 			const current = await stub.lookupRefreshToken(refreshToken);
 			if (!current || current.record.clientId !== config.clientId) {
-				throw new OAuthError(
-					"invalid_grant",
-					"The refresh token is invalid, expired or revoked",
-				);
+				throw new OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked");
 			}
 			const extra = scope.filter((s) => !current.record.scope.includes(s));
-			if (extra.length > 0)
-				throw new OAuthError(
-					"invalid_scope",
-					`Not in the original grant: ${extra.join(" ")}`,
-				);
+			if (extra.length > 0) throw new OAuthError("invalid_scope", `Not in the original grant: ${extra.join(" ")}`);
 			// Rotation: the presented refresh token never works again.
-			const consumed = await stub.consumeRefreshToken(
-				refreshToken,
-				config.clientId,
-			);
-			if (!consumed)
-				throw new OAuthError(
-					"invalid_grant",
-					"The refresh token is invalid, expired or revoked",
-				);
-			const tokens = await stub.issueTokens(
-				consumed.grant,
-				scope,
-				config.accessTokenTtl,
-				Date.now(),
-			);
+			const consumed = await stub.consumeRefreshToken(refreshToken, config.clientId);
+			if (!consumed) throw new OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked");
+			const tokens = await stub.issueTokens(consumed.grant, scope, config.accessTokenTtl, Date.now());
 			const idToken = scope.includes("openid")
-				? await signIdToken(
-						stub,
-						urls.issuer,
-						urls.fhirBase,
-						consumed.grant,
-						undefined,
-					)
+				? await signIdToken(stub, urls.issuer, urls.fhirBase, consumed.grant, undefined)
 				: undefined;
 			body = tokenBody(tokens, scope, consumed.grant, idToken);
 		}
@@ -585,11 +443,7 @@ oauth.post("/v1/introspect", async (c) => {
 			if (access && access.record.clientId === config.clientId) {
 				return Response.json(
 					{
-						...common(
-							access.record.clientId,
-							access.record.patient,
-							access.record.scope,
-						),
+						...common(access.record.clientId, access.record.patient, access.record.scope),
 						token_type: "Bearer",
 						iat: Math.floor(access.record.issuedAt / 1000),
 						exp: Math.floor(access.record.expiresAt / 1000),
@@ -602,11 +456,7 @@ oauth.post("/v1/introspect", async (c) => {
 		if (refresh && refresh.record.clientId === config.clientId) {
 			return Response.json(
 				{
-					...common(
-						refresh.record.clientId,
-						refresh.record.patient,
-						refresh.record.scope,
-					),
+					...common(refresh.record.clientId, refresh.record.patient, refresh.record.scope),
 					token_type: "refresh_token",
 					iat: Math.floor(refresh.record.issuedAt / 1000),
 				},
@@ -639,9 +489,6 @@ oauth.get("/v1/logout", async (c) => {
 		const origin = new URL(target).origin;
 		allowed = config.redirectUris.some((uri) => new URL(uri).origin === origin);
 	} catch {}
-	if (!allowed)
-		return errorPage(
-			"post_logout_redirect_uri is not registered for this client.",
-		);
+	if (!allowed) return errorPage("post_logout_redirect_uri is not registered for this client.");
 	return redirectWith(target, { state: c.req.query("state") });
 });

@@ -1,13 +1,7 @@
 import { TEST_PATIENTS } from "./data";
 
 const escapeHtml = (value: string) =>
-	value.replace(
-		/[&<>"']/g,
-		(c) =>
-			({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[
-				c
-			] ?? c,
-	);
+	value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c);
 
 const PAGE_HEADERS = {
 	"Content-Type": "text/html; charset=utf-8",
@@ -15,8 +9,7 @@ const PAGE_HEADERS = {
 	"Referrer-Policy": "no-referrer",
 	"X-Frame-Options": "DENY",
 	// Plain HTML forms only: no script is needed or allowed.
-	"Content-Security-Policy":
-		"default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:",
+	"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:",
 };
 
 function page(title: string, body: string, status = 200): Response {
@@ -35,23 +28,12 @@ ${body}
 
 /** Shown for errors before redirect_uri is trusted: never a redirect (RFC 6749 §4.1.2.1). */
 export function errorPage(message: string, status = 400): Response {
-	return page(
-		"Sign-in request refused",
-		`<p class="error" role="alert">${escapeHtml(message)}</p>`,
-		status,
-	);
+	return page("Sign-in request refused", `<p class="error" role="alert">${escapeHtml(message)}</p>`, status);
 }
 
-export function signInPage(
-	requestId: string,
-	error?: string,
-	status = 200,
-): Response {
+export function signInPage(requestId: string, error?: string, status = 200): Response {
 	const practices = [...new Set(TEST_PATIENTS.map((p) => p.practiceId))]
-		.map(
-			(id) =>
-				`<option value="${escapeHtml(id)}">Practice ${escapeHtml(id)}</option>`,
-		)
+		.map((id) => `<option value="${escapeHtml(id)}">Practice ${escapeHtml(id)}</option>`)
 		.join("");
 	return page(
 		"Sign in to your patient portal",
@@ -71,14 +53,8 @@ export function signInPage(
 	);
 }
 
-export function consentPage(
-	requestId: string,
-	patientName: string,
-	scopes: readonly string[],
-): Response {
-	const items = scopes
-		.map((s) => `<li><code>${escapeHtml(s)}</code></li>`)
-		.join("");
+export function consentPage(requestId: string, patientName: string, scopes: readonly string[]): Response {
+	const items = scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join("");
 	return page(
 		"Allow access to your health record?",
 		`<p>Signed in as ${escapeHtml(patientName)}. The app asks for:</p>
@@ -97,9 +73,5 @@ export function signedOutPage(): Response {
 
 /** Used by the token fault "html": a proxy's error page where JSON was expected. */
 export function htmlFaultPage(status: number): Response {
-	return page(
-		"Service unavailable",
-		"<p>The upstream service returned an HTML page.</p>",
-		status,
-	);
+	return page("Service unavailable", "<p>The upstream service returned an HTML page.</p>", status);
 }

@@ -1,10 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import {
-	calculateJwkThumbprint,
-	exportJWK,
-	generateKeyPair,
-	type JWK,
-} from "jose";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
 import type { ConfigOverrides } from "./config";
 import type { SandboxEnv } from "./env";
 
@@ -130,21 +125,13 @@ function randomToken(bytes = 32): string {
 	const raw = crypto.getRandomValues(new Uint8Array(bytes));
 	let text = "";
 	for (const b of raw) text += String.fromCharCode(b);
-	return btoa(text)
-		.replaceAll("+", "-")
-		.replaceAll("/", "_")
-		.replace(/=+$/, "");
+	return btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 /** Tokens and codes are stored only as SHA-256 hashes, so a storage dump gives nothing usable. */
 async function hashSecret(secret: string): Promise<string> {
-	const digest = await crypto.subtle.digest(
-		"SHA-256",
-		new TextEncoder().encode(secret),
-	);
-	return [...new Uint8Array(digest)]
-		.map((b) => b.toString(16).padStart(2, "0"))
-		.join("");
+	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(secret));
+	return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export class SandboxState extends DurableObject<SandboxEnv> {
@@ -197,21 +184,13 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	override async alarm(): Promise<void> {
 		const now = Date.now();
 		let remaining = 0;
-		for (const prefix of [
-			"pending:",
-			"code:",
-			"jti:",
-			"access:",
-			"jwks:",
-			"ratelimit:",
-		]) {
+		for (const prefix of ["pending:", "code:", "jti:", "access:", "jwks:", "ratelimit:"]) {
 			const entries = await this.ctx.storage.list<{ expiresAt?: number }>({
 				prefix,
 			});
 			const expired: string[] = [];
 			for (const [key, value] of entries) {
-				if (typeof value?.expiresAt === "number" && value.expiresAt <= now)
-					expired.push(key);
+				if (typeof value?.expiresAt === "number" && value.expiresAt <= now) expired.push(key);
 				else remaining++;
 			}
 			for (let i = 0; i < expired.length; i += 128) {
@@ -221,10 +200,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		if (remaining > 0) await this.ctx.storage.setAlarm(now + SWEEP_INTERVAL_MS);
 	}
 
-	private async getLive<T extends { expiresAt: number }>(
-		key: string,
-		now: number,
-	): Promise<T | undefined> {
+	private async getLive<T extends { expiresAt: number }>(key: string, now: number): Promise<T | undefined> {
 		const value = await this.ctx.storage.get<T>(key);
 		if (!value) return undefined;
 		if (value.expiresAt <= now) {
@@ -243,22 +219,12 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return id;
 	}
 
-	async getPending(
-		id: string,
-		now: number,
-	): Promise<PendingAuthorization | undefined> {
+	async getPending(id: string, now: number): Promise<PendingAuthorization | undefined> {
 		return this.getLive<PendingAuthorization>(`pending:${id}`, now);
 	}
 
-	async signInPending(
-		id: string,
-		patient: string,
-		now: number,
-	): Promise<PendingAuthorization | undefined> {
-		const pending = await this.getLive<PendingAuthorization>(
-			`pending:${id}`,
-			now,
-		);
+	async signInPending(id: string, patient: string, now: number): Promise<PendingAuthorization | undefined> {
+		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`, now);
 		if (!pending) return undefined;
 		const next = { ...pending, patient };
 		await this.ctx.storage.put(`pending:${id}`, next);
@@ -272,10 +238,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		codeTtlMs: number,
 		now: number,
 	): Promise<{ pending: PendingAuthorization; code?: string } | undefined> {
-		const pending = await this.getLive<PendingAuthorization>(
-			`pending:${id}`,
-			now,
-		);
+		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`, now);
 		if (!pending?.patient) return undefined;
 		await this.ctx.storage.delete(`pending:${id}`);
 		if (!allow) return { pending };
@@ -303,10 +266,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	async presentCode(
 		code: string,
 		now: number,
-	): Promise<
-		| { status: "ok"; record: CodeRecord; codeKey: string }
-		| { status: "unknown" | "reused" }
-	> {
+	): Promise<{ status: "ok"; record: CodeRecord; codeKey: string } | { status: "unknown" | "reused" }> {
 		const codeKey = `code:${await hashSecret(code)}`;
 		const record = await this.getLive<CodeRecord>(codeKey, now);
 		if (!record) return { status: "unknown" };
@@ -319,12 +279,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	}
 
 	/** Records a jti; false when it was seen before (RFC 7523 §3 replay protection). */
-	async consumeJti(
-		clientId: string,
-		jti: string,
-		expiresAt: number,
-		now: number,
-	): Promise<boolean> {
+	async consumeJti(clientId: string, jti: string, expiresAt: number, now: number): Promise<boolean> {
 		const key = `jti:${clientId}:${await hashSecret(jti)}`;
 		if (await this.getLive<{ expiresAt: number }>(key, now)) return false;
 		await this.ctx.storage.put(key, { expiresAt });
@@ -333,19 +288,12 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	}
 
 	/** Fixed window per calendar minute, as athena's "no new tokens for the rest of that minute". */
-	async takeTokenBudget(
-		limit: number,
-		now: number,
-	): Promise<{ allowed: boolean; retryAfter: number }> {
+	async takeTokenBudget(limit: number, now: number): Promise<{ allowed: boolean; retryAfter: number }> {
 		const minute = Math.floor(now / 60_000);
-		const retryAfter = Math.max(
-			1,
-			Math.ceil(((minute + 1) * 60_000 - now) / 1000),
-		);
+		const retryAfter = Math.max(1, Math.ceil(((minute + 1) * 60_000 - now) / 1000));
 		if (limit === 0) return { allowed: true, retryAfter };
 		const key = `ratelimit:${minute}`;
-		const used =
-			(await this.ctx.storage.get<{ count: number }>(key))?.count ?? 0;
+		const used = (await this.ctx.storage.get<{ count: number }>(key))?.count ?? 0;
 		if (used >= limit) return { allowed: false, retryAfter };
 		await this.ctx.storage.put(key, {
 			count: used + 1,
@@ -355,26 +303,17 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return { allowed: true, retryAfter };
 	}
 
-	async createGrant(
-		grant: Omit<Grant, "id" | "revoked">,
-		codeKey?: string,
-	): Promise<Grant> {
+	async createGrant(grant: Omit<Grant, "id" | "revoked">, codeKey?: string): Promise<Grant> {
 		const full: Grant = { ...grant, id: randomToken(16), revoked: false };
 		await this.ctx.storage.put(`grant:${full.id}`, full);
 		if (codeKey) {
 			const record = await this.ctx.storage.get<CodeRecord>(codeKey);
-			if (record)
-				await this.ctx.storage.put(codeKey, { ...record, grantId: full.id });
+			if (record) await this.ctx.storage.put(codeKey, { ...record, grantId: full.id });
 		}
 		return full;
 	}
 
-	async issueTokens(
-		grant: Grant,
-		scope: string[],
-		ttlSeconds: number,
-		now: number,
-	): Promise<IssuedTokens> {
+	async issueTokens(grant: Grant, scope: string[], ttlSeconds: number, now: number): Promise<IssuedTokens> {
 		const accessToken = randomToken(32);
 		const access: AccessTokenRecord = {
 			grantId: grant.id,
@@ -384,13 +323,9 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 			issuedAt: now,
 			expiresAt: now + ttlSeconds * 1000,
 		};
-		await this.ctx.storage.put(
-			`access:${await hashSecret(accessToken)}`,
-			access,
-		);
+		await this.ctx.storage.put(`access:${await hashSecret(accessToken)}`, access);
 		await this.ensureSweep();
-		if (!scope.includes("offline_access"))
-			return { accessToken, expiresIn: ttlSeconds };
+		if (!scope.includes("offline_access")) return { accessToken, expiresIn: ttlSeconds };
 		const refreshToken = randomToken(32);
 		const refresh: RefreshTokenRecord = {
 			grantId: grant.id,
@@ -399,10 +334,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 			scope,
 			issuedAt: now,
 		};
-		await this.ctx.storage.put(
-			`refresh:${await hashSecret(refreshToken)}`,
-			refresh,
-		);
+		await this.ctx.storage.put(`refresh:${await hashSecret(refreshToken)}`, refresh);
 		return { accessToken, refreshToken, expiresIn: ttlSeconds };
 	}
 
@@ -427,22 +359,15 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		accessToken: string,
 		now: number,
 	): Promise<{ record: AccessTokenRecord; grant: Grant } | undefined> {
-		const record = await this.getLive<AccessTokenRecord>(
-			`access:${await hashSecret(accessToken)}`,
-			now,
-		);
+		const record = await this.getLive<AccessTokenRecord>(`access:${await hashSecret(accessToken)}`, now);
 		if (!record) return undefined;
 		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
 		if (!grant || grant.revoked) return undefined;
 		return { record, grant };
 	}
 
-	async lookupRefreshToken(
-		refreshToken: string,
-	): Promise<{ record: RefreshTokenRecord; grant: Grant } | undefined> {
-		const record = await this.ctx.storage.get<RefreshTokenRecord>(
-			`refresh:${await hashSecret(refreshToken)}`,
-		);
+	async lookupRefreshToken(refreshToken: string): Promise<{ record: RefreshTokenRecord; grant: Grant } | undefined> {
+		const record = await this.ctx.storage.get<RefreshTokenRecord>(`refresh:${await hashSecret(refreshToken)}`);
 		if (!record) return undefined;
 		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
 		if (!grant || grant.revoked) return undefined;
@@ -452,18 +377,13 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	/** RFC 7009: a refresh token ends its grant; an access token ends only itself. */
 	async revokeToken(token: string, clientId: string): Promise<void> {
 		const hash = await hashSecret(token);
-		const refresh = await this.ctx.storage.get<RefreshTokenRecord>(
-			`refresh:${hash}`,
-		);
+		const refresh = await this.ctx.storage.get<RefreshTokenRecord>(`refresh:${hash}`);
 		if (refresh && refresh.clientId === clientId) {
 			await this.revokeGrant(refresh.grantId);
 			return;
 		}
-		const access = await this.ctx.storage.get<AccessTokenRecord>(
-			`access:${hash}`,
-		);
-		if (access && access.clientId === clientId)
-			await this.ctx.storage.delete(`access:${hash}`);
+		const access = await this.ctx.storage.get<AccessTokenRecord>(`access:${hash}`);
+		if (access && access.clientId === clientId) await this.ctx.storage.delete(`access:${hash}`);
 	}
 
 	private async revokeGrant(grantId: string): Promise<void> {
@@ -560,22 +480,11 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		);
 	}
 
-	async record(entry: {
-		count?: string;
-		assertion?: ReceivedAssertion;
-		tokenCall?: ReceivedTokenCall;
-	}): Promise<void> {
+	async record(entry: { count?: string; assertion?: ReceivedAssertion; tokenCall?: ReceivedTokenCall }): Promise<void> {
 		const received = await this.readReceived();
-		if (entry.count)
-			received.counts[entry.count] = (received.counts[entry.count] ?? 0) + 1;
-		if (entry.assertion)
-			received.assertions = [...received.assertions, entry.assertion].slice(
-				-RECEIVED_CAP,
-			);
-		if (entry.tokenCall)
-			received.tokenCalls = [...received.tokenCalls, entry.tokenCall].slice(
-				-RECEIVED_CAP,
-			);
+		if (entry.count) received.counts[entry.count] = (received.counts[entry.count] ?? 0) + 1;
+		if (entry.assertion) received.assertions = [...received.assertions, entry.assertion].slice(-RECEIVED_CAP);
+		if (entry.tokenCall) received.tokenCalls = [...received.tokenCalls, entry.tokenCall].slice(-RECEIVED_CAP);
 		await this.ctx.storage.put("received", received);
 	}
 
@@ -585,10 +494,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 
 	// --- client JWKS cache ---------------------------------------------------
 
-	async getJwksCache(
-		url: string,
-		now: number,
-	): Promise<JwksCacheEntry | undefined> {
+	async getJwksCache(url: string, now: number): Promise<JwksCacheEntry | undefined> {
 		return this.getLive<JwksCacheEntry>(`jwks:${url}`, now);
 	}
 

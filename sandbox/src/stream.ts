@@ -18,11 +18,7 @@ export interface LargeSearchsetOptions {
 	nextUrl: string;
 }
 
-function entry(
-	options: LargeSearchsetOptions,
-	index: number,
-	note?: string,
-): string {
+function entry(options: LargeSearchsetOptions, index: number, note?: string): string {
 	const id = `a-${options.practiceId}.Observation-bulk-${String(index).padStart(10, "0")}`;
 	const value = 60 + (index % 40);
 	const resource = {
@@ -33,8 +29,7 @@ function entry(
 			{
 				coding: [
 					{
-						system:
-							"http://terminology.hl7.org/CodeSystem/observation-category",
+						system: "http://terminology.hl7.org/CodeSystem/observation-category",
 						code: "vital-signs",
 						display: "Vital Signs",
 					},
@@ -42,9 +37,7 @@ function entry(
 			},
 		],
 		code: {
-			coding: [
-				{ system: "http://loinc.org", code: "8867-4", display: "Heart rate" },
-			],
+			coding: [{ system: "http://loinc.org", code: "8867-4", display: "Heart rate" }],
 			text: "Heart rate",
 		},
 		subject: { reference: `Patient/${options.patientId}` },
@@ -65,23 +58,17 @@ function entry(
 }
 
 function frame(options: LargeSearchsetOptions): { head: string; tail: string } {
-	const head = `{"resourceType":"Bundle","type":"searchset","link":${JSON.stringify(
-		[
-			{ relation: "self", url: options.selfUrl },
-			{ relation: "next", url: options.nextUrl },
-		],
-	)},"entry":[`;
+	const head = `{"resourceType":"Bundle","type":"searchset","link":${JSON.stringify([
+		{ relation: "self", url: options.selfUrl },
+		{ relation: "next", url: options.nextUrl },
+	])},"entry":[`;
 	return { head, tail: "]}" };
 }
 
 /** The smallest size this Bundle can have (one entry, no padding). */
-export function minimumLargeSearchsetBytes(
-	options: LargeSearchsetOptions,
-): number {
+export function minimumLargeSearchsetBytes(options: LargeSearchsetOptions): number {
 	const { head, tail } = frame(options);
-	return (
-		byteLength(head) + byteLength(tail) + byteLength(entry(options, 0, ""))
-	);
+	return byteLength(head) + byteLength(tail) + byteLength(entry(options, 0, ""));
 }
 
 const encoder = new TextEncoder();
@@ -91,16 +78,12 @@ const byteLength = (text: string) => encoder.encode(text).byteLength;
  * Exactly `totalBytes` bytes of valid JSON: `regular` fixed-size entries, then
  * one last entry whose note is padded to land on the size.
  */
-export function largeSearchset(
-	options: LargeSearchsetOptions,
-): ReadableStream<Uint8Array> {
+export function largeSearchset(options: LargeSearchsetOptions): ReadableStream<Uint8Array> {
 	const { head, tail } = frame(options);
 	const regularBytes = byteLength(entry(options, 0)) + 1;
 	const lastBase = byteLength(entry(options, 0, ""));
-	const budget =
-		options.totalBytes - byteLength(head) - byteLength(tail) - lastBase;
-	if (budget < 0)
-		throw new RangeError("totalBytes is below the minimum Bundle size");
+	const budget = options.totalBytes - byteLength(head) - byteLength(tail) - lastBase;
+	if (budget < 0) throw new RangeError("totalBytes is below the minimum Bundle size");
 	const regular = Math.floor(budget / regularBytes);
 	const padding = budget - regular * regularBytes;
 	const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / regularBytes));
@@ -131,10 +114,7 @@ export function largeSearchset(
 }
 
 /** Passes `limit` bytes through, then errors the stream: a connection cut mid-body. */
-export function cutAfter(
-	body: ReadableStream<Uint8Array>,
-	limit: number,
-): ReadableStream<Uint8Array> {
+export function cutAfter(body: ReadableStream<Uint8Array>, limit: number): ReadableStream<Uint8Array> {
 	let sent = 0;
 	return body.pipeThrough(
 		new TransformStream<Uint8Array, Uint8Array>({
