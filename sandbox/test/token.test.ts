@@ -1,0 +1,237 @@
+import { createLocalJWKSet, jwtVerify } from "jose";
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+	CLIENT_ID,
+	call,
+	control,
+	exchangeCode,
+	fhirGet,
+	freshSandbox,
+	JANE,
+	login,
+	REDIRECT_URI,
+	SCOPE,
+	signAssertion,
+	signIn,
+	type TestClientKey,
+	type TokenBody,
+	tokenRequest,
+} from "./helpers";
+
+async function codeAndVerifier(): Promise<{ code: string; verifier: string }> {
+	const { location, verifier } = await signIn();
+	return { code: location.searchParams.get("code") ?? "", verifier };
+}
+
+async function expectError(response: Response, status: number, error: string): Promise<TokenBody> {
+	expect(response.status).toBe(status);
+	expect(response.headers.get("Cache-Control")).toBe("no-store");
+	const body = (await response.json()) as TokenBody;
+	expect(body.error).toBe(error);
+	expect(body.access_token).toBeUndefined();
+	return body;
+}
+
+describe("token endpoint", () => {
+	let key: TestClientKey;
+	beforeEach(async () => {
+		key = await freshSandbox();
+	});
+
+	it("signs in, exchanges the code, reads FHIR and refreshes with rotation", async () => {
+		const { code, verifier } = await codeAndVerifier();
+		const response = await exchangeCode(key, code, verifier);
+		expect(response.status).toBe(200);
+		expect(response.headers.get("Cache-Control")).toBe("no-store");
+		const tokens = (await response.json()) as TokenBody;
+		expect(tokens).toMatchObject({ token_type: "Bearer", expires_in: 3600, scope: SCOPE, patient: JANE.id });
+		expect(tokens.access_token).toBeTruthy();
+		expect(tokens.refresh_token).toBeTruthy();
+
+		const patient = await fhirGet(`/Patient/${JANE.id}`, tokens.access_token);
+		expect(patient.status).toBe(200);
+		expect(patient.headers.get("Content-Type")).toMatch(/^application\/fhir\+json/);
+		expect(await patient.json()).toMatchObject({ resourceType: "Patient", id: JANE.id });
+
+		const refreshed = await tokenRequest(
+			{ grant_type: "refresh_token", refresh_token: tokens.refresh_token ?? "", scope: SCOPE },
+			await signAssertion(key),
+		);
+		expect(refreshed.status).toBe(200);
+		const next = (await refreshed.json()) as TokenBody;
+		expect(next.access_token).not.toBe(tokens.access_token);
+		expect(next.refresh_token).not.toBe(tokens.refresh_token);
+		expect(next.patient).toBe(JANE.id);
+		expect((await fhirGet(`/Patient/${JANE.id}`, next.access_token)).status).toBe(200);
+
+		// Rotation: the old refresh token is spent.
+		await expectError(
+			await tokenRequest(
+				{ grant_type: "refresh_token", refresh_token: tokens.refresh_token ?? "", scope: SCOPE },
+				await signAssertion(key),
+			),
+			400,
+			"invalid_grant",
+		);
+		const received = (await (await call("/_sandbox/received")).json()) as { tokenCalls: Array<{ grantType: string }> };
+		expect(received.tokenCalls.map((c) => c.grantType)).toEqual([
+			"authorization_code",
+			"refresh_token",
+			"refresh_token",
+		]);
+	});
+
+	it("issues an id_token signed with the key at /oauth2/v1/keys, carrying the nonce", async () => {
+		const tokens = await login(key);
+		const keys = await (await call("/oauth2/v1/keys")).json();
+		const { payload, protectedHeader } = await jwtVerify(tokens.id_token ?? "", createLocalJWKSet(keys as never), {
+			issuer: "http://sandbox.test/oauth2",
+			audience: CLIENT_ID,
+		});
+		expect(protectedHeader.alg).toBe("RS256");
+		expect(payload.nonce).toBe("nonce-xyz");
+		expect(payload.fhirUser).toBe(`http://sandbox.test/fhir/r4/Patient/${JANE.id}`);
+		expect(JSON.stringify(keys)).not.toMatch(/"d"|"p"|"q"/);
+	});
+
+	it("leaves out refresh_token without offline_access and id_token without openid", async () => {
+		const tokens = await login(key, JANE, "launch/patient patient/Patient.read");
+		expect(tokens.access_token).toBeTruthy();
+		expect(tokens.patient).toBe(JANE.id);
+		expect(tokens.refresh_token).toBeUndefined();
+		expect(tokens.id_token).toBeUndefined();
+	});
+
+	it("refuses a wrong PKCE verifier", async () => {
+		const { code } = await codeAndVerifier();
+		await expectError(await exchangeCode(key, code, "x".repeat(43)), 400, "invalid_grant");
+	});
+
+	it("refuses a missing PKCE verifier", async () => {
+		const { code } = await codeAndVerifier();
+		await expectError(
+			await tokenRequest(
+				{ grant_type: "authorization_code", code, redirect_uri: REDIRECT_URI },
+				await signAssertion(key),
+			),
+			400,
+			"invalid_request",
+		);
+	});
+
+	it("refuses a reused code and revokes what the first use issued", async () => {
+		const { code, verifier } = await codeAndVerifier();
+		const first = (await (await exchangeCode(key, code, verifier)).json()) as TokenBody;
+		await expectError(await exchangeCode(key, code, verifier), 400, "invalid_grant");
+		expect((await fhirGet(`/Patient/${JANE.id}`, first.access_token)).status).toBe(401);
+	});
+
+	it("refuses a redirect_uri that differs from the authorization request", async () => {
+		const { code, verifier } = await codeAndVerifier();
+		await expectError(
+			await exchangeCode(key, code, verifier, { redirect_uri: "http://localhost:3000/other" }),
+			400,
+			"invalid_grant",
+		);
+	});
+
+	it("refuses an unknown code and an unsupported grant type", async () => {
+		await expectError(await exchangeCode(key, "made-up", "y".repeat(43)), 400, "invalid_grant");
+		await expectError(
+			await tokenRequest({ grant_type: "client_credentials" }, await signAssertion(key)),
+			400,
+			"unsupported_grant_type",
+		);
+	});
+
+	it("requires scope on refresh and refuses a scope beyond the grant", async () => {
+		const tokens = await login(key);
+		await expectError(
+			await tokenRequest(
+				{ grant_type: "refresh_token", refresh_token: tokens.refresh_token ?? "" },
+				await signAssertion(key),
+			),
+			400,
+			"invalid_request",
+		);
+		await expectError(
+			await tokenRequest(
+				{ grant_type: "refresh_token", refresh_token: tokens.refresh_token ?? "", scope: `${SCOPE} patient/Goal.read` },
+				await signAssertion(key),
+			),
+			400,
+			"invalid_scope",
+		);
+		const narrowed = await tokenRequest(
+			{
+				grant_type: "refresh_token",
+				refresh_token: tokens.refresh_token ?? "",
+				scope: "offline_access launch/patient patient/Patient.read",
+			},
+			await signAssertion(key),
+		);
+		expect(narrowed.status).toBe(200);
+		expect(((await narrowed.json()) as TokenBody).scope).toBe("offline_access launch/patient patient/Patient.read");
+	});
+
+	it("gives 429 with Retry-After after 5 new tokens in a calendar minute", async () => {
+		// Stay clear of a minute boundary so all six calls share one window.
+		const intoMinute = Date.now() % 60_000;
+		if (intoMinute > 45_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
+		await control("config", { tokenRateLimit: 5 });
+		const tokens = await login(key);
+		let refreshToken = tokens.refresh_token ?? "";
+		for (let i = 0; i < 4; i++) {
+			const response = await tokenRequest(
+				{ grant_type: "refresh_token", refresh_token: refreshToken, scope: SCOPE },
+				await signAssertion(key),
+			);
+			expect(response.status).toBe(200);
+			refreshToken = ((await response.json()) as TokenBody).refresh_token ?? "";
+		}
+		const limited = await tokenRequest(
+			{ grant_type: "refresh_token", refresh_token: refreshToken, scope: SCOPE },
+			await signAssertion(key),
+		);
+		const body = await expectError(limited, 429, "rate_limit_exceeded");
+		expect(body.error_description).toMatch(/5/);
+		const retryAfter = Number(limited.headers.get("Retry-After"));
+		expect(retryAfter).toBeGreaterThan(0);
+		expect(retryAfter).toBeLessThanOrEqual(60);
+		// The refused call consumed nothing: the same refresh token works once the limit lifts.
+		await control("config", { tokenRateLimit: 0 });
+		const after = await tokenRequest(
+			{ grant_type: "refresh_token", refresh_token: refreshToken, scope: SCOPE },
+			await signAssertion(key),
+		);
+		expect(after.status).toBe(200);
+	});
+
+	it("revokes a refresh token (RFC 7009) and introspects tokens (RFC 7662)", async () => {
+		const tokens = await login(key);
+		const introspect = async (token: string) =>
+			(await (
+				await tokenRequest(
+					{ token },
+					await signAssertion(key, { claims: { aud: "http://sandbox.test/oauth2/v1/introspect" } }),
+					"/oauth2/v1/introspect",
+				)
+			).json()) as { active: boolean; patient?: string; scope?: string };
+		expect(await introspect(tokens.access_token ?? "")).toMatchObject({ active: true, patient: JANE.id, scope: SCOPE });
+		const revoked = await tokenRequest(
+			{ token: tokens.refresh_token ?? "", token_type_hint: "refresh_token" },
+			await signAssertion(key),
+			"/oauth2/v1/revoke",
+		);
+		expect(revoked.status).toBe(200);
+		expect(await introspect(tokens.access_token ?? "")).toEqual({ active: false });
+		expect((await fhirGet(`/Patient/${JANE.id}`, tokens.access_token)).status).toBe(401);
+		expect((await tokenRequest({ token: "whatever" }, undefined, "/oauth2/v1/revoke")).status).toBe(401);
+	});
+
+	it("uses the configured access token lifetime", async () => {
+		await control("config", { accessTokenTtl: 120 });
+		const tokens = await login(key);
+		expect(tokens.expires_in).toBe(120);
+	});
+});
