@@ -1,16 +1,12 @@
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium } from "./chromium";
 
 // The helper is loaded the way a user pastes it: the file's text, as is,
 // evaluated in the page.
-const HELPER = new URL(
-	"../../tools/athena-scopes/add-athena-scopes.js",
-	import.meta.url,
-).pathname;
+const HELPER = new URL("../../tools/athena-scopes/add-athena-scopes.js", import.meta.url).pathname;
 const PORTAL = new URL("./fixtures/athena-scopes-portal.html", import.meta.url);
-const ARTIFACTS = new URL("../../test-results/browser/", import.meta.url)
-	.pathname;
+const ARTIFACTS = new URL("../../test-results/browser/", import.meta.url).pathname;
 
 // Shorter pauses than the defaults keep the suite quick; the helper's own
 // waits on frames and conditions are what make it reliable.
@@ -61,10 +57,7 @@ interface ScopeResults {
 	products: ProductRow[];
 	skipped: { product: string; status: string; reason: string }[];
 	missed: { product: string; value: string }[];
-	totals: Record<
-		"products" | "total" | "added" | "already" | "missed" | "skipped",
-		number
-	>;
+	totals: Record<"products" | "total" | "added" | "already" | "missed" | "skipped", number>;
 	checkedScopes: string[];
 }
 
@@ -77,12 +70,12 @@ interface Portal {
 }
 
 let browser: Browser;
-const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
 	browser = await launchChromium();
 });
 
+// Closing the browser closes every page the suites opened.
 afterAll(async () => {
 	await browser?.close();
 });
@@ -91,7 +84,6 @@ async function openPortal(query = ""): Promise<Portal> {
 	const context = await browser.newContext({
 		viewport: { width: 1000, height: 700 },
 	});
-	contexts.push(context);
 	const page = await context.newPage();
 	const messages: string[] = [];
 	page.on("console", (message) => messages.push(message.text()));
@@ -102,11 +94,7 @@ async function openPortal(query = ""): Promise<Portal> {
 		page,
 		console: messages,
 		snapshot: () =>
-			page.evaluate(() =>
-				(
-					globalThis as unknown as { __portal: { snapshot(): PortalSnapshot } }
-				).__portal.snapshot(),
-			),
+			page.evaluate(() => (globalThis as unknown as { __portal: { snapshot(): PortalSnapshot } }).__portal.snapshot()),
 		run: (options = {}) =>
 			page.evaluate(
 				(opts) =>
@@ -118,16 +106,11 @@ async function openPortal(query = ""): Promise<Portal> {
 				{ ...FAST, ...options },
 			),
 		storedResults: () =>
-			page.evaluate(
-				() =>
-					(globalThis as unknown as { __athenaScopeResults: ScopeResults })
-						.__athenaScopeResults,
-			),
+			page.evaluate(() => (globalThis as unknown as { __athenaScopeResults: ScopeResults }).__athenaScopeResults),
 	};
 }
 
-const rowFor = (results: ScopeResults, product: string) =>
-	results.products.find((row) => row.product === product);
+const rowFor = (results: ScopeResults, product: string) => results.products.find((row) => row.product === product);
 
 describe("the fixture portal", () => {
 	it("mounts only the scope rows in view, like the portal's virtualized table", async () => {
@@ -135,18 +118,11 @@ describe("the fixture portal", () => {
 		const { page } = portal;
 		await page.getByText(VIRTUALIZED_PRODUCT).click();
 		await page.waitForFunction(
-			(name) =>
-				(
-					globalThis as unknown as { __portal: { activeProduct(): string } }
-				).__portal.activeProduct() === name,
+			(name) => (globalThis as unknown as { __portal: { activeProduct(): string } }).__portal.activeProduct() === name,
 			VIRTUALIZED_PRODUCT,
 		);
-		const total = (await portal.snapshot()).products.find(
-			(p) => p.name === VIRTUALIZED_PRODUCT,
-		)?.scopes.length;
-		const mounted = await page
-			.locator('input[name="scopes_checkbox_group"]')
-			.count();
+		const total = (await portal.snapshot()).products.find((p) => p.name === VIRTUALIZED_PRODUCT)?.scopes.length;
+		const mounted = await page.locator('input[name="scopes_checkbox_group"]').count();
 		expect(total).toBe(40);
 		expect(mounted).toBeGreaterThan(0);
 		expect(mounted).toBeLessThanOrEqual(9);
@@ -167,9 +143,7 @@ describe("addAthenaScopes({ dryRun: true })", () => {
 	it("ticks nothing and clicks no checkbox", async () => {
 		const after = await portal.snapshot();
 		expect(after.checkboxClicks).toBe(0);
-		expect(after.products.map((p) => p.checked)).toEqual(
-			before.products.map((p) => p.checked),
-		);
+		expect(after.products.map((p) => p.checked)).toEqual(before.products.map((p) => p.checked));
 	});
 
 	it("counts every product's scopes and how many are already ticked", () => {
@@ -188,9 +162,7 @@ describe("addAthenaScopes({ dryRun: true })", () => {
 	});
 
 	it("says nothing was ticked", () => {
-		expect(portal.console).toContain(
-			"[athena-scopes] Dry run: nothing was ticked.",
-		);
+		expect(portal.console).toContain("[athena-scopes] Dry run: nothing was ticked.");
 	});
 });
 
@@ -250,9 +222,7 @@ describe("addAthenaScopes()", () => {
 			},
 		]);
 		expect(rowFor(results, BROKEN_PRODUCT)).toBeUndefined();
-		expect(
-			after.products.find((p) => p.name === BROKEN_PRODUCT)?.checked,
-		).toEqual([]);
+		expect(after.products.find((p) => p.name === BROKEN_PRODUCT)?.checked).toEqual([]);
 	});
 
 	it("handles the product with no scopes", () => {
@@ -269,10 +239,7 @@ describe("addAthenaScopes()", () => {
 		expect(after.clicksByScope["patient/Procedure.read"]).toBe(2);
 		expect(after.clicksByScope["patient/Encounter.rs"]).toBe(2);
 		expect(after.products.flatMap((p) => p.checked)).toEqual(
-			expect.arrayContaining([
-				"patient/Procedure.read",
-				"patient/Encounter.rs",
-			]),
+			expect.arrayContaining(["patient/Procedure.read", "patient/Encounter.rs"]),
 		);
 	});
 
@@ -285,9 +252,7 @@ describe("addAthenaScopes()", () => {
 			expect(row?.checkedValues).toEqual(product.checked);
 			expect(row?.total).toBe(product.scopes.length);
 		}
-		const checkedOnPage = after.products
-			.filter((p) => p.activation !== "never")
-			.flatMap((p) => p.checked);
+		const checkedOnPage = after.products.filter((p) => p.activation !== "never").flatMap((p) => p.checked);
 		expect([...stored.checkedScopes].sort()).toEqual([...checkedOnPage].sort());
 		expect(stored.totals).toEqual({
 			products: after.products.length,
@@ -302,9 +267,7 @@ describe("addAthenaScopes()", () => {
 	it("never clicks Save or submits the form, and says Save is up to the user", () => {
 		expect(after.saveClicks).toBe(0);
 		expect(after.submits).toBe(0);
-		expect(portal.console).toContain(
-			"[athena-scopes] Nothing is saved yet: click the portal's Save button yourself.",
-		);
+		expect(portal.console).toContain("[athena-scopes] Nothing is saved yet: click the portal's Save button yourself.");
 	});
 
 	it("finds nothing left to tick when run again", async () => {
@@ -331,23 +294,15 @@ describe("addAthenaScopes() with a checkbox that never ticks", () => {
 	});
 
 	it("reports it as missed, by product and value, and ticks the rest", async () => {
-		expect(results.missed).toEqual([
-			{ product: VIRTUALIZED_PRODUCT, value: JAMMED },
-		]);
+		expect(results.missed).toEqual([{ product: VIRTUALIZED_PRODUCT, value: JAMMED }]);
 		expect(rowFor(results, VIRTUALIZED_PRODUCT)).toMatchObject({
 			total: 40,
 			missed: 1,
 			missedValues: [JAMMED],
 			added: 40 - 3 - 1,
 		});
-		const v1 = (await portal.snapshot()).products.find(
-			(p) => p.name === VIRTUALIZED_PRODUCT,
-		);
+		const v1 = (await portal.snapshot()).products.find((p) => p.name === VIRTUALIZED_PRODUCT);
 		expect(v1?.checked).toEqual(v1?.scopes.filter((s) => s !== JAMMED));
 		expect((await portal.storedResults()).missed).toEqual(results.missed);
 	});
-});
-
-afterAll(async () => {
-	await Promise.all(contexts.map((context) => context.close()));
 });

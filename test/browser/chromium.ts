@@ -4,8 +4,7 @@ import { type Browser, chromium, type LaunchOptions } from "playwright-core";
  * Debian's Chromium, never a Playwright-downloaded browser. Override with
  * CHROMIUM_PATH on machines that keep it elsewhere.
  */
-export const CHROMIUM_PATH: string =
-	process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+export const CHROMIUM_PATH: string = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 /**
  * Flags for a quiet, offline, headless run on a small CI box: no sandbox

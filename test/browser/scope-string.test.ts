@@ -8,12 +8,8 @@ import {
 	toScopeString,
 } from "../../tools/athena-scopes/scopes.mjs";
 
-const CLI = new URL(
-	"../../tools/athena-scopes/scope-string.mjs",
-	import.meta.url,
-).pathname;
-const TICKED_FILE = new URL("./fixtures/ticked-scopes.txt", import.meta.url)
-	.pathname;
+const CLI = new URL("../../tools/athena-scopes/scope-string.mjs", import.meta.url).pathname;
+const TICKED_FILE = new URL("./fixtures/ticked-scopes.txt", import.meta.url).pathname;
 const BASE = BASE_SCOPES.join(" ");
 
 function runCli(args: string[], input = "") {
@@ -28,38 +24,21 @@ function runCli(args: string[], input = "") {
 
 describe("toScopeString", () => {
 	it("starts with the launch scopes in a fixed order, then patient read scopes by resource", () => {
-		expect(
-			toScopeString([
-				"patient/Patient.read",
-				"patient/AllergyIntolerance.read",
-				"patient/Observation.read",
-			]),
-		).toBe(
+		expect(toScopeString(["patient/Patient.read", "patient/AllergyIntolerance.read", "patient/Observation.read"])).toBe(
 			`${BASE} patient/AllergyIntolerance.read patient/Observation.read patient/Patient.read`,
 		);
 	});
 
 	it("keeps the launch scopes in front even when the input lists them elsewhere", () => {
-		expect(
-			toScopeString([
-				"patient/Patient.read",
-				"launch/patient",
-				"offline_access",
-				"openid",
-				"fhirUser",
-			]),
-		).toBe(`${BASE} patient/Patient.read`);
+		expect(toScopeString(["patient/Patient.read", "launch/patient", "offline_access", "openid", "fhirUser"])).toBe(
+			`${BASE} patient/Patient.read`,
+		);
 	});
 
 	it("removes duplicates", () => {
-		expect(
-			toScopeString([
-				"patient/Patient.read",
-				"patient/Patient.read",
-				"openid",
-				"openid",
-			]),
-		).toBe(`${BASE} patient/Patient.read`);
+		expect(toScopeString(["patient/Patient.read", "patient/Patient.read", "openid", "openid"])).toBe(
+			`${BASE} patient/Patient.read`,
+		);
 	});
 
 	it("gives the same string whatever the input order", () => {
@@ -84,9 +63,7 @@ describe("toScopeString", () => {
 				],
 				{ version: "v2" },
 			),
-		).toBe(
-			`${BASE} patient/Condition.s patient/Observation.r patient/Patient.rs`,
-		);
+		).toBe(`${BASE} patient/Condition.s patient/Observation.r patient/Patient.rs`);
 	});
 
 	it("returns only the launch scopes when nothing usable was ticked", () => {
@@ -125,9 +102,7 @@ describe("selectScopes", () => {
 	});
 
 	it("refuses text that is not an OAuth scope", () => {
-		expect(() => selectScopes(["patient/Patient.read", "│"])).toThrow(
-			expect.objectContaining({ code: "not_a_scope" }),
-		);
+		expect(() => selectScopes(["patient/Patient.read", "│"])).toThrow(expect.objectContaining({ code: "not_a_scope" }));
 	});
 
 	it("refuses an unknown SMART version", () => {
@@ -138,9 +113,12 @@ describe("selectScopes", () => {
 
 describe("parseScopeInput", () => {
 	it("splits on newlines, spaces and commas", () => {
-		expect(
-			parseScopeInput("a/b.read\nc/d.read, e/f.read\t g/h.read\n"),
-		).toEqual(["a/b.read", "c/d.read", "e/f.read", "g/h.read"]);
+		expect(parseScopeInput("a/b.read\nc/d.read, e/f.read\t g/h.read\n")).toEqual([
+			"a/b.read",
+			"c/d.read",
+			"e/f.read",
+			"g/h.read",
+		]);
 	});
 
 	it("reads checkedScopes from the helper's results JSON", () => {
@@ -149,16 +127,11 @@ describe("parseScopeInput", () => {
 			products: [],
 			checkedScopes: ["patient/Patient.read", "user/Patient.read"],
 		};
-		expect(parseScopeInput(JSON.stringify(results))).toEqual([
-			"patient/Patient.read",
-			"user/Patient.read",
-		]);
+		expect(parseScopeInput(JSON.stringify(results))).toEqual(["patient/Patient.read", "user/Patient.read"]);
 	});
 
 	it("reads a JSON array of scopes", () => {
-		expect(parseScopeInput('["patient/Patient.read"]')).toEqual([
-			"patient/Patient.read",
-		]);
+		expect(parseScopeInput('["patient/Patient.read"]')).toEqual(["patient/Patient.read"]);
 	});
 
 	it.each([
@@ -167,9 +140,7 @@ describe("parseScopeInput", () => {
 		['{"products": []}', "unknown_json"],
 		["[1, 2]", "unknown_json"],
 	])("rejects %j with code %s", (text, code) => {
-		expect(() => parseScopeInput(text)).toThrow(
-			expect.objectContaining({ code }),
-		);
+		expect(() => parseScopeInput(text)).toThrow(expect.objectContaining({ code }));
 	});
 });
 
@@ -179,11 +150,7 @@ describe("scope-string command", () => {
 		const expected = `${BASE} patient/Condition.read patient/Observation.read patient/Patient.read`;
 		expect(status).toBe(0);
 		expect(stdout.split("\n")[0]).toBe(expected);
-		for (const table of [
-			"[vars]",
-			"[env.preview.vars]",
-			"[env.production.vars]",
-		]) {
+		for (const table of ["[vars]", "[env.preview.vars]", "[env.production.vars]"]) {
 			expect(stdout).toContain(`${table}\nSCOPES = "${expected}"\n`);
 		}
 	});
@@ -204,10 +171,7 @@ describe("scope-string command", () => {
 	});
 
 	it("reads stdin and keeps SMART v2 scopes with --v2", () => {
-		const { status, stdout } = runCli(
-			["--v2", "--plain"],
-			"patient/Patient.rs\npatient/Patient.read\n",
-		);
+		const { status, stdout } = runCli(["--v2", "--plain"], "patient/Patient.rs\npatient/Patient.read\n");
 		expect(status).toBe(0);
 		expect(stdout).toBe(`${BASE} patient/Patient.rs\n`);
 	});

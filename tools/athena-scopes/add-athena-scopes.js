@@ -72,9 +72,7 @@
 	}
 
 	function refuseSaveLike(element) {
-		const control = element.closest(
-			'button, [type="submit"], [role="button"], a',
-		);
+		const control = element.closest('button, [type="submit"], [role="button"], a');
 		const text = `${element.textContent} ${element.getAttribute("aria-label") ?? ""}`;
 		if (
 			(control && SAVE_LIKE.test(control.textContent ?? "")) ||
@@ -98,30 +96,28 @@
 		return { name: name || `product ${index + 1}`, status };
 	}
 
-	const isActive = (index) =>
-		products()[index]?.classList.contains(SELECTED) ?? false;
+	const isActive = (index) => products()[index]?.classList.contains(SELECTED) ?? false;
 
 	const mounted = () => Array.from(document.querySelectorAll(CHECKBOX));
 
-	const findCheckbox = (value) =>
-		mounted().find((box) => box.value === value) ?? null;
+	const findCheckbox = (value) => mounted().find((box) => box.value === value) ?? null;
 
-	function isScrollable(element) {
-		const { overflowY } = getComputedStyle(element);
-		return (
-			/(auto|scroll|overlay)/.test(overflowY) &&
-			element.scrollHeight > element.clientHeight + 1
-		);
-	}
+	const overflows = (element) => element.scrollHeight > element.clientHeight + 1;
 
 	// The table's scroll container is the nearest scrollable ancestor of any
 	// mounted checkbox; re-found every time because the portal may replace it.
+	// Some virtual lists hide the native scrollbar (overflow: hidden) yet
+	// still follow scrollTop, so such an ancestor is the fallback.
 	function findScroller() {
 		const box = mounted()[0];
+		let hidden = null;
 		for (let el = box?.parentElement; el; el = el.parentElement) {
-			if (isScrollable(el)) return el;
+			if (!overflows(el)) continue;
+			const { overflowY } = getComputedStyle(el);
+			if (/(auto|scroll|overlay)/.test(overflowY)) return el;
+			if (overflowY === "hidden" && hidden === null) hidden = el;
 		}
-		return null;
+		return hidden;
 	}
 
 	async function scrollTo(scroller, top, options) {
@@ -129,8 +125,7 @@
 		await settle(options.postScrollDelay);
 	}
 
-	const atBottom = (scroller) =>
-		scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 1;
+	const atBottom = (scroller) => scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 1;
 
 	// Scrolls the table top to bottom, one viewport (less a little overlap) at
 	// a time, and records each scope value, whether it is ticked, and the
@@ -203,8 +198,7 @@
 		refuseSaveLike(box);
 		box.click();
 		await sleep(options.perClickDelay);
-		const after =
-			findCheckbox(value) ?? (await bringBack(value, hint, options));
+		const after = findCheckbox(value) ?? (await bringBack(value, hint, options));
 		return after?.checked === true;
 	}
 
@@ -227,9 +221,7 @@
 	async function processProduct(index, options) {
 		const { name, status } = describeProduct(products()[index], index);
 		if (!(await activate(index, options))) {
-			console.warn(
-				`${LOG} ${name}: skipped, it did not become active within ${options.activationTimeout} ms`,
-			);
+			console.warn(`${LOG} ${name}: skipped, it did not become active within ${options.activationTimeout} ms`);
 			return {
 				skipped: {
 					product: name,
@@ -259,23 +251,18 @@
 			return { row };
 		}
 		if (options.dryRun) {
-			console.log(
-				`${LOG} ${name}: ${before.length} scopes, ${already} ticked, ${unticked.length} would be ticked`,
-			);
+			console.log(`${LOG} ${name}: ${before.length} scopes, ${already} ticked, ${unticked.length} would be ticked`);
 			return { row };
 		}
 		if (unticked.length === 0) {
 			console.log(`${LOG} ${name}: all ${before.length} scopes already ticked`);
 			return { row };
 		}
-		console.log(
-			`${LOG} ${name}: ${before.length} scopes, ${already} ticked, ticking ${unticked.length}…`,
-		);
+		console.log(`${LOG} ${name}: ${before.length} scopes, ${already} ticked, ticking ${unticked.length}…`);
 
 		const misses = [];
 		for (const scope of unticked) {
-			if (!(await tick(scope.value, scope.scrollTop, options)))
-				misses.push(scope);
+			if (!(await tick(scope.value, scope.scrollTop, options))) misses.push(scope);
 		}
 		// Once more at the end: a row that kept unmounting mid-click often
 		// behaves once the table has settled.
@@ -285,44 +272,28 @@
 
 		// The verdict comes from reading the table again, not from our clicks.
 		const after = await sweep(options);
-		const checkedAfter = new Set(
-			after.filter((s) => s.checked).map((s) => s.value),
-		);
-		const wasChecked = new Set(
-			before.filter((s) => s.checked).map((s) => s.value),
-		);
-		row.checkedValues = before
-			.map((s) => s.value)
-			.filter((v) => checkedAfter.has(v));
-		row.missedValues = before
-			.map((s) => s.value)
-			.filter((v) => !checkedAfter.has(v));
+		const checkedAfter = new Set(after.filter((s) => s.checked).map((s) => s.value));
+		const wasChecked = new Set(before.filter((s) => s.checked).map((s) => s.value));
+		row.checkedValues = before.map((s) => s.value).filter((v) => checkedAfter.has(v));
+		row.missedValues = before.map((s) => s.value).filter((v) => !checkedAfter.has(v));
 		row.added = row.checkedValues.filter((v) => !wasChecked.has(v)).length;
 		row.missed = row.missedValues.length;
 		if (row.missed > 0) {
-			console.warn(
-				`${LOG} ${name}: could not tick ${row.missed}:`,
-				row.missedValues,
-			);
+			console.warn(`${LOG} ${name}: could not tick ${row.missed}:`, row.missedValues);
 		}
 		return { row };
 	}
 
 	async function addAthenaScopes(overrides = {}) {
-		if (running)
-			throw new Error(`${LOG} already running; wait for it to finish`);
+		if (running) throw new Error(`${LOG} already running; wait for it to finish`);
 		const options = { ...DEFAULTS, ...overrides };
 		running = true;
 		try {
 			const count = products().length;
 			if (count === 0) {
-				throw new Error(
-					`${LOG} no products found (${PRODUCT}); open the app's Scopes tab first`,
-				);
+				throw new Error(`${LOG} no products found (${PRODUCT}); open the app's Scopes tab first`);
 			}
-			console.log(
-				`${LOG} ${options.dryRun ? "Dry run over" : "Ticking scopes in"} ${count} products…`,
-			);
+			console.log(`${LOG} ${options.dryRun ? "Dry run over" : "Ticking scopes in"} ${count} products…`);
 			const rows = [];
 			const skipped = [];
 			for (let i = 0; i < count; i++) {
@@ -337,9 +308,7 @@
 				finishedAt: new Date().toISOString(),
 				products: rows,
 				skipped,
-				missed: rows.flatMap((r) =>
-					r.missedValues.map((value) => ({ product: r.product, value })),
-				),
+				missed: rows.flatMap((r) => r.missedValues.map((value) => ({ product: r.product, value }))),
 				totals: {
 					products: count,
 					total: sum("total"),
@@ -381,9 +350,7 @@
 				console.log(
 					`${LOG} Ticked ${results.totals.added}, ${results.totals.already} were already ticked, ${results.totals.missed} missed.`,
 				);
-				console.log(
-					`${LOG} Nothing is saved yet: click the portal's Save button yourself.`,
-				);
+				console.log(`${LOG} Nothing is saved yet: click the portal's Save button yourself.`);
 			}
 			console.log(
 				`${LOG} Details: window.__athenaScopeResults. Ticked scopes: copy(__athenaScopeResults.checkedScopes.join("\\n"))`,
@@ -395,7 +362,5 @@
 	}
 
 	window.addAthenaScopes = addAthenaScopes;
-	console.log(
-		`${LOG} Ready. Run: await addAthenaScopes({ dryRun: true }), then await addAthenaScopes()`,
-	);
+	console.log(`${LOG} Ready. Run: await addAthenaScopes({ dryRun: true }), then await addAthenaScopes()`);
 })();

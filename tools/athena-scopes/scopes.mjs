@@ -5,12 +5,7 @@
 // (user/, system/, DSTU2, athenaOne, event notifications, ...) are dropped.
 
 /** Always requested, first, in this order. */
-export const BASE_SCOPES = Object.freeze([
-	"openid",
-	"fhirUser",
-	"offline_access",
-	"launch/patient",
-]);
+export const BASE_SCOPES = Object.freeze(["openid", "fhirUser", "offline_access", "launch/patient"]);
 
 export const SMART_VERSIONS = Object.freeze(["v1", "v2"]);
 
@@ -77,10 +72,7 @@ function rejection(scope, version) {
  */
 export function selectScopes(list, { version = "v1" } = {}) {
 	if (!SMART_VERSIONS.includes(version)) {
-		throw new ScopeInputError(
-			"unknown_version",
-			`unknown SMART version "${version}" (use v1 or v2)`,
-		);
+		throw new ScopeInputError("unknown_version", `unknown SMART version "${version}" (use v1 or v2)`);
 	}
 	const resourceScopes = new Set();
 	const dropped = new Map();
@@ -88,10 +80,7 @@ export function selectScopes(list, { version = "v1" } = {}) {
 		const scope = String(raw).trim();
 		if (scope === "") continue;
 		if (!SCOPE_TOKEN.test(scope)) {
-			throw new ScopeInputError(
-				"not_a_scope",
-				`"${scope}" is not an OAuth scope (RFC 6749 §3.3)`,
-			);
+			throw new ScopeInputError("not_a_scope", `"${scope}" is not an OAuth scope (RFC 6749 §3.3)`);
 		}
 		if (BASE_SCOPES.includes(scope)) continue;
 		const reason = rejection(scope, version);
@@ -143,10 +132,7 @@ export function parseScopeInput(text) {
 		try {
 			data = JSON.parse(trimmed);
 		} catch (error) {
-			throw new ScopeInputError(
-				"invalid_json",
-				`input looks like JSON but does not parse: ${error.message}`,
-			);
+			throw new ScopeInputError("invalid_json", `input looks like JSON but does not parse: ${error.message}`);
 		}
 		const list = Array.isArray(data) ? data : data?.checkedScopes;
 		if (!Array.isArray(list) || !list.every((s) => typeof s === "string")) {
