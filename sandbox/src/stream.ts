@@ -113,22 +113,36 @@ export function largeSearchset(options: LargeSearchsetOptions): ReadableStream<U
 	);
 }
 
-/** Passes `limit` bytes through, then errors the stream: a connection cut mid-body. */
+/**
+ * Passes `limit` bytes through, then errors the stream: a connection cut
+ * mid-body. The error is raised on the pull after the last bytes, so the
+ * reader receives those bytes first, as it would from a dropped connection.
+ */
 export function cutAfter(body: ReadableStream<Uint8Array>, limit: number): ReadableStream<Uint8Array> {
+	const reader = body.getReader();
 	let sent = 0;
-	return body.pipeThrough(
-		new TransformStream<Uint8Array, Uint8Array>({
-			transform(chunk, controller) {
-				const room = limit - sent;
-				if (chunk.byteLength < room) {
-					sent += chunk.byteLength;
-					controller.enqueue(chunk);
+	return new ReadableStream<Uint8Array>(
+		{
+			async pull(controller) {
+				if (sent >= limit) {
+					await reader.cancel("sandbox fault: stream cut").catch(() => {});
+					controller.error(new Error("sandbox fault: stream cut"));
 					return;
 				}
-				if (room > 0) controller.enqueue(chunk.slice(0, room));
-				sent = limit;
-				controller.error(new Error("sandbox fault: stream cut"));
+				const { done, value } = await reader.read();
+				if (done) {
+					controller.close();
+					return;
+				}
+				const room = limit - sent;
+				const chunk = value.byteLength > room ? value.slice(0, room) : value;
+				sent += chunk.byteLength;
+				if (chunk.byteLength > 0) controller.enqueue(chunk);
 			},
-		}),
+			cancel(reason) {
+				return reader.cancel(reason);
+			},
+		},
+		{ highWaterMark: 0 },
 	);
 }
