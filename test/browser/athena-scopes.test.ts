@@ -278,6 +278,16 @@ describe("addAthenaScopes()", () => {
 	});
 });
 
+describe("addAthenaScopes() on a virtual list that hides its native scrollbar", () => {
+	it("still scrolls it and finds every scope", async () => {
+		const portal = await openPortal("?hiddenScrollbar=1");
+		const results = await portal.run();
+		const v1 = (await portal.snapshot()).products.find((p) => p.name === VIRTUALIZED_PRODUCT);
+		expect(rowFor(results, VIRTUALIZED_PRODUCT)).toMatchObject({ total: 40, missed: 0 });
+		expect(v1?.checked).toEqual(v1?.scopes);
+	});
+});
+
 describe("addAthenaScopes() with a checkbox that never ticks", () => {
 	const JAMMED = "patient/Binary.read";
 	let portal: Portal;
