@@ -1,3 +1,4 @@
+import type { Config } from "./config";
 import type { LogFields } from "./log";
 
 /** Hono's typing for this worker: its bindings and per-request variables. */
@@ -6,5 +7,7 @@ export interface AppEnv {
 	Variables: {
 		requestId: string;
 		logFields: LogFields;
+		/** Set by `requireConfig()` on routes that need the full configuration. */
+		config: Config;
 	};
 }

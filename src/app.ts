@@ -2,17 +2,42 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { AppEnv } from "./app-env";
+import { configFor } from "./config";
 import { AppError } from "./errors";
 import { log, requestLog } from "./log";
+import { pageHeaders, STYLESHEET } from "./pages/layout";
+import { outcomePage } from "./pages/outcome";
+import { authRoutes, callback } from "./routes/auth";
+import { fhirRoutes } from "./routes/fhir";
 import { healthRoutes } from "./routes/health";
 import { jwksRoutes } from "./routes/jwks";
+import { requireConfig } from "./routes/require-config";
+import { sameOriginOnly } from "./routes/same-origin";
 
 /** The worker's HTTP surface: sub-apps joined here, errors turned into responses in one place. */
 export const app = new Hono<AppEnv>()
 	.use(requestId({ headerName: "X-Request-Id" }))
 	.use(requestLog())
+	.use(sameOriginOnly())
 	.route("/", jwksRoutes)
-	.route("/", healthRoutes);
+	.route("/", healthRoutes)
+	.route("/", authRoutes)
+	.route("/", fhirRoutes)
+	.get("/assets/app.css", (c) =>
+		c.body(STYLESHEET, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600" }),
+	);
+
+// The callback lives at the path of the configured redirect URI (e.g. /callback
+// locally, /api/auth/smart/callback in production), known only at request time.
+app.get("*", async (c, next) => {
+	const result = configFor(c.env);
+	if (!result.ok || c.req.path !== result.config.callbackPath) return next();
+	return requireConfig()(c, () => Promise.resolve()).then(() => callback(c));
+});
+
+function wantsPage(accept: string | undefined): boolean {
+	return accept?.includes("text/html") ?? false;
+}
 
 app.notFound((c) => c.json({ error: "not_found", message: "No such route" }, 404));
 
@@ -25,6 +50,11 @@ app.onError((error, c) => {
 			code: error.code,
 			detail: error.detail,
 		});
+		c.get("logFields").error = error.code;
+		if (error.retryAfterSeconds) c.header("Retry-After", String(error.retryAfterSeconds));
+		if (wantsPage(c.req.header("Accept"))) {
+			return c.html(outcomePage(error), error.status as 400, pageHeaders());
+		}
 		return c.json({ error: error.code, message: error.message, requestId: requestIdValue }, error.status as 400);
 	}
 	if (error instanceof HTTPException) {

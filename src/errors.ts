@@ -10,12 +10,15 @@ export class AppError extends Error {
 	readonly code: string;
 	readonly status: number;
 	readonly detail: string | undefined;
+	/** For 429/503: when the caller may try again. */
+	readonly retryAfterSeconds: number | undefined;
 
-	constructor(code: string, status: number, message: string, detail?: string) {
+	constructor(code: string, status: number, message: string, detail?: string, retryAfterSeconds?: number) {
 		super(message);
 		this.name = "AppError";
 		this.code = code;
 		this.status = status;
 		this.detail = detail;
+		this.retryAfterSeconds = retryAfterSeconds;
 	}
 }

@@ -7,5 +7,7 @@ declare namespace Cloudflare {
 		TEST_EC_PEM: string;
 		TEST_EC_SEC1_PEM: string;
 		TEST_SECOND_RSA_PEM: string;
+		/** The local athena sandbox (auxiliary worker), for its /_sandbox controls. */
+		SANDBOX: Fetcher;
 	}
 }

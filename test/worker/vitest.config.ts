@@ -1,6 +1,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { sandboxWorkerOptions } from "../../sandbox/miniflare";
 
 // Keys are made fresh for every run, never committed. Node's crypto writes the
 // PKCS#1 form independently of our own PKCS#1→PKCS#8 wrapping, so the tests
@@ -11,6 +12,9 @@ const rsaPkcs1 = rsa.privateKey.export({ type: "pkcs1", format: "pem" }).toStrin
 const small = generateKeyPairSync("rsa", { modulusLength: 1024 });
 const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const second = generateKeyPairSync("rsa", { modulusLength: 2048 });
+
+/** The worker under test is renamed to this by @cloudflare/vitest-plugin (its getRunnerName). */
+const WORKER_UNDER_TEST = "vitest-plugin-runner-worker";
 
 export default defineConfig({
 	plugins: [
@@ -27,11 +31,20 @@ export default defineConfig({
 					TEST_EC_SEC1_PEM: ec.privateKey.export({ type: "sec1", format: "pem" }).toString(),
 					TEST_SECOND_RSA_PEM: second.privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
 				},
+				// Every outbound fetch of the worker (athena's token, revoke, JWKS, FHIR
+				// URLs on http://localhost:3001) is answered by the real local sandbox.
+				outboundService: "athena-sandbox",
+				serviceBindings: { SANDBOX: "athena-sandbox" },
+				workers: [
+					// The sandbox fetches our JWKS through the worker under test itself.
+					sandboxWorkerOptions({ serviceBindings: { CLIENT: WORKER_UNDER_TEST } }),
+				],
 			},
 		}),
 	],
 	test: {
 		name: "worker",
 		include: ["**/*.test.ts"],
+		testTimeout: 30_000,
 	},
 });

@@ -1,0 +1,302 @@
+import { DurableObject } from "cloudflare:workers";
+import { type Config, configFor } from "../config";
+import { AppError } from "../errors";
+import { log } from "../log";
+import { type OAuthClient, refreshTokens, revokeToken, type TokenSet } from "../oauth/token-client";
+import { type AccessResult, REFRESH_MARGIN_MS, type SessionApi, type SessionView } from "../session/contract";
+import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "../session/token-vault";
+import { activeSigningKey } from "../signer";
+import { TOKEN_BUDGET_NAME } from "./token-budget";
+
+/** A session ends after this long without use... */
+export const SESSION_IDLE_MS = 24 * 60 * 60_000;
+/** ...and after this long in any case (well inside athena's >= 3-month refresh tokens). */
+export const SESSION_ABSOLUTE_MS = 30 * 24 * 60 * 60_000;
+// Writing lastSeenAt on every request would cost a storage write per FHIR call.
+const TOUCH_GRANULARITY_MS = 60_000;
+
+interface SessionMeta {
+	idHash: string;
+	status: "connected" | "revoked";
+	patient: string;
+	practice: string;
+	scopes: string[];
+	fhirBaseUrl: string;
+	createdAt: number;
+	lastSeenAt: number;
+	absoluteExpiresAt: number;
+	accessExpiresAt: number;
+}
+
+export interface BeginSession {
+	idHash: string;
+	tokens: TokenSet;
+	patient: string;
+	practice: string;
+	now?: number;
+}
+
+const META = "meta";
+const TOKENS = "tokens";
+
+/**
+ * One patient's connection to athena, named by the SHA-256 of its session id.
+ * Holds the tokens sealed with AES-256-GCM; hands out access tokens, refreshing
+ * them once for all concurrent callers.
+ */
+export class Session extends DurableObject<Env> implements SessionApi {
+	private meta: SessionMeta | undefined;
+	private tokens: SessionTokens | undefined;
+	private loaded = false;
+	/** The refresh in flight: a Durable Object lets other calls in while it awaits athena. */
+	private refreshing: Promise<AccessResult> | undefined;
+
+	private config(): Config {
+		const result = configFor(this.env);
+		if (!result.ok)
+			throw new AppError(
+				"config_invalid",
+				503,
+				"This service is not configured correctly.",
+				result.problems.join("; "),
+			);
+		return result.config;
+	}
+
+	private async load(now: number): Promise<SessionMeta | undefined> {
+		if (!this.loaded) {
+			this.meta = await this.ctx.storage.get<SessionMeta>(META);
+			this.loaded = true;
+		}
+		const meta = this.meta;
+		if (!meta) return undefined;
+		if (now >= meta.absoluteExpiresAt || now - meta.lastSeenAt >= SESSION_IDLE_MS) {
+			await this.end();
+			return undefined;
+		}
+		if (now - meta.lastSeenAt >= TOUCH_GRANULARITY_MS) {
+			meta.lastSeenAt = now;
+			await this.ctx.storage.put(META, meta);
+		}
+		return meta;
+	}
+
+	private async sealedTokens(meta: SessionMeta): Promise<SessionTokens | undefined> {
+		if (!this.tokens) {
+			const sealed = await this.ctx.storage.get<SealedTokens>(TOKENS);
+			this.tokens = sealed ? await openTokens(sealed, this.config().sessionKeys, meta.idHash) : undefined;
+		}
+		return this.tokens;
+	}
+
+	private async storeTokens(meta: SessionMeta, tokens: SessionTokens): Promise<void> {
+		const key = this.config().sessionKeys[0];
+		if (!key) throw new AppError("config_invalid", 503, "This service is not configured correctly.", "no session key");
+		// Stored before anyone is handed the new access token: a crash after a
+		// refresh must not lose the rotated refresh token.
+		await this.ctx.storage.put({ [TOKENS]: await sealTokens(tokens, key, meta.idHash), [META]: meta });
+		this.tokens = tokens;
+		this.meta = meta;
+	}
+
+	private async end(): Promise<void> {
+		await this.ctx.storage.deleteAll();
+		await this.ctx.storage.deleteAlarm();
+		this.meta = undefined;
+		this.tokens = undefined;
+	}
+
+	private connected(meta: SessionMeta, tokens: SessionTokens): AccessResult {
+		return {
+			status: "connected",
+			accessToken: tokens.accessToken,
+			expiresAt: meta.accessExpiresAt,
+			patient: meta.patient,
+			practice: meta.practice,
+			fhirBaseUrl: meta.fhirBaseUrl,
+		};
+	}
+
+	/** Starts the session after a successful code exchange. */
+	async begin(input: BeginSession): Promise<void> {
+		const now = input.now ?? Date.now();
+		const config = this.config();
+		// Without a refresh token the session cannot outlive its access token.
+		const absoluteExpiresAt = input.tokens.refreshToken
+			? now + SESSION_ABSOLUTE_MS
+			: Math.min(now + SESSION_ABSOLUTE_MS, input.tokens.expiresAt);
+		const meta: SessionMeta = {
+			idHash: input.idHash,
+			status: "connected",
+			patient: input.patient,
+			practice: input.practice,
+			scopes: input.tokens.scope,
+			fhirBaseUrl: config.athena.fhirBaseUrl,
+			createdAt: now,
+			lastSeenAt: now,
+			absoluteExpiresAt,
+			accessExpiresAt: input.tokens.expiresAt,
+		};
+		this.loaded = true;
+		await this.storeTokens(meta, {
+			accessToken: input.tokens.accessToken,
+			refreshToken: input.tokens.refreshToken,
+			idToken: input.tokens.idToken,
+		});
+		await this.ctx.storage.setAlarm(Math.min(absoluteExpiresAt, now + SESSION_IDLE_MS));
+	}
+
+	async view(): Promise<SessionView> {
+		const meta = await this.load(Date.now());
+		if (!meta) return { status: "signed_out" };
+		if (meta.status === "revoked") return { status: "revoked", patient: meta.patient, practice: meta.practice };
+		return {
+			status: "connected",
+			patient: meta.patient,
+			practice: meta.practice,
+			scopes: meta.scopes,
+			accessExpiresAt: meta.accessExpiresAt,
+		};
+	}
+
+	async accessToken(): Promise<AccessResult> {
+		const now = Date.now();
+		const meta = await this.load(now);
+		if (!meta) return { status: "signed_out" };
+		if (meta.status === "revoked") return { status: "revoked" };
+		const tokens = await this.sealedTokens(meta);
+		if (!tokens) {
+			await this.end();
+			return { status: "signed_out" };
+		}
+		if (meta.accessExpiresAt - now > REFRESH_MARGIN_MS) return this.connected(meta, tokens);
+		const refreshed = await this.refreshOnce();
+		// athena busy but the current token still has a little life: use it rather than fail.
+		if (refreshed.status === "unavailable" && meta.accessExpiresAt - Date.now() > 5000) {
+			return this.connected(meta, tokens);
+		}
+		return refreshed;
+	}
+
+	async refreshAfterUnauthorized(staleAccessToken: string): Promise<AccessResult> {
+		const meta = await this.load(Date.now());
+		if (!meta) return { status: "signed_out" };
+		if (meta.status === "revoked") return { status: "revoked" };
+		const tokens = await this.sealedTokens(meta);
+		if (!tokens) return { status: "signed_out" };
+		// Someone already replaced the token athena refused: use theirs.
+		if (tokens.accessToken !== staleAccessToken && !this.refreshing) return this.connected(meta, tokens);
+		return this.refreshOnce();
+	}
+
+	private refreshOnce(): Promise<AccessResult> {
+		this.refreshing ??= this.refresh().finally(() => {
+			this.refreshing = undefined;
+		});
+		return this.refreshing;
+	}
+
+	private async refresh(): Promise<AccessResult> {
+		const meta = this.meta;
+		const tokens = this.tokens;
+		if (!meta || !tokens) return { status: "signed_out" };
+		if (!tokens.refreshToken) {
+			// No offline_access: nothing to refresh with; the patient signs in again.
+			await this.end();
+			return { status: "signed_out" };
+		}
+		const config = this.config();
+		const budget = this.env.TOKEN_BUDGET.get(this.env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
+		const reserved = await budget.reserve(config.tokenRequestsPerMinute);
+		if (!reserved.ok) {
+			return {
+				status: "unavailable",
+				code: "token_budget_spent",
+				message: "athenahealth is limiting sign-ins right now. Please try again shortly.",
+				retryAfterSeconds: reserved.retryAfterSeconds,
+			};
+		}
+		const client: OAuthClient = {
+			clientId: config.clientId,
+			key: await activeSigningKey(this.env),
+			fetch: (input, init) => fetch(input, init),
+		};
+		try {
+			const fresh = await refreshTokens(client, config.athena.tokenUrl, {
+				refreshToken: tokens.refreshToken,
+				scope: meta.scopes,
+			});
+			const next: SessionMeta = {
+				...meta,
+				// athena may narrow scopes on refresh; keep what it granted.
+				scopes: fresh.scope.length > 0 ? fresh.scope : meta.scopes,
+				accessExpiresAt: fresh.expiresAt,
+			};
+			await this.storeTokens(next, {
+				accessToken: fresh.accessToken,
+				refreshToken: fresh.refreshToken ?? tokens.refreshToken,
+				idToken: fresh.idToken ?? tokens.idToken,
+			});
+			log("info", "session refreshed", { session: meta.idHash.slice(0, 16) });
+			return this.connected(next, this.tokens as SessionTokens);
+		} catch (error) {
+			if (!(error instanceof AppError)) throw error;
+			if (error.code === "invalid_grant") {
+				// Revoked by the patient or the practice: a normal state, not an error.
+				const revoked: SessionMeta = { ...meta, status: "revoked" };
+				await this.ctx.storage.delete(TOKENS);
+				await this.ctx.storage.put(META, revoked);
+				this.meta = revoked;
+				this.tokens = undefined;
+				log("info", "session revoked by athena", { session: meta.idHash.slice(0, 16) });
+				return { status: "revoked" };
+			}
+			if (error.code === "athena_rate_limited") await budget.athenaRefused(error.retryAfterSeconds ?? 60);
+			log("warn", "refresh failed", { session: meta.idHash.slice(0, 16), code: error.code, detail: error.detail });
+			return {
+				status: "unavailable",
+				code: error.code,
+				message: error.message,
+				...(error.retryAfterSeconds ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+			};
+		}
+	}
+
+	/** Revokes at athena (best effort: a failure there still signs out here), then forgets everything. */
+	async logout(): Promise<{ revokedAtAthena: boolean }> {
+		const meta = await this.load(Date.now());
+		const tokens = meta ? await this.sealedTokens(meta).catch(() => undefined) : undefined;
+		let revokedAtAthena = false;
+		if (tokens) {
+			try {
+				const config = this.config();
+				const client: OAuthClient = {
+					clientId: config.clientId,
+					key: await activeSigningKey(this.env),
+					fetch: (input, init) => fetch(input, init),
+					timeoutMs: 5000,
+				};
+				const token = tokens.refreshToken ?? tokens.accessToken;
+				const hint = tokens.refreshToken ? "refresh_token" : "access_token";
+				revokedAtAthena = await revokeToken(client, config.athena.revokeUrl, { token, hint });
+			} catch (error) {
+				log("warn", "revoke at athena failed", { code: error instanceof AppError ? error.code : "error" });
+			}
+		}
+		await this.end();
+		return { revokedAtAthena };
+	}
+
+	override async alarm(): Promise<void> {
+		const meta = await this.ctx.storage.get<SessionMeta>(META);
+		if (!meta) return;
+		const now = Date.now();
+		const idleEnd = meta.lastSeenAt + SESSION_IDLE_MS;
+		if (now >= meta.absoluteExpiresAt || now >= idleEnd) {
+			// Expired sessions are forgotten; athena's grant stays for the patient's next sign-in.
+			await this.end();
+			return;
+		}
+		await this.ctx.storage.setAlarm(Math.min(meta.absoluteExpiresAt, idleEnd));
+	}
+}

@@ -1,0 +1,217 @@
+import * as z from "zod/mini";
+import { AppError } from "../errors";
+import type { SigningKey } from "../keys/signing-key";
+import { CLIENT_ASSERTION_TYPE, signClientAssertion } from "./client-assertion";
+
+/** How this worker authenticates to athena's OAuth endpoints (token, revoke). */
+export interface OAuthClient {
+	clientId: string;
+	key: SigningKey;
+	fetch: typeof fetch;
+	/** No response headers within this long: athena is treated as unavailable. */
+	timeoutMs?: number;
+	now?: () => number;
+}
+
+/** A validated token response. */
+export interface TokenSet {
+	accessToken: string;
+	/** Epoch milliseconds. */
+	expiresAt: number;
+	/** The scopes athena granted, which may differ from the request. */
+	scope: string[];
+	patient: string | undefined;
+	refreshToken: string | undefined;
+	idToken: string | undefined;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+const TokenResponse = z.object({
+	access_token: z.string().check(z.minLength(1)),
+	token_type: z.string(),
+	expires_in: z.optional(z.union([z.number(), z.string().check(z.regex(/^\d+$/))])),
+	scope: z.optional(z.string()),
+	patient: z.optional(z.string().check(z.minLength(1))),
+	refresh_token: z.optional(z.string().check(z.minLength(1))),
+	id_token: z.optional(z.string().check(z.minLength(1))),
+});
+
+const ErrorResponse = z.object({ error: z.string(), error_description: z.optional(z.string()) });
+
+function retryAfter(response: Response, now: number): number {
+	const header = response.headers.get("Retry-After");
+	if (header && /^\d+$/.test(header)) return Math.max(1, Number(header));
+	const date = header ? Date.parse(header) : Number.NaN;
+	if (!Number.isNaN(date)) return Math.max(1, Math.ceil((date - now) / 1000));
+	// athena's rule: no new tokens for the rest of the current minute.
+	return Math.max(1, 60 - Math.floor((now / 1000) % 60));
+}
+
+async function readJson(response: Response): Promise<unknown> {
+	const text = await response.text();
+	if (text.length > MAX_RESPONSE_BYTES) return undefined;
+	try {
+		return JSON.parse(text);
+	} catch {
+		return undefined;
+	}
+}
+
+/** Posts a client-authenticated form to an athena OAuth endpoint. */
+async function postWithAssertion(client: OAuthClient, url: string, form: Record<string, string>): Promise<Response> {
+	const now = client.now?.() ?? Date.now();
+	const body = new URLSearchParams(form);
+	// Sent on every call (code, refresh, revoke): athena authenticates each one.
+	body.set("client_assertion_type", CLIENT_ASSERTION_TYPE);
+	body.set(
+		"client_assertion",
+		await signClientAssertion({ key: client.key, clientId: client.clientId, audience: url, now }),
+	);
+	try {
+		return await client.fetch(url, {
+			method: "POST",
+			headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
+			body,
+			signal: AbortSignal.timeout(client.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+			redirect: "manual",
+		});
+	} catch (error) {
+		const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+		throw new AppError(
+			"athena_unavailable",
+			503,
+			"athenahealth did not answer in time. Please try again in a moment.",
+			timedOut ? `no answer from ${url} in time` : `network error calling ${url}`,
+			30,
+		);
+	}
+}
+
+async function tokenRequest(client: OAuthClient, tokenUrl: string, form: Record<string, string>): Promise<TokenSet> {
+	const started = client.now?.() ?? Date.now();
+	const response = await postWithAssertion(client, tokenUrl, form);
+	if (response.status === 429) {
+		await response.body?.cancel();
+		throw new AppError(
+			"athena_rate_limited",
+			503,
+			"athenahealth is limiting sign-ins right now. Please try again shortly.",
+			"token endpoint answered 429",
+			retryAfter(response, started),
+		);
+	}
+	if (response.status >= 500) {
+		await response.body?.cancel();
+		throw new AppError(
+			"athena_unavailable",
+			503,
+			"athenahealth is unavailable right now. Please try again in a moment.",
+			`token endpoint answered ${response.status}`,
+			30,
+		);
+	}
+	const json = await readJson(response);
+	if (!response.ok) {
+		const error = z.safeParse(ErrorResponse, json);
+		const code = error.success ? error.data.error : `http_${response.status}`;
+		if (code === "invalid_grant") {
+			throw new AppError("invalid_grant", 401, "athenahealth no longer accepts this sign-in.", "invalid_grant");
+		}
+		if (code === "invalid_client") {
+			throw new AppError(
+				"athena_rejected_client",
+				502,
+				"athenahealth did not accept this app's credentials. The operator should check the client ID and published keys.",
+				"invalid_client",
+			);
+		}
+		throw new AppError(
+			"token_request_refused",
+			502,
+			"athenahealth refused the sign-in request.",
+			`token endpoint error ${code} (HTTP ${response.status})`,
+		);
+	}
+	const parsed = z.safeParse(TokenResponse, json);
+	if (!parsed.success) {
+		throw new AppError(
+			"token_response_invalid",
+			502,
+			"athenahealth sent an answer this app could not understand. Please try again.",
+			json === undefined
+				? `token response is not JSON (content-type ${response.headers.get("Content-Type") ?? "none"})`
+				: `token response invalid at ${parsed.error.issues.map((i) => i.path.join(".")).join(", ")}`,
+		);
+	}
+	const data = parsed.data;
+	if (data.token_type.toLowerCase() !== "bearer") {
+		throw new AppError(
+			"token_response_invalid",
+			502,
+			"athenahealth sent an answer this app could not understand. Please try again.",
+			`token_type ${data.token_type.slice(0, 20)} is not Bearer`,
+		);
+	}
+	// athena access tokens last an hour; a missing expires_in is read as that.
+	const expiresIn = data.expires_in === undefined ? 3600 : Number(data.expires_in);
+	return {
+		accessToken: data.access_token,
+		expiresAt: started + expiresIn * 1000,
+		scope: (data.scope ?? form.scope ?? "").split(/\s+/).filter(Boolean),
+		patient: data.patient,
+		refreshToken: data.refresh_token,
+		idToken: data.id_token,
+	};
+}
+
+/**
+ * Redeems an authorization code (RFC 6749 §4.1.3) with PKCE and a client assertion.
+ *
+ * @example
+ * const tokens = await exchangeCode(client, config.athena.tokenUrl, { code, redirectUri, codeVerifier });
+ */
+export function exchangeCode(
+	client: OAuthClient,
+	tokenUrl: string,
+	input: { code: string; redirectUri: string; codeVerifier: string },
+): Promise<TokenSet> {
+	return tokenRequest(client, tokenUrl, {
+		grant_type: "authorization_code",
+		code: input.code,
+		redirect_uri: input.redirectUri,
+		code_verifier: input.codeVerifier,
+	});
+}
+
+/**
+ * Refreshes (RFC 6749 §6). athena reportedly requires `scope` on refresh, so
+ * the granted scopes are always sent.
+ */
+export function refreshTokens(
+	client: OAuthClient,
+	tokenUrl: string,
+	input: { refreshToken: string; scope: string[] },
+): Promise<TokenSet> {
+	return tokenRequest(client, tokenUrl, {
+		grant_type: "refresh_token",
+		refresh_token: input.refreshToken,
+		scope: input.scope.join(" "),
+	});
+}
+
+/** Revokes a token (RFC 7009). Resolves to whether athena confirmed it. */
+export async function revokeToken(
+	client: OAuthClient,
+	revokeUrl: string,
+	input: { token: string; hint: "refresh_token" | "access_token" },
+): Promise<boolean> {
+	try {
+		const response = await postWithAssertion(client, revokeUrl, { token: input.token, token_type_hint: input.hint });
+		await response.body?.cancel();
+		return response.ok;
+	} catch {
+		return false;
+	}
+}

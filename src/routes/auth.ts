@@ -1,0 +1,265 @@
+import { type Context, Hono } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import type { AppEnv } from "../app-env";
+import type { Config } from "../config";
+import { type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
+import { SESSION_ABSOLUTE_MS } from "../durable/session";
+import { TOKEN_BUDGET_NAME } from "../durable/token-budget";
+import { AppError } from "../errors";
+import { log } from "../log";
+import { verifyIdToken } from "../oauth/id-token";
+import { expectedIssuer } from "../oauth/issuer";
+import { createPkce } from "../oauth/pkce";
+import { safeReturnTo } from "../oauth/return-to";
+import { exchangeCode, type OAuthClient, revokeToken, type TokenSet } from "../oauth/token-client";
+import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
+import { SESSION_COOKIE } from "../session/contract";
+import { sessionFor, sessionStub } from "../session/lookup";
+import { activeSigningKey } from "../signer";
+import { requireConfig } from "./require-config";
+
+/** Binds a launch to the browser that started it (SMART 2.2 / RFC 9700 §4.7). */
+export const BROWSER_COOKIE = "__Host-athena_launch";
+const MAX_PARAM_LENGTH = 2048;
+const PRACTICE_PATTERN = /^\d{1,12}$/;
+/** athena patient IDs: `a-{practice}.E-{enterprise id}`. */
+const PATIENT_PATTERN = /^a-(\d+)\.E-(\d+)$/;
+
+const cookieBase = { path: "/", secure: true, httpOnly: true, sameSite: "Lax" } as const;
+
+function refused(code: string, message: string, detail?: string): AppError {
+	return new AppError(code, 400, message, detail);
+}
+
+function param(c: Context<AppEnv>, name: string): string | undefined {
+	const values = c.req.queries(name);
+	if (!values) return undefined;
+	if (values.length > 1) throw refused("parameter_repeated", `The ${name} parameter was given more than once.`);
+	const value = values[0] ?? "";
+	if (value.length > MAX_PARAM_LENGTH) throw refused("parameter_too_long", `The ${name} parameter is too long.`);
+	return value;
+}
+
+function oauthClient(config: Config, key: OAuthClient["key"]): OAuthClient {
+	return { clientId: config.clientId, key, fetch: (input, init) => fetch(input, init) };
+}
+
+function tokenBudget(env: Env) {
+	return env.TOKEN_BUDGET.get(env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
+}
+
+/** Checks a token response against the launch that asked for it. */
+async function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization): Promise<string> {
+	if (!tokens.patient) {
+		throw new AppError(
+			"token_response_invalid",
+			502,
+			"athenahealth did not say which patient signed in. Please try connecting again.",
+			"token response has no patient for launch/patient",
+		);
+	}
+	const match = PATIENT_PATTERN.exec(tokens.patient);
+	// The practice was chosen before OAuth; a patient of another practice means a mix-up.
+	if (!match || match[1] !== pending.practice) {
+		throw new AppError(
+			"practice_mismatch",
+			400,
+			"The signed-in patient does not belong to the practice you chose. Please check the practice and connect again.",
+			`patient id does not match practice from state`,
+		);
+	}
+	return tokens.patient;
+}
+
+export const authRoutes = new Hono<AppEnv>()
+	/** Starts the patient's standalone launch: state, PKCE and nonce kept in a Durable Object. */
+	.get("/launch", requireConfig(), async (c) => {
+		const config = c.get("config");
+		const practice = param(c, "practice") || config.defaultPractice;
+		if (!practice || !PRACTICE_PATTERN.test(practice)) {
+			throw refused("practice_invalid", "Choose your practice: its ID is a number, e.g. 80000.");
+		}
+		const rawReturnTo = param(c, "return_to");
+		const returnTo = rawReturnTo === undefined || rawReturnTo === "" ? "/" : safeReturnTo(rawReturnTo);
+		if (!returnTo) throw refused("return_to_invalid", "return_to must be a path on this site, such as /records.");
+
+		const existing = getCookie(c, BROWSER_COOKIE);
+		// Reusing the binding lets a patient start sign-in in two tabs at once.
+		const browser = existing && RANDOM_TOKEN_PATTERN.test(existing) ? existing : randomToken();
+		const state = randomToken();
+		const pkce = await createPkce();
+		const nonce = config.scopes.includes("openid") ? randomToken() : undefined;
+		const now = Date.now();
+		const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
+		await stateObject.create({
+			browserHash: await sha256(browser),
+			codeVerifier: pkce.verifier,
+			nonce,
+			practice,
+			returnTo,
+			createdAt: now,
+			expiresAt: now + STATE_LIFETIME_MS,
+		});
+		setCookie(c, BROWSER_COOKIE, browser, { ...cookieBase, maxAge: STATE_LIFETIME_MS / 1000 });
+
+		const authorize = new URL(config.athena.authorizeUrl);
+		const query = authorize.searchParams;
+		query.set("response_type", "code");
+		query.set("client_id", config.clientId);
+		query.set("redirect_uri", config.redirectUri);
+		query.set("scope", config.scopes.join(" "));
+		query.set("state", state);
+		query.set("aud", config.athena.fhirBaseUrl);
+		query.set("code_challenge", pkce.challenge);
+		query.set("code_challenge_method", "S256");
+		if (nonce) query.set("nonce", nonce);
+		c.get("logFields").practice = practice;
+		c.header("Cache-Control", "no-store");
+		return c.redirect(authorize.toString(), 302);
+	})
+	.get("/session", requireConfig(), async (c) => {
+		c.header("Cache-Control", "no-store");
+		const session = await sessionFor(c);
+		if (!session) return c.json({ status: "signed_out" });
+		return c.json(await session.api.view());
+	})
+	.post("/logout", requireConfig(), async (c) => {
+		const session = await sessionFor(c);
+		const result = session ? await session.api.logout() : { revokedAtAthena: false };
+		deleteCookie(c, SESSION_COOKIE, cookieBase);
+		c.header("Cache-Control", "no-store");
+		if (c.req.header("Accept")?.includes("text/html")) return c.redirect("/", 303);
+		return c.json({ status: "signed_out", revokedAtAthena: result.revokedAtAthena });
+	});
+
+/**
+ * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
+ * Outcomes a patient can cause (denied at consent) are pages, not errors.
+ */
+export async function callback(c: Context<AppEnv>): Promise<Response> {
+	const config = c.get("config");
+	c.header("Referrer-Policy", "no-referrer");
+	c.header("Cache-Control", "no-store");
+	const state = param(c, "state");
+	const code = param(c, "code");
+	const error = param(c, "error");
+	const iss = param(c, "iss");
+	if (!state || !RANDOM_TOKEN_PATTERN.test(state)) {
+		throw refused(
+			"state_invalid",
+			"This sign-in link is not valid. Please start connecting again.",
+			"state missing or malformed",
+		);
+	}
+	const browser = getCookie(c, BROWSER_COOKIE);
+	if (!browser || !RANDOM_TOKEN_PATTERN.test(browser)) {
+		throw refused(
+			"state_other_browser",
+			"This sign-in was started in another browser or its cookie was lost. Please start connecting again here.",
+			"launch cookie missing",
+		);
+	}
+	// RFC 9207: a callback naming another issuer is a mix-up attack; refuse before anything else.
+	if (iss !== undefined) {
+		const issuer = await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch);
+		if (iss !== issuer) {
+			throw refused(
+				"issuer_mismatch",
+				"This sign-in came back from an unexpected server. Please start connecting again.",
+				"iss mismatch",
+			);
+		}
+	}
+	const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
+	if (error !== undefined) {
+		await stateObject.consume(await sha256(browser));
+		c.get("logFields").outcome = error === "access_denied" ? "denied" : "authorize_error";
+		throw new AppError(
+			error === "access_denied" ? "access_denied" : "authorize_error",
+			error === "access_denied" ? 403 : 400,
+			error === "access_denied"
+				? "You chose not to share your athenahealth record with this app. Nothing was shared."
+				: "athenahealth could not complete the sign-in. Please try connecting again.",
+			`authorize error ${error.slice(0, 40)}`,
+		);
+	}
+	if (!code) {
+		throw refused("code_missing", "This sign-in link is incomplete. Please start connecting again.", "no code");
+	}
+	const consumed = await stateObject.consume(await sha256(browser));
+	if (!consumed.ok) {
+		const messages = {
+			unknown: "This sign-in link has already been used or is not ours. Please start connecting again.",
+			expired: "This sign-in took too long and has expired. Please start connecting again.",
+			other_browser: "This sign-in was started in another browser. Please start connecting again here.",
+		} as const;
+		throw refused(`state_${consumed.reason}`, messages[consumed.reason], `state ${consumed.reason}`);
+	}
+	const pending = consumed.pending;
+	const reserved = await tokenBudget(c.env).reserve(config.tokenRequestsPerMinute);
+	if (!reserved.ok) {
+		await stateObject.restore(pending);
+		throw new AppError(
+			"token_budget_spent",
+			503,
+			"athenahealth is limiting sign-ins right now. Your sign-in is kept: try again in a moment.",
+			"token budget spent",
+			reserved.retryAfterSeconds,
+		);
+	}
+	const client = oauthClient(config, await activeSigningKey(c.env));
+	let tokens: TokenSet;
+	try {
+		tokens = await exchangeCode(client, config.athena.tokenUrl, {
+			code,
+			redirectUri: config.redirectUri,
+			codeVerifier: pending.codeVerifier,
+		});
+	} catch (failure) {
+		if (
+			failure instanceof AppError &&
+			(failure.code === "athena_rate_limited" || failure.code === "athena_unavailable")
+		) {
+			if (failure.code === "athena_rate_limited")
+				await tokenBudget(c.env).athenaRefused(failure.retryAfterSeconds ?? 60);
+			// The code was not redeemed: keep the state so the same callback can be retried.
+			await stateObject.restore(pending);
+		}
+		throw failure;
+	}
+	let patient: string;
+	try {
+		patient = await acceptedPatient(tokens, pending);
+		if (tokens.idToken) {
+			if (!pending.nonce)
+				throw new AppError("id_token_invalid", 502, "Unexpected sign-in confirmation.", "id_token without nonce");
+			await verifyIdToken(tokens.idToken, {
+				jwksUrl: config.athena.jwksUrl,
+				issuer: await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch),
+				clientId: config.clientId,
+				nonce: pending.nonce,
+			});
+		}
+	} catch (failure) {
+		// Tokens we will not use are handed back rather than left live.
+		c.executionCtx.waitUntil(
+			revokeToken(client, config.athena.revokeUrl, {
+				token: tokens.refreshToken ?? tokens.accessToken,
+				hint: tokens.refreshToken ? "refresh_token" : "access_token",
+			}),
+		);
+		throw failure;
+	}
+
+	const previous = await sessionFor(c);
+	if (previous) c.executionCtx.waitUntil(previous.api.logout().catch(() => undefined));
+	// A new session id at every sign-in (OWASP session fixation).
+	const sessionId = randomToken();
+	const idHash = await sha256(sessionId);
+	await sessionStub(c.env, idHash).begin({ idHash, tokens, patient, practice: pending.practice });
+	setCookie(c, SESSION_COOKIE, sessionId, { ...cookieBase, maxAge: SESSION_ABSOLUTE_MS / 1000 });
+	c.get("logFields").session = idHash.slice(0, 16);
+	c.get("logFields").outcome = "connected";
+	log("info", "patient connected", { session: idHash.slice(0, 16), practice: pending.practice });
+	return c.redirect(pending.returnTo, 302);
+}

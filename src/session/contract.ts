@@ -1,0 +1,56 @@
+/**
+ * What the rest of the worker may ask of a patient's session. The Session
+ * Durable Object (src/session/session-object.ts) implements it; the FHIR proxy
+ * and the pages use only this, never the tokens' storage.
+ */
+
+/** Name of the session cookie: `__Host-` pins it to this origin, path `/`, Secure. */
+export const SESSION_COOKIE = "__Host-athena_session";
+
+/** Refresh when the access token has less than this left (issue 4: "within a minute"). */
+export const REFRESH_MARGIN_MS = 60_000;
+
+/** The answer to "give me a usable access token for this session". */
+export type AccessResult =
+	| {
+			status: "connected";
+			accessToken: string;
+			/** Epoch milliseconds. */
+			expiresAt: number;
+			/** athena patient ID, e.g. `a-80000.E-14545`. */
+			patient: string;
+			/** Practice ID, digits, e.g. `80000`. */
+			practice: string;
+			/** The FHIR base the token was issued for. */
+			fhirBaseUrl: string;
+	  }
+	/** The patient or practice revoked access (refresh said invalid_grant): reconnect. */
+	| { status: "revoked" }
+	/** No session, expired (idle or absolute) or logged out. */
+	| { status: "signed_out" }
+	/** athena or our token budget cannot serve now; nothing was lost, retry later. */
+	| { status: "unavailable"; code: string; message: string; retryAfterSeconds?: number };
+
+/** What `GET /session` shows: never a token. */
+export interface SessionView {
+	status: "connected" | "revoked" | "signed_out";
+	patient?: string;
+	practice?: string;
+	scopes?: string[];
+	/** Epoch milliseconds. */
+	accessExpiresAt?: number;
+}
+
+/** The RPC surface of a session's Durable Object. */
+export interface SessionApi {
+	/** A token valid for at least REFRESH_MARGIN_MS, refreshing first if needed (single-flight). */
+	accessToken(): Promise<AccessResult>;
+	/**
+	 * athena answered 401 to `staleAccessToken`: refresh once, unless another
+	 * caller already replaced that token, then return the current one.
+	 */
+	refreshAfterUnauthorized(staleAccessToken: string): Promise<AccessResult>;
+	view(): Promise<SessionView>;
+	/** Revokes at athena (best effort), then deletes the session. */
+	logout(): Promise<{ revokedAtAthena: boolean }>;
+}

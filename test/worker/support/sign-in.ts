@@ -1,0 +1,124 @@
+import { env, exports } from "cloudflare:workers";
+
+/** A minimal cookie jar: what a browser would send back to the worker. */
+export class CookieJar {
+	readonly cookies = new Map<string, string>();
+
+	store(response: Response): void {
+		for (const header of response.headers.getSetCookie()) {
+			const [pair] = header.split(";");
+			const index = pair?.indexOf("=") ?? -1;
+			if (!pair || index < 0) continue;
+			const name = pair.slice(0, index).trim();
+			const value = pair.slice(index + 1).trim();
+			if (/max-age=0/i.test(header) || value === "") this.cookies.delete(name);
+			else this.cookies.set(name, value);
+		}
+	}
+
+	header(): string {
+		return [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
+	}
+}
+
+export const WORKER_ORIGIN = "http://localhost:3000";
+
+/** A request to the worker under test, as the patient's browser would send it. */
+export async function browserFetch(jar: CookieJar, path: string, init: RequestInit = {}): Promise<Response> {
+	const headers = new Headers(init.headers);
+	if (jar.cookies.size > 0) headers.set("Cookie", jar.header());
+	const response = await exports.default.fetch(new URL(path, WORKER_ORIGIN), { ...init, headers, redirect: "manual" });
+	jar.store(response);
+	return response;
+}
+
+/** The sandbox's controls (`/_sandbox/...`). */
+export async function sandbox<T = unknown>(path: string, body?: unknown): Promise<T> {
+	const response = await env.SANDBOX.fetch(`http://localhost:3001/_sandbox/${path}`, {
+		method: body === undefined ? "GET" : "POST",
+		headers: { "Content-Type": "application/json" },
+		body: body === undefined ? undefined : JSON.stringify(body),
+	});
+	if (!response.ok) throw new Error(`sandbox ${path}: ${response.status} ${await response.text()}`);
+	return (await response.json()) as T;
+}
+
+export interface Received {
+	assertions: Array<{
+		endpoint: string;
+		header: Record<string, unknown>;
+		claims: Record<string, unknown>;
+		accepted: boolean;
+	}>;
+	tokenCalls: Array<{ grantType: string | null; status: number; error?: string }>;
+}
+
+export const PATIENTS = {
+	jane: { username: "phrtest_preview@mailinator.com", password: "Password1", practice: "80000", id: "a-80000.E-14545" },
+	second: {
+		username: "sandbox_second@mailinator.com",
+		password: "Password2",
+		practice: "195900",
+		id: "a-195900.E-3001",
+	},
+} as const;
+
+function hiddenRequestId(html: string): string {
+	const match = /name="request" value="([^"]+)"/.exec(html);
+	if (!match?.[1]) throw new Error(`no pending request in sandbox page: ${html.slice(0, 300)}`);
+	return match[1];
+}
+
+async function sandboxForm(path: string, fields: Record<string, string>): Promise<Response> {
+	return env.SANDBOX.fetch(`http://localhost:3001${path}`, {
+		method: "POST",
+		headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: "http://localhost:3001" },
+		body: new URLSearchParams(fields),
+		redirect: "manual",
+	});
+}
+
+/**
+ * Runs the athena side of a sign-in: the worker's /launch redirect is followed
+ * to the sandbox's sign-in and consent pages, and the sandbox's redirect back
+ * (the callback URL with code and state) is returned without following it.
+ */
+export async function authorizeAtSandbox(
+	authorizeUrl: string,
+	patient: { username: string; password: string },
+	decision: "allow" | "deny" = "allow",
+): Promise<URL> {
+	const signInPage = await env.SANDBOX.fetch(authorizeUrl);
+	if (signInPage.status !== 200) throw new Error(`authorize: ${signInPage.status} ${await signInPage.text()}`);
+	const consent = await sandboxForm("/oauth2/v1/authorize/signin", {
+		request: hiddenRequestId(await signInPage.text()),
+		username: patient.username,
+		password: patient.password,
+		practice: "",
+	});
+	const decided = await sandboxForm("/oauth2/v1/authorize/consent", {
+		request: hiddenRequestId(await consent.text()),
+		decision,
+	});
+	const location = decided.headers.get("Location");
+	if (decided.status !== 302 || !location) throw new Error(`consent: ${decided.status} ${await decided.text()}`);
+	return new URL(location);
+}
+
+/** Launch from the worker: returns the authorize URL the browser is sent to. */
+export async function launch(jar: CookieJar, query = "practice=80000"): Promise<URL> {
+	const response = await browserFetch(jar, `/launch?${query}`);
+	const location = response.headers.get("Location");
+	if (response.status !== 302 || !location) throw new Error(`launch: ${response.status} ${await response.text()}`);
+	return new URL(location);
+}
+
+/** The whole patient sign-in through real requests; returns the browser's cookie jar. */
+export async function signIn(patient: { username: string; password: string; practice: string } = PATIENTS.jane) {
+	const jar = new CookieJar();
+	const authorize = await launch(jar, `practice=${patient.practice}`);
+	const callbackUrl = await authorizeAtSandbox(authorize.toString(), patient);
+	const response = await browserFetch(jar, `${callbackUrl.pathname}${callbackUrl.search}`);
+	if (response.status !== 302) throw new Error(`callback: ${response.status} ${await response.text()}`);
+	return { jar, response, callbackUrl };
+}
