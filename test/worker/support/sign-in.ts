@@ -24,10 +24,15 @@ export class CookieJar {
 export const WORKER_ORIGIN = "http://localhost:3000";
 
 /** A request to the worker under test, as the patient's browser would send it. */
-export async function browserFetch(jar: CookieJar, path: string, init: RequestInit = {}): Promise<Response> {
+export async function browserFetch(
+	jar: CookieJar,
+	path: string,
+	init: RequestInit = {},
+	worker: (request: Request) => Promise<Response> = (request) => exports.default.fetch(request),
+): Promise<Response> {
 	const headers = new Headers(init.headers);
 	if (jar.cookies.size > 0) headers.set("Cookie", jar.header());
-	const response = await exports.default.fetch(new URL(path, WORKER_ORIGIN), { ...init, headers, redirect: "manual" });
+	const response = await worker(new Request(new URL(path, WORKER_ORIGIN), { ...init, headers, redirect: "manual" }));
 	jar.store(response);
 	return response;
 }
@@ -106,8 +111,12 @@ export async function authorizeAtSandbox(
 }
 
 /** Launch from the worker: returns the authorize URL the browser is sent to. */
-export async function launch(jar: CookieJar, query = "practice=80000"): Promise<URL> {
-	const response = await browserFetch(jar, `/launch?${query}`);
+export async function launch(
+	jar: CookieJar,
+	query = "practice=80000",
+	worker?: (request: Request) => Promise<Response>,
+): Promise<URL> {
+	const response = await browserFetch(jar, `/launch?${query}`, {}, worker);
 	const location = response.headers.get("Location");
 	if (response.status !== 302 || !location) throw new Error(`launch: ${response.status} ${await response.text()}`);
 	return new URL(location);

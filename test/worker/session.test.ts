@@ -1,0 +1,148 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { Session } from "../../src/durable/session";
+import { sha256 } from "../../src/random";
+import { SESSION_COOKIE } from "../../src/session/contract";
+import { sessionStub } from "../../src/session/lookup";
+import { browserFetch, CookieJar, PATIENTS, type Received, sandbox, signIn } from "./support/sign-in";
+
+async function sessionOf(jar: CookieJar) {
+	const id = jar.cookies.get(SESSION_COOKIE);
+	if (!id) throw new Error("no session cookie");
+	const idHash = await sha256(id);
+	return { idHash, stub: sessionStub(env, idHash) };
+}
+
+async function refreshCalls(): Promise<number> {
+	return (await sandbox<Received>("received")).tokenCalls.filter((c) => c.grantType === "refresh_token").length;
+}
+
+beforeEach(async () => {
+	await sandbox("reset", {});
+	await sandbox("config", { tokenRateLimit: 0 });
+});
+
+describe("token sessions", () => {
+	it("sets the session cookie __Host-, HttpOnly, Secure, SameSite=Lax, Path=/ and a new id at every sign-in", async () => {
+		const first = await signIn();
+		const cookie = first.response.headers.getSetCookie().find((c) => c.startsWith(`${SESSION_COOKIE}=`)) ?? "";
+		expect(cookie).toMatch(/; HttpOnly/i);
+		expect(cookie).toMatch(/; Secure/i);
+		expect(cookie).toMatch(/; SameSite=Lax/i);
+		expect(cookie).toMatch(/; Path=\//i);
+		expect(cookie).not.toMatch(/; Domain=/i);
+		const second = await signIn();
+		expect(second.jar.cookies.get(SESSION_COOKIE)).not.toBe(first.jar.cookies.get(SESSION_COOKIE));
+	});
+
+	it("stores only sealed tokens: no token in clear in the Durable Object", async () => {
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		const access = await stub.accessToken();
+		if (access.status !== "connected") throw new Error(access.status);
+		const stored = await runInDurableObject(stub, async (_o: Session, state) => {
+			const entries = await state.storage.list();
+			return JSON.stringify(Object.fromEntries(entries));
+		});
+		expect(stored).not.toContain(access.accessToken);
+		expect(stored).not.toContain("eyJ");
+		expect(stored).toMatch(/"v":"v1","iv":"[A-Za-z0-9_-]{16}","ct":/);
+		// 12-byte IV: 16 base64url characters.
+	});
+
+	it("shares one refresh among 50 concurrent callers whose token is about to expire", async () => {
+		// Tokens that live 30 s are always inside the 60 s refresh margin.
+		await sandbox("config", { tokenRateLimit: 0, accessTokenTtl: 30 });
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		const before = await refreshCalls();
+		const results = await Promise.all(Array.from({ length: 50 }, () => stub.accessToken()));
+		expect(await refreshCalls()).toBe(before + 1);
+		const tokens = new Set(results.map((r) => (r.status === "connected" ? r.accessToken : r.status)));
+		expect(tokens.size).toBe(1);
+		expect(results.every((r) => r.status === "connected")).toBe(true);
+		const received = await sandbox<Received>("received");
+		const refreshAssertion = received.assertions.filter((a) => a.endpoint === "token").at(-1);
+		expect(refreshAssertion).toMatchObject({
+			accepted: true,
+			claims: { iss: "local-dev-client", sub: "local-dev-client" },
+		});
+	});
+
+	it("refreshes once for 50 callers that athena answered 401, then all use the new token", async () => {
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		const first = await stub.accessToken();
+		if (first.status !== "connected") throw new Error(first.status);
+		await sandbox("expire-access-tokens", {});
+		const before = await refreshCalls();
+		const results = await Promise.all(
+			Array.from({ length: 50 }, () => stub.refreshAfterUnauthorized(first.accessToken)),
+		);
+		expect(await refreshCalls()).toBe(before + 1);
+		expect(new Set(results.map((r) => (r.status === "connected" ? r.accessToken : "x"))).size).toBe(1);
+		expect(results[0]).toMatchObject({ status: "connected" });
+		expect(results[0]?.status === "connected" && results[0].accessToken).not.toBe(first.accessToken);
+	});
+
+	it("marks the session revoked when the patient revokes access at athena, without a 500", async () => {
+		await sandbox("config", { tokenRateLimit: 0, accessTokenTtl: 30 });
+		const { jar } = await signIn();
+		await sandbox("revoke", { patient: PATIENTS.jane.id });
+		const { stub } = await sessionOf(jar);
+		expect(await stub.accessToken()).toEqual({ status: "revoked" });
+		const view = await browserFetch(jar, "/session");
+		expect(view.status).toBe(200);
+		expect(await view.json()).toMatchObject({ status: "revoked", patient: PATIENTS.jane.id });
+		const stored = await runInDurableObject(stub, async (_o: Session, state) => [
+			...(await state.storage.list()).keys(),
+		]);
+		expect(stored).not.toContain("tokens");
+	});
+
+	it("answers signed_out without a session cookie or with an unknown one", async () => {
+		expect(await (await browserFetch(new CookieJar(), "/session")).json()).toEqual({ status: "signed_out" });
+		const jar = new CookieJar();
+		jar.cookies.set(SESSION_COOKIE, "Z".repeat(43));
+		expect(await (await browserFetch(jar, "/session")).json()).toEqual({ status: "signed_out" });
+	});
+
+	it("logs out: revokes at athena with an assertion, deletes the session, clears the cookie", async () => {
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		const response = await browserFetch(jar, "/logout", {
+			method: "POST",
+			headers: { Origin: "http://localhost:3000" },
+		});
+		expect(response.status).toBe(200);
+		expect(await response.json()).toEqual({ status: "signed_out", revokedAtAthena: true });
+		expect(jar.cookies.has(SESSION_COOKIE)).toBe(false);
+		expect(await stub.view()).toEqual({ status: "signed_out" });
+		const received = await sandbox<Received>("received");
+		expect(received.assertions.some((a) => a.endpoint === "revoke" && a.accepted)).toBe(true);
+	});
+
+	it("refuses a cross-site logout and keeps the session", async () => {
+		const { jar } = await signIn();
+		const response = await browserFetch(jar, "/logout", {
+			method: "POST",
+			headers: { Origin: "https://evil.example" },
+		});
+		expect(response.status).toBe(403);
+		expect(await response.json()).toMatchObject({ error: "cross_site_refused" });
+		const noOrigin = await browserFetch(jar, "/logout", { method: "POST" });
+		expect(noOrigin.status).toBe(403);
+		expect(await (await browserFetch(jar, "/session")).json()).toMatchObject({ status: "connected" });
+	});
+
+	it("still signs out locally when athena's revoke endpoint fails", async () => {
+		const { jar } = await signIn();
+		await sandbox("faults", { target: "token", status: 503 });
+		const response = await browserFetch(jar, "/logout", {
+			method: "POST",
+			headers: { Origin: "http://localhost:3000" },
+		});
+		expect(response.status).toBe(200);
+		expect(await (await browserFetch(jar, "/session")).json()).toEqual({ status: "signed_out" });
+	});
+});
