@@ -30,7 +30,7 @@ export interface SandboxWorkerOverrides {
 	 * Service bindings; bind `CLIENT` to the worker under test (by its name, or
 	 * to a fetch handler) so the sandbox fetches the client's JWKS through it.
 	 */
-	serviceBindings?: Record<string, unknown>;
+	serviceBindings?: Record<string, string | ((request: Request) => Response | Promise<Response>)>;
 	/** Defaults to sandbox/dist/index.js next to this file. */
 	scriptPath?: string;
 	/** Defaults to "athena-sandbox". */
