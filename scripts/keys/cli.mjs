@@ -117,7 +117,7 @@ export async function run(argv, deps = {}) {
 		} else if (verb === "rotate" && sub === "activate") {
 			const activated = await rotateActivate(ctx, { kid: arg, force: values.force });
 			out(`Key ${activated.kid} now signs for ${environment} (set as ${activated.secret}).`);
-			if (environment === "local") out("Restart `npm run dev` if it does not pick up the new .dev.vars by itself.");
+			if (environment === "local") out("A running `npm run dev` reloads with it (wrangler.toml was touched).");
 			out(
 				`Key ${activated.previousKid} stays published; retire it with: npm run keys -- rotate retire ${activated.previousKid} --env ${environment}`,
 			);

@@ -181,11 +181,33 @@ export async function rotateAdd(ctx) {
 	const now = new Date(ctx.now());
 	const { privatePem, publicJwk } = generateSigningKey();
 	const keyFile = writeKeyFile(ctx.keysDir, environment, publicJwk.kid, privatePem, now);
-	const updated = await publish(ctx, [...keys, publicJwk], {
+	const published = [...keys, publicJwk];
+	const pending = await publish(ctx, published, {
 		...meta,
 		keys: [...meta.keys, { kid: publicJwk.kid, publishedAt: now.toISOString() }],
 	});
-	return { kid: publicJwk.kid, keyFile, meta: updated, activatableAt: activatableAt(ctx, now.toISOString()) };
+	// The wait before activation counts from when KV took the write, not from
+	// when this command started (wrangler needs seconds to start), so the time
+	// is recorded again once the write has returned.
+	const publishedAt = new Date(ctx.now()).toISOString();
+	let updated = pending;
+	try {
+		updated = await publish(ctx, published, {
+			...pending,
+			keys: pending.keys.map((k) => (k.kid === publicJwk.kid ? { ...k, publishedAt } : k)),
+		});
+	} catch (error) {
+		ctx.warn(
+			`Key ${publicJwk.kid} is published, but its publication time could not be confirmed (${error instanceof Error ? error.message : "write failed"}); wait a minute longer than status says before activating it.`,
+		);
+	}
+	const record = updated.keys.find((k) => k.kid === publicJwk.kid);
+	return {
+		kid: publicJwk.kid,
+		keyFile,
+		meta: updated,
+		activatableAt: activatableAt(ctx, record?.publishedAt ?? publishedAt),
+	};
 }
 
 /** When a key published at `publishedAt` is in every cached copy of the JWKS. @param {KeysContext} ctx @param {string} publishedAt */
@@ -240,7 +262,7 @@ export async function rotateActivate(ctx, { kid, force = false }) {
 		ctx.warn(`!!! Token requests to athena may fail with invalid_client for up to ${seconds} s.`);
 	}
 	await ctx.store.putSigningKey(privatePem);
-	const activatedAt = new Date(now).toISOString();
+	const activatedAt = new Date(ctx.now()).toISOString();
 	const updated = await publish(ctx, keys, {
 		...meta,
 		activeKid: target,

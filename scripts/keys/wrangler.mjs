@@ -4,7 +4,16 @@
 // `jwks-meta`) and its SIGNING_KEY secret. Secrets go to wrangler's stdin,
 // never into argv (argv is visible to every process on the machine).
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+	chmodSync,
+	existsSync,
+	mkdtempSync,
+	readFileSync,
+	renameSync,
+	rmSync,
+	utimesSync,
+	writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -161,6 +170,9 @@ export function environmentStore({ environment, wrangler, configPath, persistTo,
 		async putSigningKey(privatePem) {
 			if (local) {
 				writeDevVar(devVarsPath, "SIGNING_KEY", privatePem);
+				// `wrangler dev` does not watch .dev.vars, but it reloads (bindings and
+				// .dev.vars included) when its config file changes: touch it.
+				if (existsSync(configPath)) utimesSync(configPath, new Date(), new Date());
 				return;
 			}
 			await run(["secret", "put", "SIGNING_KEY", "--env", environment, ...config], "set the SIGNING_KEY secret", {

@@ -11,7 +11,7 @@ import {
 	writeKeyFile,
 } from "../../scripts/keys/key-material.mjs";
 import { writeDevVar } from "../../scripts/keys/wrangler.mjs";
-import { tempDir } from "./helpers";
+import { tempDir } from "./helpers.js";
 
 // RFC 7638 §3.1 example key.
 const RFC7638_N =

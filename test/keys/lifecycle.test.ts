@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { settingsFrom } from "../../scripts/keys/config.mjs";
 import { KeysError } from "../../scripts/keys/errors.mjs";
 import { init, rotateActivate, rotateAdd, rotateRetire, status } from "../../scripts/keys/keys.mjs";
-import { configs, context, recordingWrangler, settings, tempDir } from "./helpers";
+import { configs, context, recordingWrangler, settings, tempDir } from "./helpers.js";
 
 const MINUTE = 60_000;
 const T0 = Date.parse("2026-11-28T10:00:00Z");
