@@ -1,0 +1,241 @@
+import { env } from "cloudflare:workers";
+import { Hono } from "hono";
+import { requestId } from "hono/request-id";
+import { describe, expect, it } from "vitest";
+import type { AppEnv } from "../../src/app-env";
+import { requestLog } from "../../src/log";
+import { type FhirRouteOptions, fhirProxyRoutes } from "../../src/routes/fhir";
+import type { AccessResult, SessionApi, SessionView } from "../../src/session/contract";
+
+/*
+ * The route's own decisions, with the session and athena answered in-process
+ * (both are injected, as the route's options allow). The same behaviours
+ * against the real sandbox and sessions are in fhir-proxy.test.ts; these
+ * cover what the sandbox cannot be made to do (a Durable Object that throws,
+ * athena redirecting or refusing a fresh token, an unreachable host).
+ */
+
+const FHIR_BASE = "http://localhost:3001/fhir/r4";
+const PROXY = "http://localhost:3000/fhir/r4";
+
+function connected(token: string, expiresInMs = 3_600_000): AccessResult {
+	return {
+		status: "connected",
+		accessToken: token,
+		expiresAt: Date.now() + expiresInMs,
+		patient: "a-80000.E-14545",
+		practice: "80000",
+		fhirBaseUrl: FHIR_BASE,
+	};
+}
+
+/** A session whose answers the test scripts, counting how often it is asked. */
+class ScriptedSession implements SessionApi {
+	accessCalls = 0;
+	refreshCalls: string[] = [];
+	constructor(
+		private readonly onAccess: () => Promise<AccessResult>,
+		private readonly onRefresh: (stale: string) => Promise<AccessResult> = onAccess,
+	) {}
+	accessToken(): Promise<AccessResult> {
+		this.accessCalls++;
+		return this.onAccess();
+	}
+	refreshAfterUnauthorized(stale: string): Promise<AccessResult> {
+		this.refreshCalls.push(stale);
+		return this.onRefresh(stale);
+	}
+	view(): Promise<SessionView> {
+		return Promise.resolve({ status: "connected" });
+	}
+}
+
+interface Upstream {
+	requests: Request[];
+	fetch: typeof fetch;
+}
+
+/** athena, as a function of the request it receives. */
+function athena(answer: (request: Request, attempt: number) => Response | Promise<Response>): Upstream {
+	const requests: Request[] = [];
+	return {
+		requests,
+		fetch: async (input, init) => {
+			const request = new Request(input, init);
+			requests.push(request);
+			return answer(request, requests.length);
+		},
+	};
+}
+
+function proxyWith(session: SessionApi | undefined, upstream: Upstream, options: FhirRouteOptions = {}) {
+	const app = new Hono<AppEnv>()
+		.use(requestId({ headerName: "X-Request-Id" }))
+		.use(requestLog())
+		.route(
+			"/",
+			fhirProxyRoutes({
+				sessionFor: async () => (session ? { idHash: "h".repeat(43), api: session } : undefined),
+				fetch: upstream.fetch,
+				...options,
+			}),
+		);
+	return (path: string, init?: RequestInit) => app.request(`${PROXY}${path}`, init, env);
+}
+
+const patientJson = () =>
+	new Response(JSON.stringify({ resourceType: "Patient", id: "a-80000.E-14545" }), {
+		headers: { "Content-Type": "application/fhir+json" },
+	});
+
+describe("FHIR proxy route: session answers", () => {
+	it("answers 503 with Retry-After when the session says athena or the budget cannot serve now", async () => {
+		const session = new ScriptedSession(async () => ({
+			status: "unavailable",
+			code: "token_budget_spent",
+			message: "Try again shortly",
+			retryAfterSeconds: 42,
+		}));
+		const upstream = athena(patientJson);
+		const response = await proxyWith(session, upstream)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(503);
+		expect(response.headers.get("Retry-After")).toBe("42");
+		expect(await response.json()).toMatchObject({ status: "unavailable", error: "token_budget_spent" });
+		expect(upstream.requests).toHaveLength(0);
+	});
+
+	it("answers 503, not 500, when the session's Durable Object throws", async () => {
+		const session = new ScriptedSession(() => Promise.reject(new Error("Durable Object reset")));
+		const response = await proxyWith(session, athena(patientJson))("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(503);
+		expect(response.headers.get("Retry-After")).toBe("5");
+		expect(await response.json()).toMatchObject({ status: "unavailable", error: "session_unavailable" });
+	});
+
+	it("asks the session once for a burst of reads, then serves the token from the isolate's cache", async () => {
+		const session = new ScriptedSession(async () => connected("t1"));
+		const upstream = athena(patientJson);
+		const get = proxyWith(session, upstream);
+		for (let i = 0; i < 3; i++) expect((await get("/Patient/a-80000.E-14545")).status).toBe(200);
+		expect(session.accessCalls).toBe(1);
+		expect(upstream.requests.map((r) => r.headers.get("Authorization"))).toEqual([
+			"Bearer t1",
+			"Bearer t1",
+			"Bearer t1",
+		]);
+	});
+
+	it("does not cache a token inside its refresh margin: the session is asked every time", async () => {
+		const session = new ScriptedSession(async () => connected("t1", 50_000));
+		const get = proxyWith(session, athena(patientJson));
+		await get("/Patient/a-80000.E-14545");
+		await get("/Patient/a-80000.E-14545");
+		expect(session.accessCalls).toBe(2);
+	});
+
+	it("never sends the token when the session's FHIR base is not the configured one", async () => {
+		const session = new ScriptedSession(async () => ({
+			...(connected("t1") as Extract<AccessResult, { status: "connected" }>),
+			fhirBaseUrl: "https://evil.example/fhir/r4",
+		}));
+		const upstream = athena(patientJson);
+		const response = await proxyWith(session, upstream)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(401);
+		expect(upstream.requests).toHaveLength(0);
+	});
+});
+
+describe("FHIR proxy route: athena's answers", () => {
+	it("sends the stale token to the session after a 401 and retries once with the new one", async () => {
+		const session = new ScriptedSession(
+			async () => connected("stale"),
+			async () => connected("fresh"),
+		);
+		const upstream = athena((request) =>
+			request.headers.get("Authorization") === "Bearer fresh" ? patientJson() : new Response(null, { status: 401 }),
+		);
+		const response = await proxyWith(session, upstream)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(200);
+		expect(session.refreshCalls).toEqual(["stale"]);
+		expect(upstream.requests).toHaveLength(2);
+	});
+
+	it("gives up after one retry when athena refuses the refreshed token too", async () => {
+		const session = new ScriptedSession(async () => connected("t"));
+		const upstream = athena(() => new Response(null, { status: 401 }));
+		const response = await proxyWith(session, upstream)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(502);
+		expect(upstream.requests).toHaveLength(2);
+		expect(session.refreshCalls).toHaveLength(1);
+	});
+
+	it("answers 401 revoked when the refresh after athena's 401 finds the grant revoked", async () => {
+		const session = new ScriptedSession(
+			async () => connected("t"),
+			async () => ({ status: "revoked" }),
+		);
+		const response = await proxyWith(
+			session,
+			athena(() => new Response(null, { status: 401 })),
+		)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(401);
+		expect(await response.json()).toEqual({ status: "revoked" });
+	});
+
+	it("never follows a redirect from athena with the token", async () => {
+		const upstream = athena(
+			() => new Response(null, { status: 302, headers: { Location: "https://evil.example/steal" } }),
+		);
+		const response = await proxyWith(
+			new ScriptedSession(async () => connected("t")),
+			upstream,
+		)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(502);
+		expect(upstream.requests).toHaveLength(1);
+		expect(upstream.requests[0]?.redirect).toBe("manual");
+	});
+
+	it("answers 502 when athena cannot be reached", async () => {
+		const upstream = athena(() => {
+			throw new TypeError("Network connection lost.");
+		});
+		const response = await proxyWith(
+			new ScriptedSession(async () => connected("t")),
+			upstream,
+		)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(502);
+		expect(await response.json()).toMatchObject({ resourceType: "OperationOutcome" });
+	});
+
+	it("passes 304 Not Modified through with its validators and no body", async () => {
+		const upstream = athena(() => new Response(null, { status: 304, headers: { ETag: 'W/"2"' } }));
+		const response = await proxyWith(new ScriptedSession(async () => connected("t")), upstream)(
+			"/Patient/a-80000.E-14545",
+			{ headers: { "If-None-Match": 'W/"2"' } },
+		);
+		expect(response.status).toBe(304);
+		expect(response.headers.get("ETag")).toBe('W/"2"');
+		expect(upstream.requests[0]?.headers.get("If-None-Match")).toBe('W/"2"');
+	});
+
+	it("uses FHIR_TIMEOUT_MS when the route was given no timeout", async () => {
+		const upstream = athena(
+			(request) =>
+				new Promise<Response>((_, reject) =>
+					request.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))),
+				),
+		);
+		const app = new Hono<AppEnv>()
+			.use(requestId())
+			.use(requestLog())
+			.route(
+				"/",
+				fhirProxyRoutes({
+					sessionFor: async () => ({ idHash: "h".repeat(43), api: new ScriptedSession(async () => connected("t")) }),
+					fetch: upstream.fetch,
+				}),
+			);
+		const response = await app.request(`${PROXY}/Patient/a-80000.E-14545`, {}, { ...env, FHIR_TIMEOUT_MS: "50" });
+		expect(response.status).toBe(504);
+	});
+});
