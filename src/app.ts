@@ -11,6 +11,7 @@ import { authRoutes, callback } from "./routes/auth";
 import { fhirRoutes } from "./routes/fhir";
 import { healthRoutes } from "./routes/health";
 import { jwksRoutes } from "./routes/jwks";
+import { pageRoutes } from "./routes/pages";
 import { requireConfig } from "./routes/require-config";
 import { sameOriginOnly } from "./routes/same-origin";
 
@@ -23,6 +24,11 @@ export const app = new Hono<AppEnv>()
 	.route("/", healthRoutes)
 	.route("/", authRoutes)
 	.route("/", fhirRoutes)
+	// The record page reads through the proxy above, in-process, with the patient's cookie.
+	.route(
+		"/",
+		pageRoutes({ worker: (request, env, ctx): Promise<Response> => Promise.resolve(app.fetch(request, env, ctx)) }),
+	)
 	.get("/assets/app.css", (c) =>
 		c.body(STYLESHEET, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600" }),
 	);

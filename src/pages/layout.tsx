@@ -1,13 +1,15 @@
-import { html, raw } from "hono/html";
-import type { HtmlEscapedString } from "hono/utils/html";
+import { html } from "hono/html";
+import type { Child } from "hono/jsx";
 
 /**
  * Security headers for every page: nothing loads from anywhere but this
- * origin, no inline script, no framing, no referrer (the callback URL carries
+ * origin, no script at all, no framing, no referrer (the callback URL carries
  * a code and state).
+ *
+ * `authorizeOrigin` is needed on pages with a connect form: Chrome applies
+ * `form-action` to the redirect after a submit, and /launch redirects to athena.
  */
 export function pageHeaders(authorizeOrigin?: string): Record<string, string> {
-	// Chrome applies form-action to the redirect after a submit: /launch redirects to athena.
 	const formAction = authorizeOrigin ? `'self' ${authorizeOrigin}` : "'self'";
 	return {
 		"Content-Type": "text/html; charset=utf-8",
@@ -19,18 +21,47 @@ export function pageHeaders(authorizeOrigin?: string): Record<string, string> {
 	};
 }
 
+/**
+ * Served at /assets/app.css (the CSP allows styles from this origin only).
+ * Colours meet WCAG AA contrast on their backgrounds; the layout is one
+ * column on a phone and a two-column grid of sections from 48rem.
+ */
 export const STYLESHEET = `
-:root{color-scheme:light;--ink:#1b1f23;--muted:#4a5560;--accent:#0b5cad;--bg:#f6f8fa;--card:#fff;--line:#d0d7de}
-*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:var(--bg)}
-main{max-width:52rem;margin:0 auto;padding:1.5rem 1rem}h1{font-size:1.6rem;margin:.2rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
-.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem 1.25rem;margin:1rem 0}
+:root{color-scheme:light;--ink:#1b1f23;--muted:#4a5560;--accent:#0b5cad;--accent-dark:#084a8c;--bg:#f6f8fa;--card:#fff;--line:#d0d7de;--warn-bg:#fff8e1;--warn-line:#b58100;--bad:#a4262c;--good:#1a7f37}
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:var(--bg)}
+.skip{position:absolute;left:-999px;top:0;background:#fff;padding:.5rem}.skip:focus{left:.5rem}
+header.site{background:#fff;border-bottom:1px solid var(--line)}
+header.site .inner,footer.site .inner,main{max-width:60rem;margin:0 auto;padding:0 1rem}
+header.site .inner{display:flex;align-items:center;justify-content:space-between;gap:1rem;min-height:3.25rem;flex-wrap:wrap}
+.brand{font-weight:700;color:var(--ink);text-decoration:none}
+main{padding-top:1.25rem;padding-bottom:2rem}
+footer.site{color:var(--muted);font-size:.875rem;border-top:1px solid var(--line);padding:1rem 0}
+h1{font-size:1.6rem;line-height:1.25;margin:.25rem 0 1rem}h2{font-size:1.2rem;margin:0 0 .5rem}h3{font-size:1rem;margin:1rem 0 .25rem}
+.lead{font-size:1.1rem}
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem 1.25rem;margin:1rem 0;min-width:0}
+.notice{background:var(--warn-bg);border:1px solid var(--warn-line);border-radius:8px;padding:.75rem 1rem;margin:1rem 0}
 .muted{color:var(--muted)}a{color:var(--accent)}
-.button,button{display:inline-block;background:var(--accent);color:#fff;border:0;border-radius:6px;padding:.6rem 1rem;font:inherit;text-decoration:none;cursor:pointer}
-.button.secondary,button.secondary{background:#fff;color:var(--accent);border:1px solid var(--accent)}
-label{display:block;font-weight:600;margin:.5rem 0 .25rem}input{font:inherit;padding:.5rem;border:1px solid var(--line);border-radius:6px;width:100%;max-width:16rem}
-.actions{display:flex;gap:.75rem;flex-wrap:wrap;margin-top:1rem}form.inline{display:inline}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
-ul.plain{padding-left:1.1rem}svg{max-width:100%;height:auto}
+.button,button{display:inline-block;background:var(--accent);color:#fff;border:2px solid var(--accent);border-radius:6px;padding:.55rem 1rem;font:inherit;font-weight:600;text-decoration:none;cursor:pointer;min-height:44px}
+.button:hover,button:hover{background:var(--accent-dark);border-color:var(--accent-dark)}
+.button.secondary,button.secondary{background:#fff;color:var(--accent)}
+:focus-visible{outline:3px solid #f0b400;outline-offset:2px}
+label{display:block;font-weight:600;margin:.5rem 0 .25rem}
+input{font:inherit;padding:.5rem;border:1px solid #6e7781;border-radius:6px;width:100%;max-width:16rem;min-height:44px}
+.hint{color:var(--muted);font-size:.9rem;margin:.25rem 0 0}
+.actions{display:flex;gap:.75rem;flex-wrap:wrap;align-items:center;margin-top:1rem}
+form.inline{display:inline;margin:0}
+.sections{display:grid;grid-template-columns:1fr;gap:0 1rem}
+@media (min-width:48rem){.sections{grid-template-columns:1fr 1fr}.sections .wide{grid-column:1/-1}}
+.facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}.facts dt{color:var(--muted)}.facts dd{margin:0}
+ul.items{list-style:none;padding:0;margin:0}ul.items li{padding:.4rem 0;border-bottom:1px solid var(--line)}ul.items li:last-child{border-bottom:0}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%}caption{text-align:left;font-weight:600;padding:.25rem 0}
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure.chart{margin:.5rem 0}svg{display:block;width:100%;height:auto;max-width:40rem}
+.legend{display:flex;gap:1rem;font-size:.875rem;color:var(--muted)}.key::before{content:"";display:inline-block;width:1rem;height:.25rem;margin-right:.35rem;vertical-align:middle;background:#0b5cad}.key-1::before{background:#a4262c}.key-2::before{background:#1a7f37}
+details summary{cursor:pointer;color:var(--accent);margin:.25rem 0}
+.tag{display:inline-block;font-size:.8rem;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;color:var(--muted)}
 `;
 
 export interface PageAction {
@@ -41,34 +72,116 @@ export interface PageAction {
 	secondary?: boolean;
 }
 
-function actionHtml(action: PageAction) {
-	const cls = action.secondary ? "button secondary" : "button";
-	if (action.post) {
-		return html`<form class="inline" method="post" action="${action.post}"><button class="${action.secondary ? "secondary" : ""}" type="submit">${action.label}</button></form>`;
-	}
-	return html`<a class="${cls}" href="${action.href ?? "/"}">${action.label}</a>`;
+export function Actions(props: { actions: PageAction[] }) {
+	return (
+		<div class="actions">
+			{props.actions.map((action) =>
+				action.post ? (
+					<form class="inline" method="post" action={action.post}>
+						<button class={action.secondary ? "secondary" : undefined} type="submit">
+							{action.label}
+						</button>
+					</form>
+				) : (
+					<a class={action.secondary ? "button secondary" : "button"} href={action.href ?? "/"}>
+						{action.label}
+					</a>
+				),
+			)}
+		</div>
+	);
 }
 
-/** The page frame: title, heading, body and a row of next steps. */
-export function page(input: {
-	title: string;
-	body: HtmlEscapedString | Promise<HtmlEscapedString> | string;
-	actions?: PageAction[];
+/**
+ * The sign-in form: a plain GET to /launch, which redirects to athena. With
+ * `practice` fixed (reconnecting), the field is hidden; on the home page the
+ * patient types it.
+ */
+export function ConnectForm(props: {
+	practice: string | undefined;
+	fixedPractice?: boolean;
+	returnTo?: string;
+	label?: string;
+	secondary?: { label: string; href: string };
 }) {
-	return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${input.title} · athena connector</title>
-<link rel="stylesheet" href="/assets/app.css">
-</head>
-<body>
-<main>
-<h1>${input.title}</h1>
-${typeof input.body === "string" ? html`<p>${input.body}</p>` : input.body}
-${input.actions?.length ? html`<div class="actions">${input.actions.map(actionHtml)}</div>` : raw("")}
-</main>
-</body>
-</html>`;
+	return (
+		<form method="get" action="/launch" class="connect">
+			{props.fixedPractice ? (
+				<input type="hidden" name="practice" value={props.practice ?? ""} />
+			) : (
+				<>
+					<label for="practice">Your practice's athenahealth ID</label>
+					<input
+						id="practice"
+						name="practice"
+						type="text"
+						inputmode="numeric"
+						pattern="[0-9]{1,12}"
+						autocomplete="off"
+						required
+						value={props.practice ?? ""}
+						aria-describedby="practice-hint"
+					/>
+					<p id="practice-hint" class="hint">
+						A number your practice or its patient portal gives you, for example 80000.
+					</p>
+				</>
+			)}
+			{props.returnTo ? <input type="hidden" name="return_to" value={props.returnTo} /> : null}
+			<div class="actions">
+				<button type="submit">{props.label ?? "Connect with athenahealth"}</button>
+				{props.secondary ? (
+					<a class="button secondary" href={props.secondary.href}>
+						{props.secondary.label}
+					</a>
+				) : null}
+			</div>
+		</form>
+	);
+}
+
+/**
+ * The page frame: landmarks (banner, main, contentinfo), one h1, and a sign-out
+ * button in the header while the browser holds a session.
+ */
+export function page(props: { title: string; signedIn?: boolean; children?: Child }) {
+	const body = (
+		<html lang="en">
+			<head>
+				<meta charset="utf-8" />
+				<meta name="viewport" content="width=device-width, initial-scale=1" />
+				<title>{`${props.title} · athena connector`}</title>
+				<link rel="stylesheet" href="/assets/app.css" />
+			</head>
+			<body>
+				<a class="skip" href="#content">
+					Skip to content
+				</a>
+				<header class="site">
+					<div class="inner">
+						<a class="brand" href="/">
+							athena connector
+						</a>
+						{props.signedIn ? (
+							<form class="inline" method="post" action="/logout">
+								<button class="secondary" type="submit">
+									Sign out
+								</button>
+							</form>
+						) : null}
+					</div>
+				</header>
+				<main id="content">
+					<h1>{props.title}</h1>
+					{props.children}
+				</main>
+				<footer class="site">
+					<div class="inner">
+						Read-only access to your athenahealth record. Your sign-in stays on this server: this page never sees it.
+					</div>
+				</footer>
+			</body>
+		</html>
+	);
+	return html`<!doctype html>${body}`;
 }

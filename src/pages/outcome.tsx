@@ -1,5 +1,5 @@
 import type { AppError } from "../errors";
-import { type PageAction, page } from "./layout";
+import { Actions, type PageAction, page } from "./layout";
 
 const TITLES: Record<string, string> = {
 	access_denied: "You did not share your record",
@@ -10,21 +10,55 @@ const TITLES: Record<string, string> = {
 	cross_site_refused: "Request refused",
 };
 
-/** A page for a person who reached an outcome: what happened and the next step. */
+/** Seconds as "about 40 seconds" / "about 2 minutes". */
+export function retryWhen(seconds: number): string {
+	if (seconds < 90) return `about ${seconds} second${seconds === 1 ? "" : "s"}`;
+	return `about ${Math.round(seconds / 60)} minutes`;
+}
+
+/**
+ * A page for a person who reached an outcome through an `AppError` (the
+ * callback's denial, a refused or expired sign-in link, athena busy, a
+ * configuration problem): what happened, and the next step. The message is
+ * the error's safe `message`, never its `detail`.
+ */
 export function outcomePage(error: AppError) {
-	const busy = error.status === 503 && error.code !== "config_invalid";
-	const actions: PageAction[] = busy
-		? // href="" reloads this URL without copying its query (a code) into the page.
-			[
-				{ label: "Try again", href: "" },
-				{ label: "Home", href: "/", secondary: true },
-			]
-		: [{ label: error.code === "access_denied" ? "Connect again" : "Start again", href: "/" }];
-	const retry =
-		busy && error.retryAfterSeconds ? ` You can try again in about ${error.retryAfterSeconds} seconds.` : "";
+	const configProblem = error.code === "config_invalid";
+	const busy = error.status === 503 && !configProblem;
+	let actions: PageAction[];
+	if (busy) {
+		// href="" reloads this URL (the callback's is retried with the state kept) without copying its query into the page.
+		actions = [
+			{ label: "Try again", href: "" },
+			{ label: "Home", href: "/", secondary: true },
+		];
+	} else if (configProblem) {
+		actions = [{ label: "Service status (/health)", href: "/health", secondary: true }];
+	} else {
+		actions = [{ label: error.code === "access_denied" ? "Connect again" : "Start again", href: "/" }];
+	}
 	return page({
 		title: TITLES[error.code] ?? (error.status >= 500 ? "Something went wrong" : "Sign-in could not be completed"),
-		body: `${error.message}${retry}`,
-		actions,
+		children: (
+			<>
+				<p class="lead">{error.message}</p>
+				{error.code === "access_denied" ? (
+					<p>
+						This app can show your record only with your permission. If you change your mind, connect again and choose
+						Allow when athenahealth asks.
+					</p>
+				) : null}
+				{busy && error.retryAfterSeconds ? (
+					<p class="notice">You can try again in {retryWhen(error.retryAfterSeconds)}.</p>
+				) : null}
+				{configProblem ? (
+					<p class="muted">
+						If you run this service: <code>/health</code> lists each setting that is missing or invalid, by name.
+						Secrets are never shown.
+					</p>
+				) : null}
+				<Actions actions={actions} />
+			</>
+		),
 	});
 }

@@ -1,0 +1,143 @@
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { patientRecord } from "../../sandbox/src/data";
+import { browserFetch, CookieJar, PATIENTS, sandbox, signIn } from "./support/sign-in";
+
+const html = { headers: { Accept: "text/html" } };
+
+/** The newest value of an Observation series in the sandbox's own data, as the page rounds it. */
+function latestValue(patient: string, loinc: string): number {
+	const observations = patientRecord(patient)?.byType.get("Observation") ?? [];
+	const matching = observations.filter((o) =>
+		(o.code as { coding: Array<{ code: string }> }).coding.some((c) => c.code === loinc),
+	);
+	const newest = matching.sort((a, b) => String(b.effectiveDateTime).localeCompare(String(a.effectiveDateTime)))[0];
+	const value = (newest?.valueQuantity as { value: number } | undefined)?.value;
+	if (value === undefined) throw new Error(`no ${loinc} in the sandbox data`);
+	return Math.round(value * 10) / 10;
+}
+
+async function recordPage(jar: CookieJar): Promise<{ status: number; headers: Headers; text: string }> {
+	const response = await browserFetch(jar, "/record", html);
+	return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+async function clearFaults(): Promise<void> {
+	const response = await env.SANDBOX.fetch("http://localhost:3001/_sandbox/faults", { method: "DELETE" });
+	if (!response.ok) throw new Error(`clearing faults: ${response.status}`);
+}
+
+beforeEach(async () => {
+	await sandbox("reset", {});
+	await sandbox("config", { tokenRateLimit: 0 });
+});
+
+describe("the connected page", () => {
+	it("shows the signed-in patient's name, birth date, practice and record from the sandbox", async () => {
+		const { jar } = await signIn();
+		const page = await recordPage(jar);
+		expect(page.status).toBe(200);
+		expect(page.text).toContain("<h1>Jane Testpatient</h1>");
+		expect(page.text).toContain('<time datetime="1968-04-12">Apr 12, 1968</time>');
+		expect(page.text).toContain("Sandbox Practice 80000 (80000)");
+		for (const entry of [
+			"Allergy to penicillin",
+			"Hives",
+			"Type 2 diabetes mellitus",
+			"lisinopril 10 MG Oral Tablet",
+			"Take 1 tablet by mouth daily",
+			"influenza, injectable, quadrivalent",
+			"Encounter for check up",
+			"Progress note",
+			"not released to the portal",
+		]) {
+			expect(page.text).toContain(entry);
+		}
+		// Charts and their tables carry the newest weight and HbA1c the sandbox holds.
+		expect(page.text).toContain(`<td class="num">${latestValue(PATIENTS.jane.id, "29463-7")}</td>`);
+		expect(page.text).toContain(`<td class="num">${latestValue(PATIENTS.jane.id, "4548-4")}</td>`);
+		expect(page.text).toMatch(/<svg[^>]*role="img"[^>]*>\s*<title[^>]*>Blood pressure over time<\/title>/);
+		expect(page.text).toMatch(/<polyline points="[\d., ]+"/);
+		expect(page.text).not.toMatch(/eyJ|access_token|refresh_token|code_verifier|Bearer /);
+	});
+
+	it("shows each browser only its own patient's record", async () => {
+		const jane = await signIn(PATIENTS.jane);
+		const rowan = await signIn(PATIENTS.second);
+		const janePage = (await recordPage(jane.jar)).text;
+		const rowanPage = (await recordPage(rowan.jar)).text;
+		expect(rowanPage).toContain("<h1>Rowan Fixturepatient</h1>");
+		expect(rowanPage).toContain("Sandbox Practice 195900");
+		expect(rowanPage).not.toContain("Testpatient");
+		expect(janePage).not.toContain("Fixturepatient");
+		expect(janePage).not.toContain("195900");
+	});
+
+	it("sends a connected browser from / to the record, and a signed-out one from the record to /", async () => {
+		const { jar } = await signIn();
+		const home = await browserFetch(jar, "/", html);
+		expect(home.status).toBe(302);
+		expect(home.headers.get("Location")).toBe("/record");
+		const stranger = await browserFetch(new CookieJar(), "/record", html);
+		expect(stranger.status).toBe(302);
+		expect(stranger.headers.get("Location")).toBe("/");
+	});
+
+	it("offers sign-out as a same-origin POST form that ends the session and lands on the home page", async () => {
+		const { jar } = await signIn();
+		expect((await recordPage(jar)).text).toMatch(/<form class="inline" method="post" action="\/logout">/);
+		const out = await browserFetch(jar, "/logout", {
+			method: "POST",
+			headers: { Accept: "text/html", Origin: "http://localhost:3000" },
+		});
+		expect(out.status).toBe(303);
+		expect(out.headers.get("Location")).toBe("/");
+		const home = await browserFetch(jar, "/", html);
+		expect(home.status).toBe(200);
+		expect(await home.text()).not.toContain("Your session has ended");
+	});
+});
+
+describe("session states on the connected page", () => {
+	it("shows revocation at athena as 'revoked by you or your practice' with a reconnect form for the same practice", async () => {
+		const { jar } = await signIn(PATIENTS.second);
+		expect((await recordPage(jar)).status).toBe(200);
+		await sandbox("revoke", { patient: PATIENTS.second.id });
+		const page = await recordPage(jar);
+		expect(page.status).toBe(200);
+		expect(page.text).toContain("<h1>Access was revoked</h1>");
+		expect(page.text).toContain("revoked by you or your practice");
+		expect(page.text).toContain('<form method="get" action="/launch"');
+		expect(page.text).toContain('<input type="hidden" name="practice" value="195900"');
+		expect(page.text).toContain('<input type="hidden" name="return_to" value="/record"');
+		expect(page.text).toContain("Reconnect with athenahealth");
+		expect(page.text).not.toContain("Fixturepatient");
+		// The session now says revoked itself, so / leads to the same state.
+		const home = await browserFetch(jar, "/", html);
+		expect(home.headers.get("Location")).toBe("/record");
+		expect((await recordPage(jar)).text).toContain("Access was revoked");
+	});
+
+	it("shows athena's rate limiting as 'busy' with when to retry, keeping the session", async () => {
+		const { jar } = await signIn();
+		await sandbox("faults", { target: "fhir", status: 429 });
+		const page = await recordPage(jar);
+		expect(page.status).toBe(503);
+		expect(page.headers.get("Retry-After")).toBe("60");
+		expect(page.text).toContain("<h1>athenahealth is busy</h1>");
+		expect(page.text).toContain("Try again in about 60 seconds");
+		expect(page.text).toContain('href="/record"');
+		await clearFaults();
+		expect((await recordPage(jar)).text).toContain("<h1>Jane Testpatient</h1>");
+	});
+
+	it("shows athena failing as 'not answering' with a retry time", async () => {
+		const { jar } = await signIn();
+		await sandbox("faults", { target: "fhir", status: 500 });
+		const page = await recordPage(jar);
+		expect(page.status).toBe(503);
+		expect(Number(page.headers.get("Retry-After"))).toBeGreaterThan(0);
+		expect(page.text).toContain("<h1>athenahealth is not answering</h1>");
+		expect(page.text).toContain("You are still connected");
+	});
+});
