@@ -92,7 +92,7 @@ export async function run(argv, deps = {}) {
 		const processEnv = deps.env ?? process.env;
 		const store = environmentStore({
 			environment,
-			wrangler: deps.wrangler ?? wranglerProcess({ cwd }),
+			wrangler: deps.wrangler ?? wranglerProcess({ cwd, env: processEnv }),
 			configPath,
 			persistTo: resolve(cwd, values["persist-to"]),
 			devVarsPath: resolve(cwd, values["dev-vars"]),

@@ -30,16 +30,16 @@ export const WRANGLER_JS = fileURLToPath(new URL("../../node_modules/wrangler/bi
 
 /**
  * The real runner: `node node_modules/wrangler/bin/wrangler.js ...args`.
- * @param {{ cwd: string }} options
+ * @param {{ cwd: string, env?: NodeJS.ProcessEnv }} options `env` replaces process.env (tests use an empty home)
  * @returns {Wrangler}
  */
-export function wranglerProcess({ cwd }) {
+export function wranglerProcess({ cwd, env = process.env }) {
 	return (args, { stdin } = {}) =>
 		new Promise((resolve, reject) => {
 			const child = spawn(process.execPath, [WRANGLER_JS, ...args], {
 				cwd,
 				stdio: ["pipe", "pipe", "pipe"],
-				env: { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0", NO_COLOR: "1" },
+				env: { ...env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0", NO_COLOR: "1" },
 			});
 			let stdout = "";
 			let stderr = "";

@@ -201,6 +201,14 @@ describe("zero-downtime rotation against the local worker and sandbox", () => {
 			const listed = await cli("status");
 			expect(listed.text).toContain(`${next}  published`);
 			expect(listed.text).not.toContain(first);
+
+			// live check against the local worker and sandbox. The redirect URI's
+			// route belongs to the sign-in work and is covered with a local server
+			// in cli.test.ts, so only the other checks are asserted here.
+			const live = await cli("live", "check", "--url", worker?.url ?? "");
+			expect(live.text).toMatch(/^ok {2}jwks: 1 valid RS384 key\(s\)/m);
+			expect(live.text).toContain(`ok    signing key: active kid ${next} is published and is the worker's signer`);
+			expect(live.text).toMatch(/^ok {4}smart-configuration: /m);
 		} finally {
 			running = false;
 			await loop;
