@@ -18,9 +18,12 @@ const DEFAULT_TIMEOUT_MS = 20_000;
 /** Read interactions only (issue 5); `POST {type}/_search` is not forwarded. */
 const ALLOWED_METHODS = "GET, HEAD";
 
+/** All the proxy asks of a session: a usable token, and a new one after athena's 401. */
+export type ProxySessionApi = Pick<SessionApi, "accessToken" | "refreshAfterUnauthorized">;
+
 export interface FhirRouteOptions {
-	/** The session named by the request's cookie (the lead's `sessionFor`, injectable for tests). */
-	sessionFor?: (c: Context<AppEnv>) => Promise<{ idHash: string; api: SessionApi } | undefined>;
+	/** The session named by the request's cookie (`sessionFor` from src/session/lookup.ts, injectable for tests). */
+	sessionFor?: (c: Context<AppEnv>) => Promise<{ idHash: string; api: ProxySessionApi } | undefined>;
 	/** Header timeout; when absent, the `FHIR_TIMEOUT_MS` var, else 20 s. */
 	timeoutMs?: number;
 	/** The network, for tests that answer athena themselves. */

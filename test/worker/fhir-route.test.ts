@@ -4,8 +4,8 @@ import { requestId } from "hono/request-id";
 import { describe, expect, it } from "vitest";
 import type { AppEnv } from "../../src/app-env";
 import { requestLog } from "../../src/log";
-import { type FhirRouteOptions, fhirProxyRoutes } from "../../src/routes/fhir";
-import type { AccessResult, SessionApi, SessionView } from "../../src/session/contract";
+import { type FhirRouteOptions, fhirProxyRoutes, type ProxySessionApi } from "../../src/routes/fhir";
+import type { AccessResult } from "../../src/session/contract";
 
 /*
  * The route's own decisions, with the session and athena answered in-process
@@ -30,7 +30,7 @@ function connected(token: string, expiresInMs = 3_600_000): AccessResult {
 }
 
 /** A session whose answers the test scripts, counting how often it is asked. */
-class ScriptedSession implements SessionApi {
+class ScriptedSession implements ProxySessionApi {
 	accessCalls = 0;
 	refreshCalls: string[] = [];
 	constructor(
@@ -44,9 +44,6 @@ class ScriptedSession implements SessionApi {
 	refreshAfterUnauthorized(stale: string): Promise<AccessResult> {
 		this.refreshCalls.push(stale);
 		return this.onRefresh(stale);
-	}
-	view(): Promise<SessionView> {
-		return Promise.resolve({ status: "connected" });
 	}
 }
 
@@ -68,7 +65,7 @@ function athena(answer: (request: Request, attempt: number) => Response | Promis
 	};
 }
 
-function proxyWith(session: SessionApi | undefined, upstream: Upstream, options: FhirRouteOptions = {}) {
+function proxyWith(session: ProxySessionApi | undefined, upstream: Upstream, options: FhirRouteOptions = {}) {
 	const app = new Hono<AppEnv>()
 		.use(requestId({ headerName: "X-Request-Id" }))
 		.use(requestLog())
