@@ -30,7 +30,11 @@ export const app = new Hono<AppEnv>()
 		pageRoutes({ worker: (request, env, ctx): Promise<Response> => Promise.resolve(app.fetch(request, env, ctx)) }),
 	)
 	.get("/assets/app.css", (c) =>
-		c.body(STYLESHEET, 200, { "Content-Type": "text/css; charset=utf-8", "Cache-Control": "public, max-age=3600" }),
+		c.body(STYLESHEET, 200, {
+			"Content-Type": "text/css; charset=utf-8",
+			"Cache-Control": "public, max-age=3600",
+			"X-Content-Type-Options": "nosniff",
+		}),
 	);
 
 // The callback lives at the path of the configured redirect URI (e.g. /callback
