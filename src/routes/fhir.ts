@@ -129,6 +129,26 @@ function sessionStateResponse(c: Context<AppEnv>, access: Exclude<AccessResult, 
 
 class UpstreamTimeout extends Error {}
 
+/**
+ * What the client gets instead of athena's answer, when athena's answer is
+ * not one to pass on; undefined when it is (2xx, 304, 4xx incl. 429 with its
+ * Retry-After).
+ */
+function troubleResponse(upstreamStatus: number, requestId: string): Response | undefined {
+	if (upstreamStatus === 401) {
+		// Only reached after the one refresh and retry: athena's fault, and the session is kept.
+		return operationOutcome(502, "security", "athena refused the refreshed access token", requestId);
+	}
+	if (upstreamStatus >= 500) {
+		return operationOutcome(502, "transient", `athena answered ${upstreamStatus}`, requestId);
+	}
+	if (upstreamStatus >= 300 && upstreamStatus < 400 && upstreamStatus !== 304) {
+		// A redirect could point anywhere; the token-bearing request is never re-aimed.
+		return operationOutcome(502, "exception", "athena answered with a redirect", requestId);
+	}
+	return undefined;
+}
+
 /** The session's answer, with a Durable Object failure turned into "try again later" rather than a 500. */
 async function askSession(question: () => Promise<AccessResult>, requestId: string): Promise<AccessResult> {
 	try {
@@ -263,20 +283,11 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 
 				audit.upstreamStatus = upstream.status;
 				logFields.upstreamStatus = upstream.status;
-				if (upstream.status === 401) {
-					// athena refused a token the session just refreshed: treat as athena's fault, keep the session.
+				const trouble = troubleResponse(upstream.status, requestId);
+				if (trouble) {
 					await upstream.body?.cancel();
-					tokenCache.forget(session.idHash);
-					return finish(operationOutcome(502, "security", "athena refused the refreshed access token", requestId));
-				}
-				if (upstream.status >= 500) {
-					await upstream.body?.cancel();
-					return finish(operationOutcome(502, "transient", `athena answered ${upstream.status}`, requestId));
-				}
-				if (upstream.status >= 300 && upstream.status < 400 && upstream.status !== 304) {
-					// A redirect could point anywhere; the token-bearing request is never re-aimed.
-					await upstream.body?.cancel();
-					return finish(operationOutcome(502, "exception", "athena answered with a redirect", requestId));
+					if (upstream.status === 401) tokenCache.forget(session.idHash);
+					return finish(trouble);
 				}
 
 				const json = isJsonBody(upstream.headers.get("content-type"));

@@ -235,4 +235,26 @@ describe("FHIR proxy route: athena's answers", () => {
 		const response = await app.request(`${PROXY}/Patient/a-80000.E-14545`, {}, { ...env, FHIR_TIMEOUT_MS: "50" });
 		expect(response.status).toBe(504);
 	});
+
+	it("stops reading athena when the client stops reading", async () => {
+		let cancelled = false;
+		let pulls = 0;
+		const endless = new ReadableStream<Uint8Array>({
+			pull(controller) {
+				pulls++;
+				controller.enqueue(new TextEncoder().encode(`{"fullUrl":"${FHIR_BASE}/Observation/${pulls}"},`));
+			},
+			cancel() {
+				cancelled = true;
+			},
+		});
+		const upstream = athena(() => new Response(endless, { headers: { "Content-Type": "application/fhir+json" } }));
+		const response = await proxyWith(new ScriptedSession(async () => connected("t")), upstream)("/Observation");
+		const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+		const first = await reader.read();
+		expect(new TextDecoder().decode(first.value)).toContain(PROXY);
+		await reader.cancel();
+		expect(cancelled).toBe(true);
+		expect(pulls).toBeLessThan(10);
+	});
 });
