@@ -18,6 +18,13 @@ const MAX_COUNT = 200;
 const MAX_SANDBOX_BYTES = 2 * 1024 ** 3;
 /** Sandbox-only search parameter asking for a streamed Bundle of about this many bytes. */
 export const SANDBOX_BYTES_PARAM = "_sandbox_bytes";
+/**
+ * Sandbox-only, with `_sandbox_bytes`: the same bytes labelled
+ * `application/octet-stream`, so a proxy's pass-through path (no JSON URL
+ * rewriting) can be measured on the same body (bench row 5).
+ */
+export const SANDBOX_CONTENT_TYPE_PARAM = "_sandbox_content_type";
+const SANDBOX_CONTENT_TYPES = new Set(["application/octet-stream"]);
 /** athena's text, verbatim up to its ellipsis. */
 const MISSING_PRACTICE_TEXT =
 	"Could not determine what practice the request was for. Add the ah-practice search parameter with the practice ID, e.g. ah-practice=Organization/a-1.Practice-{practiceid}.";
@@ -483,8 +490,12 @@ fhir.get("/:type", async (c) => {
 				`${SANDBOX_BYTES_PARAM} must be an integer from ${minimum} to ${MAX_SANDBOX_BYTES}`,
 			);
 		}
+		const contentType = get(SANDBOX_CONTENT_TYPE_PARAM);
+		if (contentType !== undefined && !SANDBOX_CONTENT_TYPES.has(contentType)) {
+			return outcome(400, "not-supported", `${SANDBOX_CONTENT_TYPE_PARAM} may only be application/octet-stream`);
+		}
 		return new Response(largeSearchset(options), {
-			headers: { "Content-Type": FHIR_JSON },
+			headers: { "Content-Type": contentType ?? FHIR_JSON },
 		});
 	}
 

@@ -223,6 +223,17 @@ describe("FHIR R4", () => {
 		expect(new TextDecoder().decode(last.slice(-2))).toBe("]}");
 	}, 60_000);
 
+	it("labels the large stream application/octet-stream when asked, and nothing else", async () => {
+		const query = `/Observation?patient=${JANE.id}&ah-practice=${JANE.practice}&_sandbox_bytes=100000`;
+		const raw = await fhirGet(`${query}&_sandbox_content_type=application/octet-stream`, jane);
+		expect(raw.status).toBe(200);
+		expect(raw.headers.get("Content-Type")).toBe("application/octet-stream");
+		expect((await raw.arrayBuffer()).byteLength).toBe(100000);
+		const other = await fhirGet(`${query}&_sandbox_content_type=text/html`, jane);
+		expect(other.status).toBe(400);
+		await other.body?.cancel();
+	});
+
 	it("refuses a resource type the token has no scope for", async () => {
 		const response = await fhirGet(`/Goal?patient=${JANE.id}&ah-practice=${JANE.practice}`, jane);
 		expect(response.status).toBe(403);
