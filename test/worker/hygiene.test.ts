@@ -36,7 +36,9 @@ describe("secret hygiene over a full sign-in", () => {
 		seen.push(authorize.toString());
 		const state = authorize.searchParams.get("state") ?? "";
 		const stateStub = env.OAUTH_STATE.get(env.OAUTH_STATE.idFromName(await sha256(state)));
-		const pending = await runInDurableObject(stateStub, async (_o, s) => s.storage.get<PendingAuthorization>("pending"));
+		const pending = await runInDurableObject(stateStub, async (_o, s) =>
+			s.storage.get<PendingAuthorization>("pending"),
+		);
 		const verifier = pending?.codeVerifier ?? "";
 		expect(verifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
 
@@ -59,9 +61,7 @@ describe("secret hygiene over a full sign-in", () => {
 		const tokens = sealed ? await openTokens(sealed, config.config.sessionKeys, idHash) : undefined;
 		if (!tokens?.refreshToken || !tokens.idToken) throw new Error("expected refresh and id tokens");
 
-		await record(
-			await browserFetch(jar, "/logout", { method: "POST", headers: { Origin: "http://localhost:3000" } }),
-		);
+		await record(await browserFetch(jar, "/logout", { method: "POST", headers: { Origin: "http://localhost:3000" } }));
 		const everything = seen.join("\n");
 		for (const secret of [tokens.accessToken, tokens.refreshToken, tokens.idToken, verifier]) {
 			expect(everything).not.toContain(secret);
