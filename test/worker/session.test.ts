@@ -1,6 +1,6 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import type { Session } from "../../src/durable/session";
+import { SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, type Session } from "../../src/durable/session";
 import { sha256 } from "../../src/random";
 import { SESSION_COOKIE } from "../../src/session/contract";
 import { sessionStub } from "../../src/session/lookup";
@@ -144,5 +144,33 @@ describe("token sessions", () => {
 		});
 		expect(response.status).toBe(200);
 		expect(await (await browserFetch(jar, "/session")).json()).toEqual({ status: "signed_out" });
+	});
+
+	it("ends a session left idle longer than its idle lifetime", async () => {
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		await runInDurableObject(stub, async (instance: Session, state) => {
+			const meta = await state.storage.get<{ lastSeenAt: number }>("meta");
+			await state.storage.put("meta", { ...meta, lastSeenAt: Date.now() - SESSION_IDLE_MS - 1000 });
+			// As after an eviction: the next call reads storage again.
+			Reflect.set(instance, "loaded", false);
+		});
+		expect(await (await browserFetch(jar, "/session")).json()).toEqual({ status: "signed_out" });
+		const left = await runInDurableObject(stub, async (_o: Session, state) => (await state.storage.list()).size);
+		expect(left).toBe(0);
+	});
+
+	it("ends a session past its absolute lifetime when its alarm fires, even if used recently", async () => {
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		await runInDurableObject(stub, async (_o: Session, state) => {
+			const meta = await state.storage.get<{ createdAt: number }>("meta");
+			await state.storage.put("meta", { ...meta, absoluteExpiresAt: Date.now() - 1 });
+			await state.storage.setAlarm(Date.now());
+		});
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		const left = await runInDurableObject(stub, async (_o: Session, state) => (await state.storage.list()).size);
+		expect(left).toBe(0);
+		expect(SESSION_ABSOLUTE_MS).toBeLessThanOrEqual(90 * 24 * 60 * 60_000);
 	});
 });
