@@ -3,18 +3,23 @@ import type { Child } from "hono/jsx";
 
 /**
  * Security headers for every page: nothing loads from anywhere but this
- * origin, no script at all, no framing, no referrer (the callback URL carries
- * a code and state).
+ * origin, no script at all, no framing, and no referrer (the callback URL
+ * carries a code and state).
  *
- * `authorizeOrigin` is needed on pages with a connect form: Chrome applies
- * `form-action` to the redirect after a submit, and /launch redirects to athena.
+ * - `authorizeOrigin` is needed on pages with a connect form: Chrome applies
+ *   `form-action` to the redirect after a submit, and /launch redirects to athena.
+ * - `postsForms` is for pages with a POST form (sign out). Under
+ *   `no-referrer`, browsers send `Origin: null` on a form POST (Fetch
+ *   standard, "serializing a request origin"), which the same-origin check
+ *   rightly refuses; `same-origin` sends the real origin to this site and still
+ *   nothing to any other (the /launch redirect to athena carries no referrer).
  */
-export function pageHeaders(authorizeOrigin?: string): Record<string, string> {
-	const formAction = authorizeOrigin ? `'self' ${authorizeOrigin}` : "'self'";
+export function pageHeaders(options: { authorizeOrigin?: string; postsForms?: boolean } = {}): Record<string, string> {
+	const formAction = options.authorizeOrigin ? `'self' ${options.authorizeOrigin}` : "'self'";
 	return {
 		"Content-Type": "text/html; charset=utf-8",
 		"Content-Security-Policy": `default-src 'none'; style-src 'self'; img-src 'self' data:; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
-		"Referrer-Policy": "no-referrer",
+		"Referrer-Policy": options.postsForms ? "same-origin" : "no-referrer",
 		"X-Content-Type-Options": "nosniff",
 		"X-Frame-Options": "DENY",
 		"Cache-Control": "no-store",

@@ -25,9 +25,12 @@ export interface PageRouteOptions {
 	worker: (request: Request, env: Env, executionCtx: ExecutionContext) => Response | Promise<Response>;
 }
 
-/** Page headers that let the connect form's redirect reach athena's authorize endpoint. */
-function headersFor(c: Context<AppEnv>): Record<string, string> {
-	return pageHeaders(new URL(c.get("config").athena.authorizeUrl).origin);
+/**
+ * Page headers that let the connect form's redirect reach athena's authorize
+ * endpoint; `signedIn` pages carry the sign-out POST form.
+ */
+function headersFor(c: Context<AppEnv>, signedIn: boolean): Record<string, string> {
+	return pageHeaders({ authorizeOrigin: new URL(c.get("config").athena.authorizeUrl).origin, postsForms: signedIn });
 }
 
 function redirect(c: Context<AppEnv>, to: string): Response {
@@ -46,7 +49,11 @@ async function viewOf(session: NonNullable<Awaited<ReturnType<typeof sessionFor>
 
 function sessionUnreachable(c: Context<AppEnv>): Response | Promise<Response> {
 	c.header("Retry-After", String(SESSION_RETRY_SECONDS));
-	return c.html(unavailablePage({ reason: "down", retryAfterSeconds: SESSION_RETRY_SECONDS }), 503, headersFor(c));
+	return c.html(
+		unavailablePage({ reason: "down", retryAfterSeconds: SESSION_RETRY_SECONDS }),
+		503,
+		headersFor(c, true),
+	);
 }
 
 /**
@@ -74,7 +81,7 @@ export function pageRoutes(options: PageRouteOptions): Hono<AppEnv> {
 			return c.html(
 				homePage({ defaultPractice: config.defaultPractice, ended, sandbox: config.environment === "local" }),
 				200,
-				headersFor(c),
+				headersFor(c, false),
 			);
 		})
 		.get(RECORD_PATH, requireConfig(), async (c) => {
@@ -84,7 +91,7 @@ export function pageRoutes(options: PageRouteOptions): Hono<AppEnv> {
 			const view = await viewOf(session);
 			if (!view) return sessionUnreachable(c);
 			if (view.status === "signed_out" || !view.patient || !view.practice) return redirect(c, "/");
-			if (view.status === "revoked") return c.html(revokedPage({ practice: view.practice }), 200, headersFor(c));
+			if (view.status === "revoked") return c.html(revokedPage({ practice: view.practice }), 200, headersFor(c, true));
 
 			const cookie = c.req.header("Cookie");
 			const reader: FhirReader = async (path) => {
@@ -95,14 +102,14 @@ export function pageRoutes(options: PageRouteOptions): Hono<AppEnv> {
 			const outcome = await readRecord(reader, { patient: view.patient, practice: view.practice });
 			switch (outcome.state) {
 				case "record":
-					return c.html(recordPage(outcome.record), 200, headersFor(c));
+					return c.html(recordPage(outcome.record), 200, headersFor(c, true));
 				case "revoked":
-					return c.html(revokedPage({ practice: view.practice }), 200, headersFor(c));
+					return c.html(revokedPage({ practice: view.practice }), 200, headersFor(c, true));
 				case "signed_out":
 					return redirect(c, "/");
 				case "unavailable":
 					c.header("Retry-After", String(outcome.retryAfterSeconds));
-					return c.html(unavailablePage(outcome), 503, headersFor(c));
+					return c.html(unavailablePage(outcome), 503, headersFor(c, true));
 			}
 		});
 }
