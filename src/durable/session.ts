@@ -6,7 +6,7 @@ import { type OAuthClient, refreshTokens, revokeToken, type TokenSet } from "../
 import { type AccessResult, REFRESH_MARGIN_MS, type SessionApi, type SessionView } from "../session/contract";
 import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "../session/token-vault";
 import { activeSigningKey } from "../signer";
-import { TOKEN_BUDGET_NAME } from "./token-budget";
+import { type BudgetAnswer, TOKEN_BUDGET_NAME } from "./token-budget";
 
 /** A session ends after this long without use... */
 export const SESSION_IDLE_MS = 24 * 60 * 60_000;
@@ -207,7 +207,22 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		}
 		const config = this.config();
 		const budget = this.env.TOKEN_BUDGET.get(this.env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
-		const reserved = await budget.reserve(config.tokenRequestsPerMinute);
+		let reserved: BudgetAnswer;
+		try {
+			reserved = await budget.reserve(config.tokenRequestsPerMinute);
+		} catch (error) {
+			// The budget's own Durable Object failed: no call to athena, the session untouched.
+			log("warn", "token budget unavailable", {
+				session: meta.idHash.slice(0, 16),
+				name: error instanceof Error ? error.name : "unknown",
+			});
+			return {
+				status: "unavailable",
+				code: "token_budget_unavailable",
+				message: "Your access could not be renewed right now. Please try again in a moment.",
+				retryAfterSeconds: 5,
+			};
+		}
 		if (!reserved.ok) {
 			return {
 				status: "unavailable",
@@ -251,7 +266,9 @@ export class Session extends DurableObject<Env> implements SessionApi {
 				log("info", "session revoked by athena", { session: meta.idHash.slice(0, 16) });
 				return { status: "revoked" };
 			}
-			if (error.code === "athena_rate_limited") await budget.athenaRefused(error.retryAfterSeconds ?? 60);
+			if (error.code === "athena_rate_limited") {
+				await budget.athenaRefused(error.retryAfterSeconds ?? 60).catch(() => undefined);
+			}
 			log("warn", "refresh failed", { session: meta.idHash.slice(0, 16), code: error.code, detail: error.detail });
 			return {
 				status: "unavailable",

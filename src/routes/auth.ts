@@ -2,9 +2,10 @@ import { type Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
 import type { Config } from "../config";
-import { type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
+import { type ConsumeResult, type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
 import { SESSION_ABSOLUTE_MS } from "../durable/session";
-import { TOKEN_BUDGET_NAME } from "../durable/token-budget";
+import { type BudgetAnswer, TOKEN_BUDGET_NAME } from "../durable/token-budget";
+import { durableCall } from "../durable/unavailable";
 import { AppError } from "../errors";
 import { log } from "../log";
 import { verifyIdToken } from "../oauth/id-token";
@@ -43,6 +44,9 @@ function param(c: Context<AppEnv>, name: string): string | undefined {
 function oauthClient(config: Config, key: OAuthClient["key"]): OAuthClient {
 	return { clientId: config.clientId, key, fetch: (input, init) => fetch(input, init) };
 }
+
+const SIGN_IN_UNAVAILABLE = "Sign-in is not available right now. Please try again in a moment.";
+const SESSION_UNAVAILABLE = "Your session could not be reached right now. Please try again in a moment.";
 
 function tokenBudget(env: Env) {
 	return env.TOKEN_BUDGET.get(env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
@@ -91,7 +95,7 @@ export const authRoutes = new Hono<AppEnv>()
 		const nonce = config.scopes.includes("openid") ? randomToken() : undefined;
 		const now = Date.now();
 		const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
-		await stateObject.create({
+		const pending: PendingAuthorization = {
 			browserHash: await sha256(browser),
 			codeVerifier: pkce.verifier,
 			nonce,
@@ -99,7 +103,8 @@ export const authRoutes = new Hono<AppEnv>()
 			returnTo,
 			createdAt: now,
 			expiresAt: now + STATE_LIFETIME_MS,
-		});
+		};
+		await durableCall(() => stateObject.create(pending), "sign_in_unavailable", SIGN_IN_UNAVAILABLE);
 		setCookie(c, BROWSER_COOKIE, browser, { ...cookieBase, maxAge: STATE_LIFETIME_MS / 1000 });
 
 		const authorize = new URL(config.athena.authorizeUrl);
@@ -121,11 +126,14 @@ export const authRoutes = new Hono<AppEnv>()
 		c.header("Cache-Control", "no-store");
 		const session = await sessionFor(c);
 		if (!session) return c.json({ status: "signed_out" });
-		return c.json(await session.api.view());
+		return c.json(await durableCall(() => session.api.view(), "session_unavailable", SESSION_UNAVAILABLE));
 	})
 	.post("/logout", requireConfig(), async (c) => {
 		const session = await sessionFor(c);
-		const result = session ? await session.api.logout() : { revokedAtAthena: false };
+		// A session that cannot be reached is not signed out: keep the cookie so the patient can retry.
+		const result = session
+			? await durableCall(() => session.api.logout(), "session_unavailable", SESSION_UNAVAILABLE)
+			: { revokedAtAthena: false };
 		deleteCookie(c, SESSION_COOKIE, cookieBase);
 		c.header("Cache-Control", "no-store");
 		if (c.req.header("Accept")?.includes("text/html")) return c.redirect("/", 303);
@@ -172,7 +180,8 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	}
 	const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
 	if (error !== undefined) {
-		await stateObject.consume(await sha256(browser));
+		// Burnt if possible; the state's alarm deletes it anyway, and the patient still learns what happened.
+		await stateObject.consume(await sha256(browser)).catch(() => undefined);
 		c.get("logFields").outcome = error === "access_denied" ? "denied" : "authorize_error";
 		throw new AppError(
 			error === "access_denied" ? "access_denied" : "authorize_error",
@@ -186,7 +195,12 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	if (!code) {
 		throw refused("code_missing", "This sign-in link is incomplete. Please start connecting again.", "no code");
 	}
-	const consumed = await stateObject.consume(await sha256(browser));
+	const browserHash = await sha256(browser);
+	const consumed = await durableCall(
+		async (): Promise<ConsumeResult> => stateObject.consume(browserHash),
+		"sign_in_unavailable",
+		SIGN_IN_UNAVAILABLE,
+	);
 	if (!consumed.ok) {
 		const messages = {
 			unknown: "This sign-in link has already been used or is not ours. Please start connecting again.",
@@ -196,9 +210,21 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		throw refused(`state_${consumed.reason}`, messages[consumed.reason], `state ${consumed.reason}`);
 	}
 	const pending = consumed.pending;
-	const reserved = await tokenBudget(c.env).reserve(config.tokenRequestsPerMinute);
+	// Until a code is sent to athena, any failure puts the state back so the same callback can be retried.
+	const keepSignIn = () => stateObject.restore(pending).catch(() => undefined);
+	let reserved: BudgetAnswer;
+	try {
+		reserved = await durableCall(
+			async (): Promise<BudgetAnswer> => tokenBudget(c.env).reserve(config.tokenRequestsPerMinute),
+			"sign_in_unavailable",
+			`${SIGN_IN_UNAVAILABLE} Your sign-in is kept.`,
+		);
+	} catch (failure) {
+		await keepSignIn();
+		throw failure;
+	}
 	if (!reserved.ok) {
-		await stateObject.restore(pending);
+		await keepSignIn();
 		throw new AppError(
 			"token_budget_spent",
 			503,
@@ -207,7 +233,13 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 			reserved.retryAfterSeconds,
 		);
 	}
-	const client = oauthClient(config, await activeSigningKey(c.env));
+	let client: OAuthClient;
+	try {
+		client = oauthClient(config, await activeSigningKey(c.env));
+	} catch (failure) {
+		await keepSignIn();
+		throw failure;
+	}
 	let tokens: TokenSet;
 	try {
 		tokens = await exchangeCode(client, config.athena.tokenUrl, {
@@ -220,10 +252,12 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 			failure instanceof AppError &&
 			(failure.code === "athena_rate_limited" || failure.code === "athena_unavailable")
 		) {
-			if (failure.code === "athena_rate_limited")
-				await tokenBudget(c.env).athenaRefused(failure.retryAfterSeconds ?? 60);
 			// The code was not redeemed: keep the state so the same callback can be retried.
-			await stateObject.restore(pending);
+			await keepSignIn();
+			if (failure.code === "athena_rate_limited")
+				await tokenBudget(c.env)
+					.athenaRefused(failure.retryAfterSeconds ?? 60)
+					.catch(() => undefined);
 		}
 		throw failure;
 	}
@@ -256,7 +290,22 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	// A new session id at every sign-in (OWASP session fixation).
 	const sessionId = randomToken();
 	const idHash = await sha256(sessionId);
-	await sessionStub(c.env, idHash).begin({ idHash, tokens, patient, practice: pending.practice });
+	try {
+		await durableCall(
+			() => sessionStub(c.env, idHash).begin({ idHash, tokens, patient, practice: pending.practice }),
+			"session_unavailable",
+			"Your sign-in worked but could not be saved. Please connect again in a moment.",
+		);
+	} catch (failure) {
+		// The code is spent, so the sign-in cannot be kept; its tokens are handed back rather than left live.
+		c.executionCtx.waitUntil(
+			revokeToken(client, config.athena.revokeUrl, {
+				token: tokens.refreshToken ?? tokens.accessToken,
+				hint: tokens.refreshToken ? "refresh_token" : "access_token",
+			}),
+		);
+		throw failure;
+	}
 	setCookie(c, SESSION_COOKIE, sessionId, { ...cookieBase, maxAge: SESSION_ABSOLUTE_MS / 1000 });
 	c.get("logFields").session = idHash.slice(0, 16);
 	c.get("logFields").outcome = "connected";
