@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Config, configFor } from "../config";
 import { AppError } from "../errors";
 import { log } from "../log";
-import { type OAuthClient, refreshTokens, revokeToken, type TokenSet } from "../oauth/token-client";
+import { type OAuthClient, refreshTokens, revokeToken, type TokenSet, tokenTimeoutMs } from "../oauth/token-client";
 import { type AccessResult, REFRESH_MARGIN_MS, type SessionApi, type SessionView } from "../session/contract";
 import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "../session/token-vault";
 import { activeSigningKey } from "../signer";
@@ -235,6 +235,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			clientId: config.clientId,
 			key: await activeSigningKey(this.env),
 			fetch: (input, init) => fetch(input, init),
+			timeoutMs: tokenTimeoutMs((this.env as unknown as Record<string, unknown>).TOKEN_TIMEOUT_MS),
 		};
 		try {
 			const fresh = await refreshTokens(client, config.athena.tokenUrl, {

@@ -12,7 +12,7 @@ import { verifyIdToken } from "../oauth/id-token";
 import { expectedIssuer } from "../oauth/issuer";
 import { createPkce } from "../oauth/pkce";
 import { safeReturnTo } from "../oauth/return-to";
-import { exchangeCode, type OAuthClient, revokeToken, type TokenSet } from "../oauth/token-client";
+import { exchangeCode, type OAuthClient, revokeToken, type TokenSet, tokenTimeoutMs } from "../oauth/token-client";
 import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
 import { SESSION_COOKIE } from "../session/contract";
 import { sessionFor, sessionStub } from "../session/lookup";
@@ -41,8 +41,13 @@ function param(c: Context<AppEnv>, name: string): string | undefined {
 	return value;
 }
 
-function oauthClient(config: Config, key: OAuthClient["key"]): OAuthClient {
-	return { clientId: config.clientId, key, fetch: (input, init) => fetch(input, init) };
+function oauthClient(env: Env, config: Config, key: OAuthClient["key"]): OAuthClient {
+	return {
+		clientId: config.clientId,
+		key,
+		fetch: (input, init) => fetch(input, init),
+		timeoutMs: tokenTimeoutMs((env as unknown as Record<string, unknown>).TOKEN_TIMEOUT_MS),
+	};
 }
 
 const SIGN_IN_UNAVAILABLE = "Sign-in is not available right now. Please try again in a moment.";
@@ -235,7 +240,7 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	}
 	let client: OAuthClient;
 	try {
-		client = oauthClient(config, await activeSigningKey(c.env));
+		client = oauthClient(c.env, config, await activeSigningKey(c.env));
 	} catch (failure) {
 		await keepSignIn();
 		throw failure;
