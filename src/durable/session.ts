@@ -2,7 +2,14 @@ import { DurableObject } from "cloudflare:workers";
 import { type Config, configFor } from "../config";
 import { AppError } from "../errors";
 import { log } from "../log";
-import { type OAuthClient, refreshTokens, revokeToken, type TokenSet, tokenTimeoutMs } from "../oauth/token-client";
+import {
+	type OAuthClient,
+	refreshTokens,
+	revokeToken,
+	type TokenSet,
+	tokenTimeoutMs,
+	UnusableTokenResponse,
+} from "../oauth/token-client";
 import { type AccessResult, REFRESH_MARGIN_MS, type SessionApi, type SessionView } from "../session/contract";
 import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "../session/token-vault";
 import { activeSigningKey } from "../signer";
@@ -266,6 +273,10 @@ export class Session extends DurableObject<Env> implements SessionApi {
 				this.tokens = undefined;
 				log("info", "session revoked by athena", { session: meta.idHash.slice(0, 16) });
 				return { status: "revoked" };
+			}
+			if (error instanceof UnusableTokenResponse && error.refreshToken) {
+				// athena rotated the refresh token in an answer we cannot use: the old one is spent, keep the new one.
+				await this.storeTokens(meta, { ...tokens, refreshToken: error.refreshToken });
 			}
 			if (error.code === "athena_rate_limited") {
 				await budget.athenaRefused(error.retryAfterSeconds ?? 60).catch(() => undefined);

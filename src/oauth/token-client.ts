@@ -40,6 +40,33 @@ const TokenResponse = z.object({
 	id_token: z.optional(z.string().check(z.minLength(1))),
 });
 
+/**
+ * A 2xx token response this worker cannot use (no access_token, not Bearer,
+ * ...). athena may still have rotated the refresh token in it: the old one no
+ * longer works, so the caller keeps (or revokes) the one carried here rather
+ * than lose the grant.
+ */
+export class UnusableTokenResponse extends AppError {
+	readonly refreshToken: string | undefined;
+
+	constructor(detail: string, refreshToken: string | undefined) {
+		super(
+			"token_response_invalid",
+			502,
+			"athenahealth sent an answer this app could not understand. Please try again.",
+			detail,
+		);
+		this.name = "UnusableTokenResponse";
+		this.refreshToken = refreshToken;
+	}
+}
+
+function rotatedRefreshToken(json: unknown): string | undefined {
+	if (typeof json !== "object" || json === null) return undefined;
+	const value = (json as Record<string, unknown>).refresh_token;
+	return typeof value === "string" && value.length > 0 ? value : undefined;
+}
+
 const ErrorResponse = z.object({ error: z.string(), error_description: z.optional(z.string()) });
 
 function retryAfter(response: Response, now: number): number {
@@ -151,23 +178,16 @@ async function tokenRequest(client: OAuthClient, tokenUrl: string, form: Record<
 	}
 	const parsed = z.safeParse(TokenResponse, json);
 	if (!parsed.success) {
-		throw new AppError(
-			"token_response_invalid",
-			502,
-			"athenahealth sent an answer this app could not understand. Please try again.",
+		throw new UnusableTokenResponse(
 			json === undefined
 				? `token response is not JSON (content-type ${response.headers.get("Content-Type") ?? "none"})`
 				: `token response invalid at ${parsed.error.issues.map((i) => i.path.join(".")).join(", ")}`,
+			rotatedRefreshToken(json),
 		);
 	}
 	const data = parsed.data;
 	if (data.token_type.toLowerCase() !== "bearer") {
-		throw new AppError(
-			"token_response_invalid",
-			502,
-			"athenahealth sent an answer this app could not understand. Please try again.",
-			`token_type ${data.token_type.slice(0, 20)} is not Bearer`,
-		);
+		throw new UnusableTokenResponse(`token_type ${data.token_type.slice(0, 20)} is not Bearer`, data.refresh_token);
 	}
 	// athena access tokens last an hour; a missing expires_in is read as that.
 	const expiresIn = data.expires_in === undefined ? 3600 : Number(data.expires_in);

@@ -12,7 +12,14 @@ import { verifyIdToken } from "../oauth/id-token";
 import { expectedIssuer } from "../oauth/issuer";
 import { createPkce } from "../oauth/pkce";
 import { safeReturnTo } from "../oauth/return-to";
-import { exchangeCode, type OAuthClient, revokeToken, type TokenSet, tokenTimeoutMs } from "../oauth/token-client";
+import {
+	exchangeCode,
+	type OAuthClient,
+	revokeToken,
+	type TokenSet,
+	tokenTimeoutMs,
+	UnusableTokenResponse,
+} from "../oauth/token-client";
 import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
 import { SESSION_COOKIE } from "../session/contract";
 import { sessionFor, sessionStub } from "../session/lookup";
@@ -263,6 +270,12 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 				await tokenBudget(c.env)
 					.athenaRefused(failure.retryAfterSeconds ?? 60)
 					.catch(() => undefined);
+		}
+		if (failure instanceof UnusableTokenResponse && failure.refreshToken) {
+			// A grant we cannot use is handed back rather than left live.
+			c.executionCtx.waitUntil(
+				revokeToken(client, config.athena.revokeUrl, { token: failure.refreshToken, hint: "refresh_token" }),
+			);
 		}
 		throw failure;
 	}
