@@ -7,8 +7,8 @@ export const SANDBOX_ORIGIN = "http://localhost:3001";
 /** wrangler dev needs ~10-20 s offline on two cores; a cold CI box can be slower. */
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 10_000;
-/** The tail of the servers' output kept for failure messages. */
-const OUTPUT_LINES = 60;
+/** The tail of the servers' output kept for failure messages (the binding tables alone take ~40 lines). */
+const OUTPUT_LINES = 120;
 
 const REPO_ROOT = new URL("../../../", import.meta.url).pathname;
 
@@ -62,8 +62,12 @@ export async function startDevServers(vars: Record<string, string> = {}): Promis
 		}
 	}
 	const varArgs = Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+	// Each wrangler otherwise probes for a free devtools port from 9229 and then binds it: the two
+	// processes npm run dev starts (and any other wrangler dev on the machine) can pick the same port
+	// and one dies with "Address already in use (socket direct:1:default)". Port 0 lets the OS choose.
+	const inspectorArgs = ["--inspector-port", "0"];
 	// process.execPath is the project's pinned Node when the suite runs through npm/npx, as wrangler requires.
-	const child: ChildProcess = spawn(process.execPath, ["scripts/dev.mjs", ...varArgs], {
+	const child: ChildProcess = spawn(process.execPath, ["scripts/dev.mjs", ...varArgs, ...inspectorArgs], {
 		cwd: REPO_ROOT,
 		detached: true,
 		stdio: ["ignore", "pipe", "pipe"],
