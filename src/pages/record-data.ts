@@ -63,8 +63,7 @@ export interface DocumentItem {
 	released: boolean;
 }
 
-/** LOINC codes of the vital signs the page charts (US Core vital signs profile). */
-export const LOINC_BLOOD_PRESSURE = "85354-9";
+/** LOINC codes of the blood pressure panel's components, charted together (US Core vital signs profile). */
 export const LOINC_SYSTOLIC = "8480-6";
 export const LOINC_DIASTOLIC = "8462-4";
 
@@ -90,10 +89,6 @@ export function conceptText(concept: unknown): string | undefined {
 	if (!isObject(concept)) return undefined;
 	const first = codings(concept).find((c) => text(c.display) ?? text(c.code));
 	return text(concept.text) ?? text(first?.display) ?? text(first?.code);
-}
-
-function hasCode(concept: unknown, code: string): boolean {
-	return codings(concept).some((c) => c.code === code);
 }
 
 function loincCode(concept: unknown): string | undefined {
@@ -270,9 +265,4 @@ export function observationSeries(resources: Json[]): Series[] {
 	}
 	for (const series of byKey.values()) series.points.sort((a, b) => a.at.localeCompare(b.at));
 	return [...byKey.values()];
-}
-
-/** True when an observation is a blood pressure panel (its components are charted together). */
-export function isBloodPressure(resource: Json): boolean {
-	return hasCode(resource.code, LOINC_BLOOD_PRESSURE);
 }
