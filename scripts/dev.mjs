@@ -12,12 +12,21 @@ const added = ensureLocalSecrets(".dev.vars");
 if (added.length) console.log(`[dev] generated throwaway local ${added.join(" and ")} in .dev.vars`);
 
 const services = [
-	{ name: "worker ", args: ["dev", "--config", "wrangler.toml"] },
+	// --inspector-port 0: two wranglers would otherwise race for the devtools port 9229.
+	{ name: "worker ", args: ["dev", "--config", "wrangler.toml", "--inspector-port", "0"] },
 	...(existsSync("sandbox/wrangler.toml")
 		? [
 				{
 					name: "sandbox",
-					args: ["dev", "--config", "sandbox/wrangler.toml", "--persist-to", ".wrangler/state-sandbox"],
+					args: [
+						"dev",
+						"--config",
+						"sandbox/wrangler.toml",
+						"--persist-to",
+						".wrangler/state-sandbox",
+						"--inspector-port",
+						"0",
+					],
 				},
 			]
 		: []),

@@ -76,6 +76,10 @@ export function clientResponseHeaders(
 		headers.set("content-length", length);
 	}
 	headers.set("Cache-Control", "private, no-store");
+	// athena's bytes are served on our origin: a Binary that is HTML or SVG must
+	// never run as a page of this site (it could read the patient's record).
+	headers.set("Content-Security-Policy", "default-src 'none'; sandbox");
+	headers.set("X-Content-Type-Options", "nosniff");
 	headers.set("X-Request-Id", requestId);
 	return headers;
 }

@@ -56,6 +56,8 @@ describe("clientResponseHeaders", () => {
 			"last-modified": "Tue, 01 Oct 2024 00:00:00 GMT",
 			"retry-after": "60",
 			"cache-control": "private, no-store",
+			"content-security-policy": "default-src 'none'; sandbox",
+			"x-content-type-options": "nosniff",
 			"x-request-id": "req-1",
 		});
 	});

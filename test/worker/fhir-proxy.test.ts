@@ -177,6 +177,9 @@ describe("FHIR proxy: reads and searches", () => {
 		const raw = await browserFetch(jar, `/fhir/r4/${binaryUrl}`, { headers: { Accept: "application/pdf" } });
 		expect(raw.status).toBe(200);
 		expect(raw.headers.get("Content-Type")).toBe("application/pdf");
+		// athena's bytes never run as a page of our origin.
+		expect(raw.headers.get("Content-Security-Policy")).toBe("default-src 'none'; sandbox");
+		expect(raw.headers.get("X-Content-Type-Options")).toBe("nosniff");
 		const bytes = new Uint8Array(await raw.arrayBuffer());
 		expect(new TextDecoder().decode(bytes.subarray(0, 5))).toBe("%PDF-");
 
