@@ -114,7 +114,7 @@ async function main() {
 	if (wanted(2)) add(await rowJwks({ tree, dir, stack, log }));
 	if (wanted(3)) add(await rowSigner({ tree, dir, stack, log }));
 	if (wanted(4)) add(await rowProxySmall({ stack, log }));
-	if (wanted(5)) add(await rowProxyLarge({ stack, log }));
+	if (wanted(5)) add(await rowProxyLarge({ stack, tree, dir, log }));
 	if (wanted(6)) add(await rowProxyMemory({ stack, log }));
 	if (wanted(7)) add(await rowRefresh({ stack, log }));
 	if (wanted(8)) add(await rowSignIn({ stack, log }));

@@ -233,20 +233,28 @@ export function listeningPorts(pid) {
  * workerd's, not wrangler's dev proxy's.
  */
 export async function innerWorkerd(service, probePath) {
-	const workerd = descendants(service.child.pid).find(
-		(p) => p.comm === "workerd" && readFileSync(`/proc/${p.pid}/cmdline`, "utf8").includes("--inspector-addr"),
-	);
-	if (!workerd) throw new Error(`${service.name}: no user-worker workerd process found`);
-	for (const port of listeningPorts(workerd.pid)) {
-		try {
-			const response = await fetch(`http://${HOST}:${port}${probePath}`, { signal: AbortSignal.timeout(2_000) });
-			const text = await response.text();
-			if (response.status < 500 && !text.startsWith("Not yet implemented")) {
-				return { pid: workerd.pid, origin: `http://${HOST}:${port}` };
+	// wrangler may still be (re)starting the user worker's workerd just after the proxy answers.
+	const deadline = Date.now() + 20_000;
+	for (;;) {
+		const workerd = descendants(service.child.pid).find((p) => {
+			try {
+				return p.comm === "workerd" && readFileSync(`/proc/${p.pid}/cmdline`, "utf8").includes("--inspector-addr");
+			} catch {
+				return false;
 			}
-		} catch {}
+		});
+		for (const port of workerd ? listeningPorts(workerd.pid) : []) {
+			try {
+				const response = await fetch(`http://${HOST}:${port}${probePath}`, { signal: AbortSignal.timeout(2_000) });
+				const text = await response.text();
+				if (response.status < 500 && !text.startsWith("Not yet implemented")) {
+					return { pid: workerd.pid, origin: `http://${HOST}:${port}` };
+				}
+			} catch {}
+		}
+		if (Date.now() > deadline) throw new Error(`${service.name}: no user-worker workerd answering ${probePath}`);
+		await new Promise((r) => setTimeout(r, 250));
 	}
-	throw new Error(`${service.name}: could not find the entry port of workerd ${workerd.pid}`);
 }
 
 /**

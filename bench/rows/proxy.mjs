@@ -1,9 +1,11 @@
 // Rows 4–7: the FHIR proxy (/fhir/r4/*) against the same reads straight from
 // the sandbox, with a session signed in over HTTP like a browser and, for the
 // direct reads, a token the bench redeemed itself with the same client key.
+
+import { join } from "node:path";
 import { cookieHeader, keepAliveAgent, send } from "../lib/http.mjs";
 import { PATIENT, PRACTICE } from "../lib/signin.mjs";
-import { rssBytes } from "../lib/stack.mjs";
+import { freePort, innerWorkerd, rssBytes, startWrangler } from "../lib/stack.mjs";
 import { fmt, quantile, spread, summary } from "../lib/stats.mjs";
 
 const READ_PATH = `/fhir/r4/Patient/${PATIENT}`;
@@ -57,12 +59,21 @@ export async function rowProxySmall({ stack, log }) {
 	}
 	const ours = [];
 	const ref = [];
+	const hop = [];
+	const bareAgent = keepAliveAgent(1);
+	const bare = (_path, agent) => send(stack.bareRoute, { agent, keepBody: false });
 	for (let i = 0; i < SMALL_REPS; i++) {
 		ref.push(await latencies(direct, directAgent));
 		ours.push(await latencies(worker, workerAgent));
+		// Breakdown: what one more workerd hop costs by itself (a bare Hono route, no upstream).
+		if (stack.bareRoute) hop.push(await latencies(bare, bareAgent));
 	}
 	workerAgent.destroy();
 	directAgent.destroy();
+	bareAgent.destroy();
+	const hopNote = hop.length
+		? ` Breakdown, same runs: a bare Hono route in another workerd answers in p50 ${spread(summary(hop.map((h) => h.p50)), " ms")}; our added p50 (ours − direct) is ${spread(summary(ours.map((o, i) => o.p50 - ref[i].p50)), " ms")}.`
+		: "";
 	const ratios = summary(ours.map((o, i) => o.p50 / ref[i].p50));
 	const p99 = summary(ours.map((o, i) => o.p99 / ref[i].p99));
 	return {
@@ -74,7 +85,7 @@ export async function rowProxySmall({ stack, log }) {
 		goal: "p50 < 1.5×",
 		pass: ratios.median < 1.5,
 		ratioValue: ratios.median,
-		note: `one keep-alive connection each, ${SMALL_N} sequential reads per repetition, ${SMALL_REPS} repetitions after 50 warm-up reads; percentiles per repetition, then their median (min–max). The worker path is client → worker's workerd → sandbox's workerd, the reference client → sandbox's workerd.`,
+		note: `one keep-alive connection each, ${SMALL_N} sequential reads per repetition, ${SMALL_REPS} repetitions after 50 warm-up reads; percentiles per repetition, then their median (min–max). The worker path is client → worker's workerd → sandbox's workerd, the reference client → sandbox's workerd.${hopNote}`,
 	};
 }
 
@@ -84,7 +95,62 @@ const LARGE_REPS = 5;
 const LARGE_BYTES = 100 * 1024 * 1024;
 const SMALL_BYTES = 10 * 1024;
 
-export async function rowProxyLarge({ stack, log }) {
+const PROBE_BYTES = 32 * 1024 * 1024;
+const PROBE_REPS = 3;
+
+/**
+ * Breakdown for row 5: the same sandbox body relayed by a bench-only worker
+ * (bench/workers/stream-probe) natively, through a pull stream like the
+ * proxy's audit counter, through the rewriter, and both, in MB/s; and the
+ * chunks the worker saw.
+ */
+async function streamLayers({ stack, tree, dir, log }) {
+	log(`5. breakdown: ${PROBE_REPS} × 32 MB through the stream probe, four ways`);
+	const probe = await startWrangler({
+		name: "stream-probe",
+		cwd: tree,
+		config: "bench/workers/stream-probe/wrangler.toml",
+		port: await freePort(),
+		persistTo: join(dir, "stream-probe-state"),
+		readyPath: "/chunks",
+	});
+	const { origin } = await innerWorkerd(probe, "/chunks");
+	const token = await stack.directToken();
+	const agent = keepAliveAgent(1);
+	const upstream = encodeURIComponent(`${stack.S}${searchPath(PROBE_BYTES)}`);
+	const modes = ["native", "pull", "rewrite", "rewrite+pull"];
+	const rates = Object.fromEntries(modes.map((m) => [m, []]));
+	const direct = [];
+	let chunks;
+	for (let i = 0; i < PROBE_REPS + 1; i++) {
+		const d = ok(
+			await send(`${stack.S}${searchPath(PROBE_BYTES)}`, {
+				headers: { Authorization: `Bearer ${token}` },
+				agent,
+				keepBody: false,
+			}),
+			"probe direct",
+		);
+		if (i > 0) direct.push(PROBE_BYTES / MB / (d.total / 1000));
+		for (const mode of modes) {
+			const r = ok(
+				await send(`${origin}/?mode=${encodeURIComponent(mode)}&url=${upstream}`, {
+					headers: { Authorization: `Bearer ${token}` },
+					agent,
+					keepBody: false,
+				}),
+				`probe ${mode}`,
+			);
+			if (i > 0) rates[mode].push(PROBE_BYTES / MB / (r.total / 1000));
+			if (mode === "pull") chunks = JSON.parse((await send(`${origin}/chunks`, { agent })).body);
+		}
+	}
+	agent.destroy();
+	const parts = modes.map((m) => `${m} ${spread(summary(rates[m]), " MB/s", 0)}`).join("; ");
+	return `Breakdown (bench/workers/stream-probe, same sandbox body, 32 MB, ${PROBE_REPS} repetitions): straight from the sandbox ${spread(summary(direct), " MB/s", 0)}; relayed by a worker ${parts}. The worker received the body in ${chunks.chunks} chunks of ${fmt(chunks.bytes / chunks.chunks / 1024, 1)} KiB on average.`;
+}
+
+export async function rowProxyLarge({ stack, tree, dir, log }) {
 	const { worker, direct } = await targets(stack);
 	const agent = keepAliveAgent(1);
 	const rate = (response) => LARGE_BYTES / MB / (response.total / 1000);
@@ -109,6 +175,7 @@ export async function rowProxyLarge({ stack, log }) {
 		rows.ttfbSmall.push(quantile(small, 0.5));
 	}
 	agent.destroy();
+	const breakdown = await streamLayers({ stack, tree, dir, log });
 	const rewriteRatio = summary(rows.rewrite.map((v, i) => v / rows.direct[i]));
 	const rawRatio = summary(rows.raw.map((v, i) => v / rows.directRaw[i]));
 	const ttfbRatio = summary(rows.ttfbLarge.map((v, i) => v / rows.ttfbSmall[i]));
@@ -142,14 +209,14 @@ export async function rowProxyLarge({ stack, log }) {
 			goal: "≤ 1.5",
 			pass: ttfbRatio.median <= 1.5,
 			ratioValue: ttfbRatio.median,
-			note: `MB = 10^6 bytes of the 100 MiB body, over the whole request (first byte sent to last byte read), one keep-alive connection, body read and dropped by Node; ${LARGE_REPS} repetitions after one warm-up of each. The pass-through variant is the same bytes labelled application/octet-stream by the sandbox (\`_sandbox_content_type\`), which the proxy does not rewrite.`,
+			note: `MB = 10^6 bytes of the 100 MiB body, over the whole request (first byte sent to last byte read), one keep-alive connection, body read and dropped by Node; ${LARGE_REPS} repetitions after one warm-up of each. The pass-through variant is the same bytes labelled application/octet-stream by the sandbox (\`_sandbox_content_type\`), which the proxy does not rewrite. ${breakdown}`,
 		},
 	];
 }
 
 // ---------------------------------------------------------------- row 6
 
-const MEMORY_REPS = 5;
+const MEMORY_REPS = 3;
 const MEMORY_BYTES = 256 * 1024 * 1024;
 
 async function sampleWhile(pid, promise) {
