@@ -19,6 +19,8 @@ import { type BudgetAnswer, TOKEN_BUDGET_NAME } from "./token-budget";
 export const SESSION_IDLE_MS = 24 * 60 * 60_000;
 /** ...and after this long in any case (well inside athena's >= 3-month refresh tokens). */
 export const SESSION_ABSOLUTE_MS = 30 * 24 * 60 * 60_000;
+/** How long a refresh request may take before it is abandoned (callers stop waiting much sooner). */
+const REFRESH_NETWORK_TIMEOUT_MS = 60_000;
 // Writing lastSeenAt on every request would cost a storage write per FHIR call.
 const TOUCH_GRANULARITY_MS = 60_000;
 
@@ -200,7 +202,30 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		this.refreshing ??= this.refresh().finally(() => {
 			this.refreshing = undefined;
 		});
-		return this.refreshing;
+		return this.waitAtMost(this.refreshing);
+	}
+
+	/**
+	 * A caller waits for a refresh at most the token timeout, then hears "try
+	 * again". The refresh itself is not abandoned: athena may already have
+	 * rotated the refresh token, so its late answer must still be stored, or
+	 * the next refresh presents a spent token and the session is lost.
+	 */
+	private waitAtMost(refresh: Promise<AccessResult>): Promise<AccessResult> {
+		let timer: ReturnType<typeof setTimeout> | undefined;
+		const late = new Promise<AccessResult>((resolve) => {
+			timer = setTimeout(
+				() =>
+					resolve({
+						status: "unavailable",
+						code: "athena_unavailable",
+						message: "athenahealth did not answer in time. Please try again in a moment.",
+						retryAfterSeconds: 30,
+					}),
+				tokenTimeoutMs((this.env as unknown as Record<string, unknown>).TOKEN_TIMEOUT_MS),
+			);
+		});
+		return Promise.race([refresh, late]).finally(() => clearTimeout(timer));
 	}
 
 	private async refresh(): Promise<AccessResult> {
@@ -242,7 +267,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			clientId: config.clientId,
 			key: await activeSigningKey(this.env),
 			fetch: (input, init) => fetch(input, init),
-			timeoutMs: tokenTimeoutMs((this.env as unknown as Record<string, unknown>).TOKEN_TIMEOUT_MS),
+			// Callers stop waiting after the token timeout (waitAtMost); the request itself gets longer.
+			timeoutMs: REFRESH_NETWORK_TIMEOUT_MS,
 		};
 		try {
 			const fresh = await refreshTokens(client, config.athena.tokenUrl, {

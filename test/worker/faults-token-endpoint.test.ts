@@ -1,5 +1,5 @@
 import { env } from "cloudflare:test";
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { SESSION_COOKIE } from "../../src/session/contract";
 import {
 	expectCleanFailure,
@@ -251,17 +251,6 @@ const refreshRows: RefreshRow[] = [
 		recovers: true,
 	},
 	{
-		fault: "slower than the timeout",
-		inject: { delayMs: SLOW },
-		status: 503,
-		body: { status: "unavailable", error: "athena_unavailable" },
-		retryAfter: "30",
-		pageStatus: 503,
-		pageText: /You are still connected; nothing was lost/,
-		after: "connected",
-		recovers: true,
-	},
-	{
 		fault: "an HTML page instead of JSON",
 		inject: { response: "html" },
 		status: 503,
@@ -358,6 +347,31 @@ describe("fault matrix: athena's token endpoint at refresh (session Durable Obje
 			}
 		});
 	}
+
+	it("refresh slower than the timeout: the read gets 503 at the timeout, athena's late answer is still stored, reads go on", async () => {
+		const worker = workerWith(SHORT_TIMEOUT);
+		const { jar } = await signIn();
+		expect((await browserFetch(jar, READ, {}, worker)).status).toBe(200);
+		const before = await storedSession(jar);
+		await withSessionEnv(before.stub, SHORT_TIMEOUT, async () => {
+			await sandbox("faults", { target: "token", times: 1, delayMs: SLOW });
+			await sandbox("expire-access-tokens", {});
+			const read = await browserFetch(jar, READ, {}, worker);
+			const { json } = await expectCleanFailure(read, 503);
+			expect(json).toMatchObject({ status: "unavailable", error: "athena_unavailable" });
+			expect(read.headers.get("Retry-After")).toBe("30");
+			// athena rotated the refresh token after the caller stopped waiting: its answer is kept, not lost.
+			await vi.waitFor(
+				async () => expect((await storedSession(jar)).opened?.refreshToken).not.toBe(before.opened?.refreshToken),
+				{ timeout: 10_000, interval: 100 },
+			);
+		});
+		expect(await (await browserFetch(jar, "/session")).json()).toMatchObject({ status: "connected" });
+		expect((await browserFetch(jar, READ, {}, worker)).status).toBe(200);
+		expect((await browserFetch(jar, "/record", html, worker)).status).toBe(200);
+		const refreshes = (await received()).tokenCalls.filter((c) => c.grantType === "refresh_token");
+		expect(refreshes).toHaveLength(1);
+	});
 
 	it("a refresh response without patient keeps the session's patient: reads go on", async () => {
 		const { jar } = await signIn();
