@@ -1,0 +1,582 @@
+// `npm run test:load`: the worker and the local athena sandbox under load, on
+// loopback only, bounded in count and time (issue 10). Not part of `npm test`.
+//
+//   1. sign-ins driven like a browser: /launch → sandbox sign-in form →
+//      consent form → /callback (default 1,000, concurrency 16);
+//   2. FHIR reads from 200 of those sessions (both test patients), a mix of
+//      Patient read, Observation search and Condition search (default 20,000,
+//      concurrency 64);
+//   3. the same again while every access token is expired every 3 s.
+//
+// Every answer is checked against the session that asked (its patient's id
+// and references). Token calls are counted at the sandbox and compared with
+// the fewest the run could have made. The figures are printed and written to
+// RELIABILITY.md between the load-run markers.
+//
+// Knobs (environment): LOAD_SIGNINS, LOAD_READS, LOAD_SESSIONS,
+// LOAD_SIGNIN_CONCURRENCY, LOAD_READ_CONCURRENCY, LOAD_EXPIRE_EVERY_MS,
+// LOAD_MAX_MINUTES, LOAD_NO_WRITE=1 (print only).
+import { spawn } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { createServer } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+const REPORT = join(ROOT, "RELIABILITY.md");
+const MARK_START = "<!-- load-run:start -->";
+const MARK_END = "<!-- load-run:end -->";
+
+const setting = (name, fallback) => {
+	const value = Number(process.env[name]);
+	return Number.isFinite(value) && value > 0 ? value : fallback;
+};
+const SIGNINS = setting("LOAD_SIGNINS", 1000);
+const READS = setting("LOAD_READS", 20_000);
+const SESSIONS = setting("LOAD_SESSIONS", 200);
+const SIGNIN_CONCURRENCY = setting("LOAD_SIGNIN_CONCURRENCY", 16);
+const READ_CONCURRENCY = setting("LOAD_READ_CONCURRENCY", 64);
+const EXPIRE_EVERY_MS = setting("LOAD_EXPIRE_EVERY_MS", 3000);
+const MAX_MS = setting("LOAD_MAX_MINUTES", 10) * 60_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+const PATIENTS = [
+	{ id: "a-80000.E-14545", practice: "80000", username: "phrtest_preview@mailinator.com", password: "Password1" },
+	{ id: "a-195900.E-3001", practice: "195900", username: "sandbox_second@mailinator.com", password: "Password2" },
+];
+
+const started = Date.now();
+const deadline = started + MAX_MS;
+const children = [];
+const tempDir = mkdtempSync(join(tmpdir(), "athena-load-"));
+
+// ---------------------------------------------------------------- processes
+
+function freePort() {
+	return new Promise((resolve, reject) => {
+		const server = createServer();
+		server.once("error", reject);
+		server.listen(0, "127.0.0.1", () => {
+			const { port } = server.address();
+			server.close(() => resolve(port));
+		});
+	});
+}
+
+async function wranglerDev(name, args, port, readyPath) {
+	const inspector = await freePort();
+	const logPath = join(tempDir, `${name}.log`);
+	const log = createWriteStream(logPath);
+	const child = spawn(
+		process.execPath,
+		[
+			WRANGLER,
+			"dev",
+			...args,
+			"--port",
+			String(port),
+			"--ip",
+			"127.0.0.1",
+			"--inspector-port",
+			String(inspector),
+			"--show-interactive-dev-session=false",
+		],
+		{
+			cwd: ROOT,
+			env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+			stdio: ["ignore", "pipe", "pipe"],
+		},
+	);
+	children.push(child);
+	// The child may still write while the run is being torn down.
+	log.on("error", () => undefined);
+	child.stdout.pipe(log);
+	child.stderr.pipe(log);
+	const url = `http://127.0.0.1:${port}`;
+	const until = Date.now() + 120_000;
+	while (Date.now() < until) {
+		if (child.exitCode !== null) throw new Error(`${name}: wrangler dev exited early:\n${tail(logPath)}`);
+		const answer = await request(`${url}${readyPath}`).catch(() => undefined);
+		if (answer && answer.status < 500) return url;
+		if (answer && answer.status >= 500 && Date.now() > until - 100_000) {
+			throw new Error(`${name}: ${readyPath} answered ${answer.status}: ${answer.body.slice(0, 500)}`);
+		}
+		await sleep(500);
+	}
+	throw new Error(`${name}: not ready within 120 s:\n${tail(logPath)}`);
+}
+
+function tail(path) {
+	try {
+		return readFileSync(path, "utf8").split("\n").slice(-40).join("\n");
+	} catch {
+		return "(no log)";
+	}
+}
+
+function stopAll() {
+	for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+}
+
+function cleanUp() {
+	stopAll();
+	// The temp dir holds the throwaway secrets and both wrangler states.
+	rmSync(tempDir, { recursive: true, force: true });
+}
+process.on("SIGINT", () => {
+	cleanUp();
+	process.exit(130);
+});
+
+// --------------------------------------------------------------------- HTTP
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+function request(url, { method = "GET", headers = {}, body } = {}) {
+	return new Promise((resolve, reject) => {
+		const req = http.request(url, { method, headers, agent }, (res) => {
+			const chunks = [];
+			res.on("data", (chunk) => chunks.push(chunk));
+			res.on("end", () =>
+				resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }),
+			);
+			res.on("error", reject);
+			res.on("aborted", () => reject(new Error("response aborted")));
+		});
+		req.on("error", reject);
+		req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error("request timed out")));
+		req.end(body);
+	});
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function storeCookies(jar, response) {
+	for (const header of response.headers["set-cookie"] ?? []) {
+		const [pair] = header.split(";");
+		const at = pair.indexOf("=");
+		if (at < 0) continue;
+		const name = pair.slice(0, at).trim();
+		const value = pair.slice(at + 1).trim();
+		if (/max-age=0/i.test(header) || value === "") jar.delete(name);
+		else jar.set(name, value);
+	}
+}
+
+const cookieHeader = (jar) => [...jar].map(([name, value]) => `${name}=${value}`).join("; ");
+
+function hiddenRequest(html) {
+	const match = /name="request" value="([^"]+)"/.exec(html);
+	if (!match) throw new Error(`no pending request in sandbox page: ${html.slice(0, 200)}`);
+	return match[1];
+}
+
+// ------------------------------------------------------------------ figures
+
+function percentile(sorted, p) {
+	if (sorted.length === 0) return 0;
+	return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function summarize(name, durations, wallMs, errors, extra = {}) {
+	const sorted = [...durations].sort((a, b) => a - b);
+	return {
+		name,
+		count: durations.length,
+		wallSeconds: Math.round(wallMs / 100) / 10,
+		perSecond: Math.round((durations.length / wallMs) * 1000 * 10) / 10,
+		p50: Math.round(percentile(sorted, 50)),
+		p99: Math.round(percentile(sorted, 99)),
+		max: Math.round(sorted.at(-1) ?? 0),
+		errors: errors.length,
+		errorKinds: countBy(errors),
+		...extra,
+	};
+}
+
+function countBy(values) {
+	const counts = {};
+	for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
+	return counts;
+}
+
+/** Runs `task(i)` for i < total with `concurrency` at a time, stopping early at `until`. */
+async function pool(total, concurrency, until, task) {
+	let next = 0;
+	const runners = Array.from({ length: concurrency }, async () => {
+		while (next < total && Date.now() < until) {
+			const i = next++;
+			await task(i);
+		}
+	});
+	await Promise.all(runners);
+	return next;
+}
+
+/** A small seeded PRNG (mulberry32), so runs pick sessions the same way. */
+function random(seed) {
+	let a = seed;
+	return () => {
+		a = (a + 0x6d2b79f5) | 0;
+		let t = Math.imul(a ^ (a >>> 15), 1 | a);
+		t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+	};
+}
+
+// -------------------------------------------------------------------- flows
+
+async function signIn(worker, sandbox, patient) {
+	const jar = new Map();
+	const launch = await request(`${worker}/launch?practice=${patient.practice}`);
+	if (launch.status !== 302) throw new Error(`launch ${launch.status}`);
+	storeCookies(jar, launch);
+	const authorize = await request(launch.headers.location);
+	if (authorize.status !== 200) throw new Error(`authorize ${authorize.status}`);
+	const form = { "Content-Type": "application/x-www-form-urlencoded", Origin: sandbox };
+	const consent = await request(`${sandbox}/oauth2/v1/authorize/signin`, {
+		method: "POST",
+		headers: form,
+		body: new URLSearchParams({
+			request: hiddenRequest(authorize.body),
+			username: patient.username,
+			password: patient.password,
+			practice: "",
+		}).toString(),
+	});
+	if (consent.status !== 200) throw new Error(`sign-in form ${consent.status}`);
+	const decided = await request(`${sandbox}/oauth2/v1/authorize/consent`, {
+		method: "POST",
+		headers: form,
+		body: new URLSearchParams({ request: hiddenRequest(consent.body), decision: "allow" }).toString(),
+	});
+	if (decided.status !== 302) throw new Error(`consent ${decided.status}`);
+	const callback = await request(decided.headers.location, { headers: { Cookie: cookieHeader(jar) } });
+	if (callback.status !== 302) throw new Error(`callback ${callback.status}`);
+	storeCookies(jar, callback);
+	if (!jar.get("__Host-athena_session")) throw new Error("callback set no session cookie");
+	return { cookie: `__Host-athena_session=${jar.get("__Host-athena_session")}`, patient };
+}
+
+const READ_KINDS = [
+	{ kind: "Patient read", path: (p) => `/fhir/r4/Patient/${p.id}` },
+	{ kind: "Observation search", path: () => "/fhir/r4/Observation?category=vital-signs&_count=20" },
+	{ kind: "Condition search", path: () => "/fhir/r4/Condition?_count=20" },
+];
+
+/** The proxy's own OperationOutcome text (never PHI), to tell a 502 for athena's 5xx from one for its second 401. */
+function diagnostics(body) {
+	try {
+		const text = JSON.parse(body).issue?.[0]?.diagnostics;
+		return typeof text === "string" ? ` (${text.replace(/\d{3}/, "NNN").slice(0, 60)})` : "";
+	} catch {
+		return "";
+	}
+}
+
+/** Whether a FHIR answer is about the session's own patient: "own", "foreign" or "unreadable". */
+function ownership(kind, body, patient) {
+	let json;
+	try {
+		json = JSON.parse(body);
+	} catch {
+		return "unreadable";
+	}
+	if (kind === "Patient read") return json.resourceType === "Patient" && json.id === patient.id ? "own" : "foreign";
+	if (json.resourceType !== "Bundle" || !Array.isArray(json.entry) || json.entry.length === 0) return "unreadable";
+	const own = `Patient/${patient.id}`;
+	return json.entry.every((e) => e.resource?.subject?.reference === own) ? "own" : "foreign";
+}
+
+async function sandboxCounts(sandbox) {
+	const received = JSON.parse((await request(`${sandbox}/_sandbox/received`)).body);
+	return received.counts;
+}
+
+async function readPhase(name, worker, sandbox, sessions, { expire, until }) {
+	const durations = [];
+	const errors = [];
+	let foreign = 0;
+	const pick = random(name.length * 7919);
+	let epoch = 0;
+	/**
+	 * Per session, the expiry epochs in which one of its reads both started and
+	 * succeeded: it used a token issued after that expiry, so the session
+	 * refreshed at least once in each. A lower bound on the refreshes needed.
+	 */
+	const epochsRead = sessions.map(() => new Set());
+	let expiries = 0;
+	let expiring = true;
+	const expirer = expire
+		? (async () => {
+				while (expiring) {
+					await sleep(EXPIRE_EVERY_MS);
+					if (!expiring) break;
+					await request(`${sandbox}/_sandbox/expire-access-tokens`, { method: "POST" });
+					epoch += 1;
+					expiries += 1;
+				}
+			})()
+		: Promise.resolve();
+	const before = await sandboxCounts(sandbox);
+	const phaseStart = performance.now();
+	const done = await pool(READS, READ_CONCURRENCY, until, async (i) => {
+		const index = Math.floor(pick() * sessions.length);
+		const session = sessions[index];
+		const { kind, path } = READ_KINDS[i % READ_KINDS.length];
+		const startEpoch = epoch;
+		const t0 = performance.now();
+		try {
+			const response = await request(`${worker}${path(session.patient)}`, {
+				headers: { Cookie: session.cookie, Accept: "application/fhir+json" },
+			});
+			durations.push(performance.now() - t0);
+			if (response.status !== 200) {
+				errors.push(`${kind}: HTTP ${response.status}${diagnostics(response.body)}`);
+				return;
+			}
+			if (startEpoch > 0 && epoch === startEpoch) epochsRead[index].add(startEpoch);
+			const owner = ownership(kind, response.body, session.patient);
+			if (owner === "foreign") foreign += 1;
+			else if (owner === "unreadable") errors.push(`${kind}: unreadable body`);
+		} catch (error) {
+			durations.push(performance.now() - t0);
+			errors.push(`${kind}: ${error.message}`);
+		}
+	});
+	const wall = performance.now() - phaseStart;
+	expiring = false;
+	await expirer;
+	const after = await sandboxCounts(sandbox);
+	const tokenCalls = (after.token ?? 0) - (before.token ?? 0);
+	const minimumTokenCalls = epochsRead.reduce((sum, epochs) => sum + epochs.size, 0);
+	return summarize(name, durations, wall, errors, {
+		requested: READS,
+		completed: done,
+		crossSession: foreign,
+		tokenCalls,
+		minimumTokenCalls,
+		expiries,
+		upstreamFhirCalls: (after.fhir ?? 0) - (before.fhir ?? 0),
+	});
+}
+
+// ---------------------------------------------------------------------- run
+
+async function main() {
+	const workerPort = await freePort();
+	const sandboxPort = await freePort();
+	const worker = `http://127.0.0.1:${workerPort}`;
+	const sandbox = `http://127.0.0.1:${sandboxPort}`;
+
+	// Throwaway secrets for this run only, in a 0600 file under the temp dir.
+	const key = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" });
+	const envFile = join(tempDir, "worker.env");
+	writeFileSync(
+		envFile,
+		`SIGNING_KEY=${JSON.stringify(key.toString())}\nSESSION_ENCRYPTION_KEYS=v1:${randomBytes(32).toString("base64")}\n`,
+		{ mode: 0o600 },
+	);
+	const sandboxEnvFile = join(tempDir, "sandbox.env");
+	writeFileSync(sandboxEnvFile, "", { mode: 0o600 });
+
+	console.log(`[load] sandbox on ${sandbox}, worker on ${worker} (temp ${tempDir})`);
+	await wranglerDev(
+		"sandbox",
+		[
+			"--config",
+			"sandbox/wrangler.toml",
+			"--persist-to",
+			join(tempDir, "state-sandbox"),
+			"--env-file",
+			sandboxEnvFile,
+			"--var",
+			`SANDBOX_REDIRECT_URIS:${worker}/callback`,
+			"--var",
+			`SANDBOX_CLIENT_JWKS_URL:${worker}/.well-known/jwks.json`,
+			"--var",
+			"SANDBOX_TOKEN_RATE_LIMIT:0",
+		],
+		sandboxPort,
+		"/_sandbox/config",
+	);
+	const vars = {
+		PUBLIC_ORIGIN: worker,
+		REDIRECT_URI: `${worker}/callback`,
+		ATHENA_AUTHORIZE_URL: `${sandbox}/oauth2/v1/authorize`,
+		ATHENA_TOKEN_URL: `${sandbox}/oauth2/v1/token`,
+		ATHENA_REVOKE_URL: `${sandbox}/oauth2/v1/revoke`,
+		ATHENA_ISSUER: `${sandbox}/oauth2`,
+		ATHENA_JWKS_URL: `${sandbox}/oauth2/v1/keys`,
+		FHIR_BASE_URL: `${sandbox}/fhir/r4`,
+		// The config's ceiling; the sandbox's own limit is lifted (0 = unlimited).
+		TOKEN_REQUESTS_PER_MINUTE: "10000",
+	};
+	await wranglerDev(
+		"worker",
+		[
+			"--config",
+			"wrangler.toml",
+			"--persist-to",
+			join(tempDir, "state-worker"),
+			"--env-file",
+			envFile,
+			...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+		],
+		workerPort,
+		"/health",
+	);
+	const health = await request(`${worker}/health`);
+	if (health.status !== 200) throw new Error(`worker /health ${health.status}: ${health.body}`);
+	const sandboxConfig = JSON.parse((await request(`${sandbox}/_sandbox/config`)).body);
+	if (!sandboxConfig.redirectUris.includes(`${worker}/callback`) || sandboxConfig.tokenRateLimit !== 0) {
+		throw new Error(`sandbox did not take the --var overrides: ${JSON.stringify(sandboxConfig)}`);
+	}
+	console.log(`[load] both up after ${Math.round((Date.now() - started) / 1000)} s`);
+
+	// Phase 1: sign-ins, alternating the two test patients.
+	const signInDurations = [];
+	const signInErrors = [];
+	const sessions = [];
+	const before = await sandboxCounts(sandbox);
+	const signInStart = performance.now();
+	const attempted = await pool(SIGNINS, SIGNIN_CONCURRENCY, deadline - Math.min(5 * 60_000, MAX_MS / 2), async (i) => {
+		const t0 = performance.now();
+		try {
+			sessions[i] = await signIn(worker, sandbox, PATIENTS[i % PATIENTS.length]);
+		} catch (error) {
+			signInErrors.push(error.message.replace(/\d{3,}/g, "N"));
+		}
+		signInDurations.push(performance.now() - t0);
+	});
+	const signInWall = performance.now() - signInStart;
+	const afterSignIns = await sandboxCounts(sandbox);
+	const signedIn = sessions.filter(Boolean);
+	const signIns = summarize(
+		"Sign-ins (launch → sign-in form → consent → callback)",
+		signInDurations,
+		signInWall,
+		signInErrors,
+		{
+			requested: SIGNINS,
+			completed: attempted,
+			tokenCalls: (afterSignIns.token ?? 0) - (before.token ?? 0),
+			minimumTokenCalls: signedIn.length,
+		},
+	);
+	console.log("[load]", JSON.stringify(signIns));
+
+	// The read phases use SESSIONS of them, half of each patient.
+	const readers = [];
+	for (const patient of PATIENTS) {
+		readers.push(...signedIn.filter((s) => s.patient === patient).slice(0, Math.ceil(SESSIONS / PATIENTS.length)));
+	}
+	if (readers.length < 2) throw new Error("too few sessions to read with");
+
+	// Each read phase gets half of what time is left (less a margin for the report), so both run.
+	const steadyUntil = Date.now() + (deadline - 30_000 - Date.now()) / 2;
+	const steady = await readPhase("FHIR reads, tokens valid", worker, sandbox, readers, {
+		expire: false,
+		until: steadyUntil,
+	});
+	console.log("[load]", JSON.stringify(steady));
+	const expiring = await readPhase(
+		`FHIR reads, access tokens expired every ${EXPIRE_EVERY_MS / 1000} s`,
+		worker,
+		sandbox,
+		readers,
+		{ expire: true, until: deadline - 30_000 },
+	);
+	console.log("[load]", JSON.stringify(expiring));
+
+	// Nothing lost: every session still answers connected, for its own patient.
+	let stillConnected = 0;
+	for (const session of readers) {
+		const view = await request(`${worker}/session`, { headers: { Cookie: session.cookie } });
+		const body = JSON.parse(view.body);
+		if (body.status === "connected" && body.patient === session.patient.id) stillConnected += 1;
+	}
+
+	const result = {
+		at: new Date().toISOString(),
+		machine: `${cpus().length} cores (${cpus()[0]?.model ?? "unknown"}), Node ${process.version}`,
+		totalSeconds: Math.round((Date.now() - started) / 1000),
+		readSessions: readers.length,
+		stillConnected,
+		phases: [signIns, steady, expiring],
+	};
+	console.log(`\n${renderMarkdown(result)}`);
+	if (!process.env.LOAD_NO_WRITE) writeReport(result);
+	const failed =
+		result.phases.some((p) => p.errors > 0 || (p.crossSession ?? 0) > 0 || p.completed < p.requested) ||
+		stillConnected !== readers.length;
+	return failed ? 1 : 0;
+}
+
+function renderMarkdown(result) {
+	const rows = result.phases.map((p) =>
+		[
+			p.name,
+			`${p.completed} / ${p.requested}`,
+			p.wallSeconds,
+			p.perSecond,
+			p.p50,
+			p.p99,
+			p.max,
+			p.errors === 0
+				? "0"
+				: `${p.errors} (${Object.entries(p.errorKinds)
+						.map(([k, v]) => `${k}: ${v}`)
+						.join("; ")})`,
+			p.crossSession ?? "–",
+			`${p.tokenCalls} / ${p.minimumTokenCalls}`,
+		].join(" | "),
+	);
+	const expiring = result.phases[2];
+	return [
+		`Last run: ${result.at}, ${result.machine}; ${result.totalSeconds} s in all (including start-up).`,
+		"",
+		"| phase | done / asked | seconds | per second | p50 ms | p99 ms | max ms | errors | cross-session answers | token calls / minimum |",
+		"|---|---|---|---|---|---|---|---|---|---|",
+		...rows.map((r) => `| ${r} |`),
+		"",
+		`Reads came from ${result.readSessions} sessions (both test patients, half each), concurrency ${READ_CONCURRENCY}; sign-ins at concurrency ${SIGNIN_CONCURRENCY}.`,
+		`In the last phase the sandbox expired every access token ${expiring.expiries} times; athena's FHIR saw ${expiring.upstreamFhirCalls} requests for ${expiring.completed} reads (each 401 is refreshed once and retried once).`,
+		`The minimum token calls count one refresh per session per expiry in which it read (one code exchange per sign-in).`,
+		`After the run ${result.stillConnected} of ${result.readSessions} sessions still answered \`connected\` for their own patient.`,
+	].join("\n");
+}
+
+function writeReport(result) {
+	let text;
+	try {
+		text = readFileSync(REPORT, "utf8");
+	} catch {
+		text = `# Reliability\n\n## Load run\n\n${MARK_START}\n${MARK_END}\n`;
+	}
+	const start = text.indexOf(MARK_START);
+	const end = text.indexOf(MARK_END);
+	if (start < 0 || end < start) {
+		console.error(`[load] ${REPORT} has no ${MARK_START} … ${MARK_END} block; not written`);
+		return;
+	}
+	const block = `${MARK_START}\n${renderMarkdown(result)}\n${MARK_END}`;
+	writeFileSync(REPORT, text.slice(0, start) + block + text.slice(end + MARK_END.length));
+	console.log(`[load] figures written to ${REPORT}`);
+}
+
+main()
+	.then(
+		(code) => {
+			process.exitCode = code;
+		},
+		(error) => {
+			console.error(`[load] failed: ${error.stack ?? error}`);
+			process.exitCode = 1;
+		},
+	)
+	.finally(cleanUp);
