@@ -88,11 +88,50 @@ export function rewriteAll(body: Uint8Array, from: string, to: string): Uint8Arr
 	return spliceReplacements(body, body.length, findMatches(body, needle), needle.length, replacement);
 }
 
+/** Incremental rewriting: feed chunks in order, then flush once. */
+export interface Rewriter {
+	/** The rewritten bytes that are final so far (possibly empty). */
+	push(chunk: Uint8Array): Uint8Array;
+	/** The bytes held back for a possible match across the last boundary. */
+	flush(): Uint8Array;
+}
+
 /**
- * A byte stream transform replacing `from` with `to`, holding at most
- * `from.length - 1` bytes between chunks so a URL split across any chunk
- * boundary is still found, and found once. Memory stays at one chunk plus
- * that tail, whatever the body's size.
+ * Replaces `from` with `to` chunk by chunk, holding at most `from.length - 1`
+ * bytes between chunks so a URL split across any chunk boundary is still
+ * found, and found once. Memory stays at one chunk plus that tail, whatever
+ * the body's size.
+ *
+ * @example
+ * const rewriter = createRewriter("https://athena/fhir/r4", "https://proxy/fhir/r4");
+ * const out = [rewriter.push(chunk1), rewriter.push(chunk2), rewriter.flush()];
+ */
+export function createRewriter(from: string, to: string): Rewriter {
+	const { needle, replacement } = encodeNeedle(from, to);
+	const keep = needle.length - 1;
+	let tail: Uint8Array = new Uint8Array(0);
+	return {
+		push(chunk) {
+			const data = tail.length > 0 ? joinBytes(tail, chunk) : chunk;
+			const matches = findMatches(data, needle);
+			const lastMatchEnd = matches.length > 0 ? (matches.at(-1) as number) + needle.length : 0;
+			// Bytes that could begin a needle completed by the next chunk stay behind.
+			const hold = Math.max(lastMatchEnd, data.length - keep);
+			tail = data.slice(Math.max(hold, 0));
+			if (hold <= 0) return new Uint8Array(0);
+			if (matches.length === 0) return data.subarray(0, hold);
+			return spliceReplacements(data, hold, matches, needle.length, replacement);
+		},
+		flush() {
+			const rest = tail;
+			tail = new Uint8Array(0);
+			return rest;
+		},
+	};
+}
+
+/**
+ * `createRewriter` as a TransformStream.
  *
  * @example
  * const rewritten = upstream.body.pipeThrough(
@@ -100,25 +139,15 @@ export function rewriteAll(body: Uint8Array, from: string, to: string): Uint8Arr
  * );
  */
 export function rewriteStream(from: string, to: string): TransformStream<Uint8Array, Uint8Array> {
-	const { needle, replacement } = encodeNeedle(from, to);
-	const keep = needle.length - 1;
-	let tail: Uint8Array = new Uint8Array(0);
+	const rewriter = createRewriter(from, to);
 	return new TransformStream<Uint8Array, Uint8Array>({
 		transform(chunk, controller) {
-			const data = tail.length > 0 ? joinBytes(tail, chunk) : chunk;
-			const matches = findMatches(data, needle);
-			const lastMatchEnd = matches.length > 0 ? (matches.at(-1) as number) + needle.length : 0;
-			// Bytes that could begin a needle completed by the next chunk stay behind.
-			const hold = Math.max(lastMatchEnd, data.length - keep);
-			if (matches.length === 0) {
-				if (hold > 0) controller.enqueue(data.subarray(0, hold));
-			} else {
-				controller.enqueue(spliceReplacements(data, hold, matches, needle.length, replacement));
-			}
-			tail = data.slice(hold);
+			const out = rewriter.push(chunk);
+			if (out.length > 0) controller.enqueue(out);
 		},
 		flush(controller) {
-			if (tail.length > 0) controller.enqueue(tail);
+			const rest = rewriter.flush();
+			if (rest.length > 0) controller.enqueue(rest);
 		},
 	});
 }

@@ -5,7 +5,7 @@ import { AppError } from "../errors";
 import { clientResponseHeaders, isJsonBody, upstreamRequestHeaders } from "../fhir/headers";
 import { operationOutcome } from "../fhir/operation-outcome";
 import { type OutboundRequest, outboundFhirRequest } from "../fhir/outbound-url";
-import { rewriteStream } from "../fhir/rewrite-stream";
+import { createRewriter, type Rewriter } from "../fhir/rewrite-stream";
 import { AccessTokenCache, type ConnectedAccess } from "../fhir/token-cache";
 import { log } from "../log";
 import type { AccessResult, SessionApi } from "../session/contract";
@@ -44,7 +44,8 @@ interface Audit {
 }
 
 /** The single audit line for a FHIR request: identifiers and measurements only, never a query value or PHI. */
-function writeAudit(audit: Audit, bytes: number, outcome: Outcome): void {
+/** `bytes` is undefined where it is not known (a native pass-through without Content-Length). */
+function writeAudit(audit: Audit, bytes: number | undefined, outcome: Outcome): void {
 	log(outcome === "aborted" ? "warn" : "info", "fhir", {
 		requestId: audit.requestId,
 		session: audit.session,
@@ -58,41 +59,118 @@ function writeAudit(audit: Audit, bytes: number, outcome: Outcome): void {
 	});
 }
 
-/**
- * The client's body, counted as it goes out. Pull-based with no buffer of its
- * own, so athena is read only as fast as the client reads; an upstream error
- * errors this stream too, which aborts the client's response rather than
- * ending it as if complete.
- */
-function auditedBody(source: ReadableStream<Uint8Array>, audit: Audit): ReadableStream<Uint8Array> {
+/** athena's body arrives in ~4 KiB chunks; each costs a trip through JS, so read at least this much per pull. */
+const MIN_READ_BYTES = 64 * 1024;
+const READ_BUFFER_BYTES = 128 * 1024;
+
+/** Reads at least MIN_READ_BYTES per call where the stream allows it (workerd's BYOB `readAtLeast`). */
+function batchedReader(source: ReadableStream<Uint8Array>): {
+	read(): Promise<Uint8Array | undefined>;
+	cancel(reason: unknown): Promise<void>;
+} {
+	let byob: ReadableStreamBYOBReader | undefined;
+	try {
+		byob = source.getReader({ mode: "byob" });
+	} catch {
+		// Not a byte stream: fall back to the chunks as they come.
+	}
+	if (byob) {
+		const reader = byob;
+		// The first read takes whatever has arrived, so the first byte is not held back.
+		let minimum = 1;
+		return {
+			async read() {
+				const { done, value } = await reader.readAtLeast(minimum, new Uint8Array(READ_BUFFER_BYTES));
+				minimum = MIN_READ_BYTES;
+				// A final short read can carry bytes together with done.
+				return value && value.byteLength > 0 ? value : done ? undefined : new Uint8Array(0);
+			},
+			cancel: (reason) => reader.cancel(reason),
+		};
+	}
 	const reader = source.getReader();
+	return {
+		async read() {
+			const { done, value } = await reader.read();
+			return done ? undefined : value;
+		},
+		cancel: (reason) => reader.cancel(reason),
+	};
+}
+
+/**
+ * A JSON body, rewritten and counted as it goes out.
+ * Pull-based with no buffer of its own beyond one read, so athena is read
+ * only as fast as the client reads; an upstream error errors this stream
+ * too, which aborts the client's response rather than ending it as if
+ * complete. Reading, rewriting and counting share one pull: every extra
+ * stream layer costs a JS round trip per chunk (BENCHMARKS.md, row 5).
+ */
+function proxiedBody(source: ReadableStream<Uint8Array>, audit: Audit, rewriter: Rewriter): ReadableStream<Uint8Array> {
+	const reader = batchedReader(source);
 	let bytes = 0;
+	let done = false;
 	return new ReadableStream<Uint8Array>(
 		{
 			async pull(controller) {
-				let read: ReadableStreamReadResult<Uint8Array>;
-				try {
-					read = await reader.read();
-				} catch (error) {
-					writeAudit(audit, bytes, "aborted");
-					controller.error(error);
-					return;
+				// Loop until something is enqueued: a rewrite may hold a whole short read back.
+				for (;;) {
+					let chunk: Uint8Array | undefined;
+					try {
+						chunk = await reader.read();
+					} catch (error) {
+						writeAudit(audit, bytes, "aborted");
+						controller.error(error);
+						return;
+					}
+					if (chunk === undefined) {
+						const rest = rewriter.flush();
+						if (rest.length > 0) {
+							bytes += rest.byteLength;
+							controller.enqueue(rest);
+						}
+						done = true;
+						writeAudit(audit, bytes, "complete");
+						controller.close();
+						return;
+					}
+					const out = rewriter.push(chunk);
+					if (out.byteLength > 0) {
+						bytes += out.byteLength;
+						controller.enqueue(out);
+						return;
+					}
 				}
-				if (read.done) {
-					writeAudit(audit, bytes, "complete");
-					controller.close();
-					return;
-				}
-				bytes += read.value.byteLength;
-				controller.enqueue(read.value);
 			},
 			cancel(reason) {
-				writeAudit(audit, bytes, "cancelled");
+				if (!done) writeAudit(audit, bytes, "cancelled");
 				return reader.cancel(reason);
 			},
 		},
 		{ highWaterMark: 0 },
 	);
+}
+
+/**
+ * A body that needs no rewriting goes through natively: workerd pipes it with
+ * no JS per chunk (BENCHMARKS.md, row 5). The audit line is written when the
+ * pipe settles; its byte count is athena's Content-Length, when it sent one.
+ * An upstream error still aborts the client's response.
+ */
+function passThroughBody(
+	source: ReadableStream<Uint8Array>,
+	audit: Audit,
+	declaredBytes: number | undefined,
+	waitUntil: (promise: Promise<unknown>) => void,
+): ReadableStream<Uint8Array> {
+	const { readable, writable } = new IdentityTransformStream();
+	waitUntil(
+		source.pipeTo(writable).then(
+			() => writeAudit(audit, declaredBytes, "complete"),
+			() => writeAudit(audit, undefined, "aborted"),
+		),
+	);
+	return readable as ReadableStream<Uint8Array>;
 }
 
 /** The raw path after `/fhir/r4` and the raw query, exactly as the client sent them (no decoding). */
@@ -297,10 +375,18 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 					await upstream.body?.cancel();
 					return finish(new Response(null, { status: upstream.status, headers }));
 				}
-				const body = json
-					? upstream.body.pipeThrough(rewriteStream(config.athena.fhirBaseUrl, `${config.publicOrigin}${PROXY_PREFIX}`))
-					: upstream.body;
-				return new Response(auditedBody(body, audit), { status: upstream.status, headers });
+				if (!json) {
+					const length = Number(upstream.headers.get("content-length") ?? Number.NaN);
+					const body = passThroughBody(
+						upstream.body,
+						audit,
+						Number.isSafeInteger(length) ? length : undefined,
+						(promise) => c.executionCtx.waitUntil(promise),
+					);
+					return new Response(body, { status: upstream.status, headers });
+				}
+				const rewriter = createRewriter(config.athena.fhirBaseUrl, `${config.publicOrigin}${PROXY_PREFIX}`);
+				return new Response(proxiedBody(upstream.body, audit, rewriter), { status: upstream.status, headers });
 			} catch (error) {
 				audit.status = error instanceof AppError ? error.status : 500;
 				writeAudit(audit, 0, "no-body");

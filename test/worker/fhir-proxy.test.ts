@@ -284,4 +284,27 @@ describe("FHIR proxy: athena in trouble", () => {
 		expect(response.status).toBe(200);
 		await expect(response.text()).rejects.toThrow();
 	});
+
+	it("errors the client's body when a body passed through untouched is cut mid-body", async () => {
+		const { jar } = await signIn();
+		await sandbox("faults", { target: "fhir", cutAfterBytes: 100_000, times: 1 });
+		const response = await browserFetch(
+			jar,
+			"/fhir/r4/Observation?_sandbox_bytes=1000000&_sandbox_content_type=application/octet-stream",
+		);
+		expect(response.status).toBe(200);
+		expect(response.headers.get("Content-Type")).toBe("application/octet-stream");
+		await expect(response.arrayBuffer()).rejects.toThrow();
+	});
+
+	it("passes a large non-JSON body through byte for byte without rewriting", async () => {
+		const { jar } = await signIn();
+		const path = "/fhir/r4/Observation?_sandbox_bytes=300000&_sandbox_content_type=application/octet-stream";
+		const body = new Uint8Array(await (await browserFetch(jar, path)).arrayBuffer());
+		expect(body.byteLength).toBe(300_000);
+		const text = new TextDecoder().decode(body);
+		// Not JSON to the proxy: athena's own base stays as athena wrote it.
+		expect(text).toContain("http://localhost:3001/fhir/r4/");
+		expect(text).not.toContain("http://localhost:3000/fhir/r4/");
+	});
 });
