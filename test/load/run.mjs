@@ -124,6 +124,14 @@ function stopAll() {
 
 function cleanUp() {
 	stopAll();
+	if (process.exitCode) {
+		// Keep the two wrangler logs to look into a failed run; the secrets and states go.
+		for (const name of ["worker.env", "sandbox.env", "state-worker", "state-sandbox"]) {
+			rmSync(join(tempDir, name), { recursive: true, force: true });
+		}
+		console.error(`[load] logs kept in ${tempDir} (worker.log, sandbox.log)`);
+		return;
+	}
 	// The temp dir holds the throwaway secrets and both wrangler states.
 	rmSync(tempDir, { recursive: true, force: true });
 }
@@ -546,7 +554,7 @@ function renderMarkdown(result) {
 		"",
 		`Reads came from ${result.readSessions} sessions (both test patients, half each), concurrency ${READ_CONCURRENCY}; sign-ins at concurrency ${SIGNIN_CONCURRENCY}.`,
 		`In the last phase the sandbox expired every access token ${expiring.expiries} times; athena's FHIR saw ${expiring.upstreamFhirCalls} requests for ${expiring.completed} reads (each 401 is refreshed once and retried once).`,
-		`The minimum token calls count one refresh per session per expiry in which it read (one code exchange per sign-in).`,
+		`The minimum token calls is one code exchange per sign-in, and in the last phase a lower bound: one refresh per session per expiry in which one of its reads started and succeeded.`,
 		`After the run ${result.stillConnected} of ${result.readSessions} sessions still answered \`connected\` for their own patient.`,
 	].join("\n");
 }
