@@ -166,7 +166,8 @@ describe("token sessions", () => {
 		await runInDurableObject(stub, async (_o: Session, state) => {
 			const meta = await state.storage.get<{ createdAt: number }>("meta");
 			await state.storage.put("meta", { ...meta, absoluteExpiresAt: Date.now() - 1 });
-			await state.storage.setAlarm(Date.now());
+			// Scheduled ahead so it cannot fire on its own before the test runs it.
+			await state.storage.setAlarm(Date.now() + 60_000);
 		});
 		expect(await runDurableObjectAlarm(stub)).toBe(true);
 		const left = await runInDurableObject(stub, async (_o: Session, state) => (await state.storage.list()).size);
