@@ -21,6 +21,7 @@ export interface SandboxVars {
 	SANDBOX_ALLOWED_SCOPES?: string;
 	SANDBOX_ACCESS_TOKEN_TTL?: string;
 	SANDBOX_TOKEN_RATE_LIMIT?: string;
+	SANDBOX_REFRESH_GRACE_SECONDS?: string;
 }
 
 export interface SandboxWorkerOverrides {

@@ -49,12 +49,19 @@ export interface SandboxConfig {
 	accessTokenTtl: number;
 	/** New tokens per calendar minute; 0 means unlimited. */
 	tokenRateLimit: number;
+	/**
+	 * Okta's grace period for refresh token rotation: after a rotation the
+	 * previous refresh token stays usable this long; 0 = strict (spent at once).
+	 * athena's setting is unconfirmed; Okta's default is 30 s, its range 0–60.
+	 */
+	refreshGraceSeconds: number;
 }
 
 /** Runtime overrides set through `/_sandbox/config`, stored in the Durable Object. */
 export interface ConfigOverrides {
 	accessTokenTtl?: number;
 	tokenRateLimit?: number;
+	refreshGraceSeconds?: number;
 }
 
 function words(value: string | undefined): string[] | undefined {
@@ -71,10 +78,17 @@ function nonNegativeInt(name: string, value: string | undefined, fallback: numbe
 	return n;
 }
 
+/** Okta allows a refresh token rotation grace period of 0 to 60 seconds. */
+export const MAX_REFRESH_GRACE_SECONDS = 60;
+
 /** Parses the sandbox's vars once; a bad value fails loudly, naming the var. */
 export function parseConfig(env: SandboxEnv): SandboxConfig {
 	const ttl = nonNegativeInt("SANDBOX_ACCESS_TOKEN_TTL", env.SANDBOX_ACCESS_TOKEN_TTL, 3600);
 	if (ttl === 0) throw new Error("SANDBOX_ACCESS_TOKEN_TTL must be at least 1");
+	const refreshGrace = nonNegativeInt("SANDBOX_REFRESH_GRACE_SECONDS", env.SANDBOX_REFRESH_GRACE_SECONDS, 30);
+	if (refreshGrace > MAX_REFRESH_GRACE_SECONDS) {
+		throw new Error(`SANDBOX_REFRESH_GRACE_SECONDS must be at most ${MAX_REFRESH_GRACE_SECONDS} (Okta's range)`);
+	}
 	return {
 		clientId: env.SANDBOX_CLIENT_ID?.trim() || "local-dev-client",
 		redirectUris: words(env.SANDBOX_REDIRECT_URIS) ?? ["http://localhost:3000/callback"],
@@ -82,6 +96,7 @@ export function parseConfig(env: SandboxEnv): SandboxConfig {
 		allowedScopes: new Set(words(env.SANDBOX_ALLOWED_SCOPES) ?? DEFAULT_ALLOWED_SCOPES),
 		accessTokenTtl: ttl,
 		tokenRateLimit: nonNegativeInt("SANDBOX_TOKEN_RATE_LIMIT", env.SANDBOX_TOKEN_RATE_LIMIT, 5),
+		refreshGraceSeconds: refreshGrace,
 	};
 }
 
@@ -90,6 +105,7 @@ export function applyOverrides(config: SandboxConfig, overrides: ConfigOverrides
 		...config,
 		accessTokenTtl: overrides.accessTokenTtl ?? config.accessTokenTtl,
 		tokenRateLimit: overrides.tokenRateLimit ?? config.tokenRateLimit,
+		refreshGraceSeconds: overrides.refreshGraceSeconds ?? config.refreshGraceSeconds,
 	};
 }
 

@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { MAX_REFRESH_GRACE_SECONDS } from "./config";
 import { type AppEnv, effectiveConfig, stateStub } from "./context";
 import { TEST_PATIENTS } from "./data";
 
@@ -84,6 +85,7 @@ const ConfigBody = z
 	.object({
 		tokenRateLimit: z.number().int().min(0).optional(),
 		accessTokenTtl: positiveInt.optional(),
+		refreshGraceSeconds: z.number().int().min(0).max(MAX_REFRESH_GRACE_SECONDS).optional(),
 	})
 	.strict();
 
@@ -95,6 +97,7 @@ function publicConfig(config: Awaited<ReturnType<typeof effectiveConfig>>) {
 		allowedScopes: [...config.allowedScopes],
 		accessTokenTtl: config.accessTokenTtl,
 		tokenRateLimit: config.tokenRateLimit,
+		refreshGraceSeconds: config.refreshGraceSeconds,
 	};
 }
 

@@ -45,6 +45,10 @@ export interface Grant {
 	nonce?: string;
 	revoked: boolean;
 	createdAt: number;
+	/** SHA-256 of the grant's live refresh token (one chain per grant). */
+	currentRefresh?: string;
+	/** SHA-256 of the one rotated-out refresh token still usable within the grace period. */
+	previousRefresh?: string;
 }
 
 export interface AccessTokenRecord {
@@ -62,7 +66,16 @@ export interface RefreshTokenRecord {
 	patient: string;
 	scope: string[];
 	issuedAt: number;
+	/** Set when rotated out; kept (as the grant's previous token) only while a grace period runs. */
+	rotatedAt?: number;
+	/** rotatedAt + the grace at rotation time, for the sweep. */
+	expiresAt?: number;
 }
+
+export type RefreshResult =
+	| { status: "ok"; grant: Grant; tokens: IssuedTokens; viaGrace: boolean }
+	| { status: "invalid_grant" }
+	| { status: "invalid_scope"; extra: string[] };
 
 export interface IssuedTokens {
 	accessToken: string;
@@ -197,6 +210,15 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 				await this.ctx.storage.delete(expired.slice(i, i + 128));
 			}
 		}
+		// Live refresh tokens have no expiry; only rotated ones kept for a grace period are swept.
+		const refresh = await this.ctx.storage.list<RefreshTokenRecord>({ prefix: "refresh:" });
+		const spent: string[] = [];
+		for (const [key, value] of refresh) {
+			if (typeof value?.expiresAt !== "number") continue;
+			if (value.expiresAt <= now) spent.push(key);
+			else remaining++;
+		}
+		for (let i = 0; i < spent.length; i += 128) await this.ctx.storage.delete(spent.slice(i, i + 128));
 		if (remaining > 0) await this.ctx.storage.setAlarm(now + SWEEP_INTERVAL_MS);
 	}
 
@@ -334,25 +356,74 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 			scope,
 			issuedAt: now,
 		};
-		await this.ctx.storage.put(`refresh:${await hashSecret(refreshToken)}`, refresh);
+		const hash = await hashSecret(refreshToken);
+		await this.ctx.storage.put(`refresh:${hash}`, refresh);
+		const stored = (await this.ctx.storage.get<Grant>(`grant:${grant.id}`)) ?? grant;
+		await this.ctx.storage.put(`grant:${grant.id}`, { ...stored, currentRefresh: hash });
 		return { accessToken, refreshToken, expiresIn: ttlSeconds };
 	}
 
 	/**
-	 * Consumes a refresh token (rotation: the presented one never works again)
-	 * and returns its live grant, or undefined when unknown or revoked.
+	 * Whether a stored refresh token may be presented now: the grant's live
+	 * token, or (Okta's grace period) the one it replaced, for `graceMs` after
+	 * that rotation. Older tokens, and a previous one after the grace, are spent.
 	 */
-	async consumeRefreshToken(
+	private usableRefresh(hash: string, record: RefreshTokenRecord, grant: Grant, graceMs: number, now: number): boolean {
+		if (record.rotatedAt === undefined) return true;
+		return grant.previousRefresh === hash && now < record.rotatedAt + graceMs;
+	}
+
+	/**
+	 * The refresh grant in one atomic step (rotation). Presenting the live
+	 * refresh token rotates it: a new token set is issued, and the presented
+	 * token becomes the grant's previous one, usable for `graceMs` (0 = spent at
+	 * once; any older previous token is spent now). Presenting the previous
+	 * token within the grace (a client that never received the last answer)
+	 * issues the successor of the current set: the live token it never saw is
+	 * spent, and the previous one keeps its original grace. Anything else is
+	 * `invalid_grant`. A refused scope consumes nothing.
+	 */
+	async refreshGrant(
 		refreshToken: string,
 		clientId: string,
-	): Promise<{ grant: Grant; record: RefreshTokenRecord } | undefined> {
-		const key = `refresh:${await hashSecret(refreshToken)}`;
+		scope: string[],
+		graceMs: number,
+		ttlSeconds: number,
+		now: number,
+	): Promise<RefreshResult> {
+		const hash = await hashSecret(refreshToken);
+		const key = `refresh:${hash}`;
 		const record = await this.ctx.storage.get<RefreshTokenRecord>(key);
-		if (!record || record.clientId !== clientId) return undefined;
+		if (!record || record.clientId !== clientId) return { status: "invalid_grant" };
 		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
-		if (!grant || grant.revoked) return undefined;
-		await this.ctx.storage.delete(key);
-		return { grant, record };
+		if (!grant || grant.revoked || !this.usableRefresh(hash, record, grant, graceMs, now)) {
+			return { status: "invalid_grant" };
+		}
+		const extra = scope.filter((s) => !record.scope.includes(s));
+		if (extra.length > 0) return { status: "invalid_scope", extra };
+		const viaGrace = record.rotatedAt !== undefined;
+		let next: Grant;
+		if (viaGrace) {
+			// The live token was never received by this client: it is spent.
+			if (grant.currentRefresh && grant.currentRefresh !== hash) {
+				await this.ctx.storage.delete(`refresh:${grant.currentRefresh}`);
+			}
+			next = { ...grant, currentRefresh: undefined };
+		} else {
+			if (grant.previousRefresh && grant.previousRefresh !== hash) {
+				await this.ctx.storage.delete(`refresh:${grant.previousRefresh}`);
+			}
+			if (graceMs > 0) {
+				await this.ctx.storage.put(key, { ...record, rotatedAt: now, expiresAt: now + graceMs });
+				next = { ...grant, previousRefresh: hash, currentRefresh: undefined };
+			} else {
+				await this.ctx.storage.delete(key);
+				next = { ...grant, previousRefresh: undefined, currentRefresh: undefined };
+			}
+		}
+		await this.ctx.storage.put(`grant:${grant.id}`, next);
+		const tokens = await this.issueTokens(next, scope, ttlSeconds, now);
+		return { status: "ok", grant: next, tokens, viaGrace };
 	}
 
 	async lookupAccessToken(
@@ -366,18 +437,24 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return { record, grant };
 	}
 
-	async lookupRefreshToken(refreshToken: string): Promise<{ record: RefreshTokenRecord; grant: Grant } | undefined> {
-		const record = await this.ctx.storage.get<RefreshTokenRecord>(`refresh:${await hashSecret(refreshToken)}`);
+	/** A refresh token that could be presented now (live, or previous within the grace), with its live grant. */
+	async lookupRefreshToken(
+		refreshToken: string,
+		graceMs: number,
+		now: number,
+	): Promise<{ record: RefreshTokenRecord; grant: Grant } | undefined> {
+		const hash = await hashSecret(refreshToken);
+		const record = await this.ctx.storage.get<RefreshTokenRecord>(`refresh:${hash}`);
 		if (!record) return undefined;
 		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
-		if (!grant || grant.revoked) return undefined;
+		if (!grant || grant.revoked || !this.usableRefresh(hash, record, grant, graceMs, now)) return undefined;
 		return { record, grant };
 	}
 
 	/** RFC 7009: a refresh token ends its grant; an access token ends only itself. */
-	async revokeToken(token: string, clientId: string): Promise<void> {
+	async revokeToken(token: string, clientId: string, graceMs: number, now: number): Promise<void> {
 		const hash = await hashSecret(token);
-		const refresh = await this.ctx.storage.get<RefreshTokenRecord>(`refresh:${hash}`);
+		const refresh = await this.lookupRefreshToken(token, graceMs, now).then((found) => found?.record);
 		if (refresh && refresh.clientId === clientId) {
 			await this.revokeGrant(refresh.grantId);
 			return;

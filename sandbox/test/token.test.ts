@@ -38,7 +38,8 @@ describe("token endpoint", () => {
 		key = await freshSandbox();
 	});
 
-	it("signs in, exchanges the code, reads FHIR and refreshes with rotation", async () => {
+	it("signs in, exchanges the code, reads FHIR and refreshes with strict rotation (grace 0)", async () => {
+		await control("config", { refreshGraceSeconds: 0 });
 		const { code, verifier } = await codeAndVerifier();
 		const response = await exchangeCode(key, code, verifier);
 		expect(response.status).toBe(200);
@@ -64,7 +65,7 @@ describe("token endpoint", () => {
 		expect(next.patient).toBe(JANE.id);
 		expect((await fhirGet(`/Patient/${JANE.id}`, next.access_token)).status).toBe(200);
 
-		// Rotation: the old refresh token is spent.
+		// Strict rotation: the old refresh token is spent at once.
 		await expectError(
 			await tokenRequest(
 				{ grant_type: "refresh_token", refresh_token: tokens.refresh_token ?? "", scope: SCOPE },
@@ -79,6 +80,105 @@ describe("token endpoint", () => {
 			"refresh_token",
 			"refresh_token",
 		]);
+	});
+
+	describe("refresh token rotation grace period (Okta's, assumed for athena)", () => {
+		const refresh = async (refreshToken: string | undefined) =>
+			tokenRequest(
+				{ grant_type: "refresh_token", refresh_token: refreshToken ?? "", scope: SCOPE },
+				await signAssertion(key),
+			);
+		const refreshed = async (refreshToken: string | undefined): Promise<TokenBody> => {
+			const response = await refresh(refreshToken);
+			expect(response.status).toBe(200);
+			return (await response.json()) as TokenBody;
+		};
+
+		it("defaults to 30 s and is set through /_sandbox/config (0 to 60, Okta's range)", async () => {
+			expect(await (await call("/_sandbox/config")).json()).toMatchObject({ refreshGraceSeconds: 30 });
+			for (const bad of [-1, 61, 1.5, "30"]) {
+				expect((await control("config", { refreshGraceSeconds: bad })).status).toBe(400);
+			}
+			expect(await (await control("config", { refreshGraceSeconds: 0 })).json()).toMatchObject({
+				refreshGraceSeconds: 0,
+			});
+		});
+
+		it("the previous refresh token, reused within the grace, gets the current set's successor", async () => {
+			const first = await login(key);
+			// The client never received this answer (a lost response after athena rotated).
+			const lost = await refreshed(first.refresh_token);
+			const retried = await refreshed(first.refresh_token);
+			expect(retried.patient).toBe(JANE.id);
+			expect(retried.scope).toBe(SCOPE);
+			expect(retried.refresh_token).not.toBe(lost.refresh_token);
+			expect(retried.refresh_token).not.toBe(first.refresh_token);
+			expect(retried.access_token).not.toBe(lost.access_token);
+			expect((await fhirGet(`/Patient/${JANE.id}`, retried.access_token)).status).toBe(200);
+			// One chain: the live token the client never saw is spent by the successor.
+			await expectError(await refresh(lost.refresh_token), 400, "invalid_grant");
+			// The chain goes on from the successor; the presented token is now previous no longer.
+			const next = await refreshed(retried.refresh_token);
+			await expectError(await refresh(first.refresh_token), 400, "invalid_grant");
+			// And the successor is in turn the previous token, usable within its own grace.
+			expect((await refresh(retried.refresh_token)).status).toBe(200);
+			await expectError(await refresh(next.refresh_token), 400, "invalid_grant");
+		});
+
+		it("only the immediately previous refresh token has a grace, not older ones", async () => {
+			const first = await login(key);
+			const second = await refreshed(first.refresh_token);
+			await refreshed(second.refresh_token);
+			await expectError(await refresh(first.refresh_token), 400, "invalid_grant");
+			expect((await refresh(second.refresh_token)).status).toBe(200);
+		});
+
+		it("reuse after the grace is invalid_grant, and the live token still works", async () => {
+			await control("config", { refreshGraceSeconds: 1 });
+			const first = await login(key);
+			const second = await refreshed(first.refresh_token);
+			await new Promise((resolve) => setTimeout(resolve, 1100));
+			await expectError(await refresh(first.refresh_token), 400, "invalid_grant");
+			expect((await refresh(second.refresh_token)).status).toBe(200);
+		});
+
+		it("a revoked grant ends the grace too; introspection shows the previous token only within it", async () => {
+			const first = await login(key);
+			const second = await refreshed(first.refresh_token);
+			const introspect = async (token: string | undefined) =>
+				(await (
+					await tokenRequest(
+						{ token: token ?? "", token_type_hint: "refresh_token" },
+						await signAssertion(key, { claims: { aud: "http://sandbox.test/oauth2/v1/introspect" } }),
+						"/oauth2/v1/introspect",
+					)
+				).json()) as { active: boolean };
+			expect(await introspect(first.refresh_token)).toMatchObject({ active: true });
+			await control("config", { refreshGraceSeconds: 0 });
+			expect(await introspect(first.refresh_token)).toEqual({ active: false });
+			await control("config", { refreshGraceSeconds: 30 });
+			await control("revoke", { patient: JANE.id });
+			await expectError(await refresh(first.refresh_token), 400, "invalid_grant");
+			await expectError(await refresh(second.refresh_token), 400, "invalid_grant");
+		});
+
+		it("a refused scope on the previous token consumes nothing", async () => {
+			const first = await login(key);
+			const second = await refreshed(first.refresh_token);
+			await expectError(
+				await tokenRequest(
+					{
+						grant_type: "refresh_token",
+						refresh_token: first.refresh_token ?? "",
+						scope: `${SCOPE} patient/Goal.read`,
+					},
+					await signAssertion(key),
+				),
+				400,
+				"invalid_scope",
+			);
+			expect((await refresh(second.refresh_token)).status).toBe(200);
+		});
 	});
 
 	it("issues an id_token signed with the key at /oauth2/v1/keys, carrying the nonce", async () => {
