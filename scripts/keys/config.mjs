@@ -6,10 +6,12 @@ import { KeysError } from "./errors.mjs";
 import { ENVIRONMENTS } from "./key-material.mjs";
 
 /**
- * How long after a KV write every Cloudflare location is assumed to see it.
- * Local KV (miniflare) is one process on one disk, so nothing to wait for.
+ * How long after a KV write the worker everywhere is assumed to serve it: KV's
+ * own propagation (60 s remotely; local KV is one process on one disk) plus
+ * the worker's in-isolate cache of the JWKS (10 s, JWKS_ISOLATE_CACHE_SECONDS
+ * in src/routes/jwks.ts).
  */
-export const KV_PROPAGATION_SECONDS = { local: 0, preview: 60, production: 60 };
+export const KV_PROPAGATION_SECONDS = { local: 10, preview: 70, production: 70 };
 const DEFAULT_MAX_AGE_SECONDS = 300;
 
 /**

@@ -10,6 +10,41 @@ export const JWKS_KV_KEY = "jwks";
 const DEFAULT_MAX_AGE_SECONDS = 300;
 // KV's own edge cache: a freshly published key is visible within about a minute.
 const KV_CACHE_TTL_SECONDS = 60;
+/**
+ * Each isolate also keeps what it read for this long (optional var
+ * JWKS_KV_CACHE_SECONDS, 0 to 10): a KV read per JWKS request cost two thirds
+ * of the route's throughput (BENCHMARKS.md, row 2). The key CLI's activation
+ * wait includes the maximum (scripts/keys/config.mjs).
+ */
+export const JWKS_ISOLATE_CACHE_SECONDS = 10;
+
+let lastRead: { namespace: KVNamespace; at: number; value: Promise<string | null> } | undefined;
+
+function isolateCacheSeconds(raw: unknown): number {
+	const value = typeof raw === "string" && raw !== "" ? Number(raw) : Number.NaN;
+	return Number.isInteger(value) && value >= 0 && value <= JWKS_ISOLATE_CACHE_SECONDS
+		? value
+		: JWKS_ISOLATE_CACHE_SECONDS;
+}
+
+/** The stored JWKS text, read from KV at most once per `cacheSeconds` per isolate. */
+function storedJwks(
+	namespace: KVNamespace,
+	now: number,
+	cacheSeconds: number,
+	onError: () => void,
+): Promise<string | null> {
+	if (lastRead?.namespace !== namespace || now - lastRead.at >= cacheSeconds * 1000) {
+		const value = namespace.get(JWKS_KV_KEY, { cacheTtl: KV_CACHE_TTL_SECONDS }).catch(() => {
+			onError();
+			// A failed read is not kept: the next request tries KV again.
+			if (lastRead?.value === value) lastRead = undefined;
+			return null;
+		});
+		lastRead = { namespace, at: now, value };
+	}
+	return lastRead.value;
+}
 
 interface RenderedJwks {
 	body: string;
@@ -57,10 +92,12 @@ export const jwksRoutes = new Hono<AppEnv>().on(["GET", "HEAD"], "/.well-known/j
 			});
 			return undefined;
 		}),
-		c.env.JWKS_KV.get(JWKS_KV_KEY, { cacheTtl: KV_CACHE_TTL_SECONDS }).catch(() => {
-			log("warn", "JWKS KV read failed; serving the signer's key only", { requestId: c.get("requestId") });
-			return null;
-		}),
+		storedJwks(
+			c.env.JWKS_KV,
+			Date.now(),
+			isolateCacheSeconds((c.env as unknown as Record<string, unknown>).JWKS_KV_CACHE_SECONDS),
+			() => log("warn", "JWKS KV read failed; serving the signer's key only", { requestId: c.get("requestId") }),
+		),
 	]);
 	const jwks = await render(stored, signer?.kid, async () => {
 		const { keys, warnings } = await publishedKeys(stored, signer?.publicJwk);

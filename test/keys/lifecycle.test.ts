@@ -95,7 +95,7 @@ describe("key lifecycle against a remote environment (recording wrangler)", () =
 		const next = await rotateAdd(preview());
 		const secretBefore = fake.secrets.preview;
 
-		clock.now += (300 + 60) * 1000; // exactly max-age + propagation: still too early
+		clock.now += (300 + 70) * 1000; // exactly max-age + propagation (KV 60 s + isolate cache 10 s): still too early
 		const error = await refusal(rotateActivate(preview(), {}));
 		expect(error.code).toBe("too_early");
 		expect(error.message).toContain("--force");
@@ -134,11 +134,11 @@ describe("key lifecycle against a remote environment (recording wrangler)", () =
 	it("retires the old key after rotation, deleting its private copy and keeping the signer", async () => {
 		const first = await init(preview());
 		const next = await rotateAdd(preview());
-		clock.now += 361_000;
+		clock.now += 371_000; // past max-age 300 s + propagation 70 s
 		await rotateActivate(preview(), { kid: next.kid });
 		const early = await refusal(rotateRetire(preview(), { kid: first.kid }));
 		expect(early.code).toBe("too_early");
-		clock.now += 61_000;
+		clock.now += 71_000;
 		const retired = await rotateRetire(preview(), { kid: first.kid });
 		expect(retired.deletedFile).toBe(first.keyFile);
 		expect(existsSync(first.keyFile)).toBe(false);

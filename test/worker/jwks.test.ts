@@ -167,4 +167,24 @@ describe("GET /.well-known/jwks.json", () => {
 		expect(response.status).toBe(200);
 		expect(((await response.json()) as { keys: unknown[] }).keys).toEqual([await publicJwk(env.SIGNING_KEY)]);
 	});
+
+	it("reads KV at most once per isolate-cache period, and sees a new key after it", async () => {
+		const { app } = await import("../../src/app");
+		const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
+		let reads = 0;
+		const counting = {
+			get: (key: string, options: KVNamespaceGetOptions<"text">) => {
+				reads++;
+				return env.JWKS_KV.get(key, options);
+			},
+		} as unknown as KVNamespace;
+		const cached = { ...env, JWKS_KV: counting, JWKS_KV_CACHE_SECONDS: "10" };
+		for (let i = 0; i < 5; i++) expect((await app.fetch(new Request(URL_JWKS), cached, ctx)).status).toBe(200);
+		expect(reads).toBe(1);
+		const uncached = { ...env, JWKS_KV: counting, JWKS_KV_CACHE_SECONDS: "0" };
+		await env.JWKS_KV.put("jwks", JSON.stringify({ keys: [await publicJwk(env.TEST_SECOND_RSA_PEM)] }));
+		const fresh = (await (await app.fetch(new Request(URL_JWKS), uncached, ctx)).json()) as { keys: unknown[] };
+		expect(reads).toBe(2);
+		expect(fresh.keys).toHaveLength(2);
+	});
 });

@@ -26,6 +26,8 @@ export default defineConfig({
 					SESSION_ENCRYPTION_KEYS: `v1:${randomBytes(32).toString("base64")}`,
 					// Tests sign in far more than 5 times a minute; the budget test sets its own limit.
 					TOKEN_REQUESTS_PER_MINUTE: "1000",
+					// Tests rewrite KV between requests; one test checks the cache with its own value.
+					JWKS_KV_CACHE_SECONDS: "0",
 					TEST_RSA_PKCS1_PEM: rsaPkcs1,
 					TEST_RSA_PKCS8_PEM: rsaPkcs8,
 					TEST_RSA_1024_PEM: small.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
