@@ -35,6 +35,7 @@ type Outcome = "complete" | "aborted" | "cancelled" | "no-body";
 
 interface Audit {
 	requestId: string;
+	method: string;
 	session: string | undefined;
 	resourceType: string | undefined;
 	interaction: string | undefined;
@@ -43,11 +44,17 @@ interface Audit {
 	started: number;
 }
 
-/** The single audit line for a FHIR request: identifiers and measurements only, never a query value or PHI. */
-/** `bytes` is undefined where it is not known (a native pass-through without Content-Length). */
+/**
+ * The single log line of a FHIR request (it stands in for the generic request
+ * line, which FHIR routes skip): identifiers and measurements only, never a
+ * query value or PHI. `bytes` is undefined where it is not known (a native
+ * pass-through without Content-Length).
+ */
 function writeAudit(audit: Audit, bytes: number | undefined, outcome: Outcome): void {
 	log(outcome === "aborted" ? "warn" : "info", "fhir", {
 		requestId: audit.requestId,
+		method: audit.method,
+		route: `${PROXY_PREFIX}/*`,
 		session: audit.session,
 		resourceType: audit.resourceType,
 		interaction: audit.interaction,
@@ -208,13 +215,22 @@ function sessionStateResponse(c: Context<AppEnv>, access: Exclude<AccessResult, 
 class UpstreamTimeout extends Error {}
 
 /**
+ * Refresh-and-retry rounds after athena's 401, per read. athena's tokens live
+ * an hour, so a refused token is refreshed once; a second round covers a
+ * token refused right after it was issued (revoked meanwhile: the refresh then
+ * says so; or expired again, as the load run's sandbox does every few
+ * seconds), and the bound keeps a persistently refusing athena from looping.
+ */
+const MAX_REFRESHES_PER_READ = 2;
+
+/**
  * What the client gets instead of athena's answer, when athena's answer is
  * not one to pass on; undefined when it is (2xx, 304, 4xx incl. 429 with its
  * Retry-After).
  */
 function troubleResponse(upstreamStatus: number, requestId: string): Response | undefined {
 	if (upstreamStatus === 401) {
-		// Only reached after the one refresh and retry: athena's fault, and the session is kept.
+		// Only reached after the refreshes and retries: athena's fault, and the session is kept.
 		return operationOutcome(502, "security", "athena refused the refreshed access token", requestId);
 	}
 	if (upstreamStatus >= 500) {
@@ -277,8 +293,11 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 			const started = performance.now();
 			const requestId = c.get("requestId");
 			const logFields = c.get("logFields");
+			// One line per request: the audit line below, written when the body ends.
+			logFields.ownLine = true;
 			const audit: Audit = {
 				requestId,
+				method: c.req.method,
 				session: undefined,
 				resourceType: undefined,
 				interaction: undefined,
@@ -339,15 +358,19 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 				let upstream: Response;
 				try {
 					upstream = await send(access.accessToken);
-					if (upstream.status === 401) {
-						// Nothing has reached the client yet, so one refresh and one retry are safe.
+					// Nothing has reached the client yet, so a refresh and a retry are safe: at most
+					// MAX_REFRESHES_PER_READ of them, and another only when the session handed out a
+					// new token that athena refused as well (each refresh is the session's single flight).
+					for (let refreshes = 0; upstream.status === 401 && refreshes < MAX_REFRESHES_PER_READ; refreshes++) {
 						await upstream.body?.cancel();
 						tokenCache.forget(session.idHash);
 						const stale = access.accessToken;
-						access = await askSession(() => session.api.refreshAfterUnauthorized(stale), requestId);
-						if (access.status !== "connected") return finish(sessionStateResponse(c, access));
+						const renewed = await askSession(() => session.api.refreshAfterUnauthorized(stale), requestId);
+						if (renewed.status !== "connected") return finish(sessionStateResponse(c, renewed));
+						access = renewed;
 						tokenCache.set(session.idHash, access);
 						upstream = await send(access.accessToken);
+						if (access.accessToken === stale) break;
 					}
 				} catch (error) {
 					if (error instanceof UpstreamTimeout) {
@@ -394,8 +417,15 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 			}
 		})
 		.all(`${PROXY_PREFIX}/*`, (c) => {
-			c.get("logFields").fhirInteraction = "refused-method";
-			log("info", "fhir", { requestId: c.get("requestId"), interaction: "refused-method", status: 405, bytes: 0 });
+			c.get("logFields").ownLine = true;
+			log("info", "fhir", {
+				requestId: c.get("requestId"),
+				method: c.req.method,
+				route: `${PROXY_PREFIX}/*`,
+				interaction: "refused-method",
+				status: 405,
+				bytes: 0,
+			});
 			return operationOutcome(
 				405,
 				"not-supported",

@@ -157,13 +157,61 @@ describe("FHIR proxy route: athena's answers", () => {
 		expect(upstream.requests).toHaveLength(2);
 	});
 
-	it("gives up after one retry when athena refuses the refreshed token too", async () => {
+	it("gives up after one retry when the session has no newer token than the one athena refused", async () => {
 		const session = new ScriptedSession(async () => connected("t"));
 		const upstream = athena(() => new Response(null, { status: 401 }));
 		const response = await proxyWith(session, upstream)("/Patient/a-80000.E-14545");
 		expect(response.status).toBe(502);
 		expect(upstream.requests).toHaveLength(2);
 		expect(session.refreshCalls).toHaveLength(1);
+	});
+
+	it("refreshes a second time when athena refuses the freshly refreshed token too (expired again), then answers", async () => {
+		const renewals = ["fresh-1", "fresh-2"];
+		const session = new ScriptedSession(
+			async () => connected("stale"),
+			async () => connected(renewals.shift() ?? "spare"),
+		);
+		const upstream = athena((request) =>
+			request.headers.get("Authorization") === "Bearer fresh-2" ? patientJson() : new Response(null, { status: 401 }),
+		);
+		const response = await proxyWith(session, upstream)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(200);
+		expect(await response.json()).toMatchObject({ id: "a-80000.E-14545" });
+		expect(session.refreshCalls).toEqual(["stale", "fresh-1"]);
+		expect(upstream.requests.map((r) => r.headers.get("Authorization"))).toEqual([
+			"Bearer stale",
+			"Bearer fresh-1",
+			"Bearer fresh-2",
+		]);
+	});
+
+	it("stops after two refreshes when athena refuses every new token: 502, no loop", async () => {
+		let n = 0;
+		const session = new ScriptedSession(
+			async () => connected("t-0"),
+			async () => connected(`t-${++n}`),
+		);
+		const upstream = athena(() => new Response(null, { status: 401 }));
+		const response = await proxyWith(session, upstream)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(502);
+		expect(await response.text()).toContain("athena refused the refreshed access token");
+		expect(session.refreshCalls).toEqual(["t-0", "t-1"]);
+		expect(upstream.requests).toHaveLength(3);
+	});
+
+	it("answers 401 revoked when the second refresh finds the grant revoked", async () => {
+		const answers: AccessResult[] = [connected("fresh"), { status: "revoked" }];
+		const session = new ScriptedSession(
+			async () => connected("stale"),
+			async () => answers.shift() ?? { status: "revoked" },
+		);
+		const upstream = athena(() => new Response(null, { status: 401 }));
+		const response = await proxyWith(session, upstream)("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(401);
+		expect(await response.json()).toEqual({ status: "revoked" });
+		expect(session.refreshCalls).toEqual(["stale", "fresh"]);
+		expect(upstream.requests).toHaveLength(2);
 	});
 
 	it("answers 401 revoked when the refresh after athena's 401 finds the grant revoked", async () => {
