@@ -355,6 +355,8 @@ oauth.post("/v1/token", async (c) => {
 			if (refreshed.status === "invalid_scope") {
 				throw new OAuthError("invalid_scope", `Not in the original grant: ${refreshed.extra.join(" ")}`);
 			}
+			// Counted so a run can see how often a client needed the grace (a lost answer, or a second refresher).
+			if (refreshed.viaGrace) await stub.record({ count: "refreshViaGrace" });
 			const idToken = scope.includes("openid")
 				? await signIdToken(stub, urls.issuer, urls.fhirBase, refreshed.grant, undefined)
 				: undefined;

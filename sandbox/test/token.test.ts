@@ -123,6 +123,8 @@ describe("token endpoint", () => {
 			// And the successor is in turn the previous token, usable within its own grace.
 			expect((await refresh(retried.refresh_token)).status).toBe(200);
 			await expectError(await refresh(next.refresh_token), 400, "invalid_grant");
+			const received = (await (await call("/_sandbox/received")).json()) as { counts: Record<string, number> };
+			expect(received.counts.refreshViaGrace).toBe(2);
 		});
 
 		it("only the immediately previous refresh token has a grace, not older ones", async () => {
