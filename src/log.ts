@@ -25,13 +25,16 @@ export function requestLog(): MiddlewareHandler<{ Variables: { requestId: string
 		const started = performance.now();
 		c.set("logFields", {});
 		await next();
+		// Routes that write their own, richer line (the FHIR audit) set ownLine.
+		const { ownLine, ...fields } = c.get("logFields");
+		if (ownLine) return;
 		log(c.res.status >= 500 ? "error" : "info", "request", {
 			requestId: c.get("requestId"),
 			method: c.req.method,
 			route: c.req.routePath,
 			status: c.res.status,
 			durationMs: Math.round((performance.now() - started) * 10) / 10,
-			...c.get("logFields"),
+			...fields,
 		});
 	};
 }

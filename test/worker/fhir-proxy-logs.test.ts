@@ -75,5 +75,13 @@ describe("FHIR proxy: what reaches the logs", () => {
 		expect(audits[0]?.bytes).toBeGreaterThan(100);
 		expect(audits[1]).toMatchObject({ resourceType: "Observation", interaction: "search-type", status: 200 });
 		expect(audits[5]).toMatchObject({ status: 400, outcome: "no-body" });
+		// One request line per FHIR request: the audit line stands in for the generic one
+		// (an error's detail may add a "request failed" line beside it).
+		const lines = captured.map((line) => JSON.parse(line) as Record<string, unknown>);
+		for (const audit of audits) {
+			const mine = lines.filter((l) => l.requestId === audit.requestId && (l.msg === "request" || l.msg === "fhir"));
+			expect(mine.map((l) => l.msg)).toEqual(["fhir"]);
+			expect(audit).toMatchObject({ method: "GET", route: "/fhir/r4/*" });
+		}
 	});
 });
