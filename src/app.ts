@@ -63,7 +63,8 @@ app.onError((error, c) => {
 		c.get("logFields").error = error.code;
 		if (error.retryAfterSeconds) c.header("Retry-After", String(error.retryAfterSeconds));
 		if (wantsPage(c.req.header("Accept"))) {
-			return c.html(outcomePage(error), error.status as 400, pageHeaders());
+			const retryPostTo = c.req.method === "POST" ? c.req.path : undefined;
+			return c.html(outcomePage(error, retryPostTo), error.status as 400, pageHeaders());
 		}
 		return c.json({ error: error.code, message: error.message, requestId: requestIdValue }, error.status as 400);
 	}

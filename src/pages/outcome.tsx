@@ -6,6 +6,9 @@ const TITLES: Record<string, string> = {
 	token_budget_spent: "athenahealth is busy",
 	athena_rate_limited: "athenahealth is busy",
 	athena_unavailable: "athenahealth is not answering",
+	// Our own storage, not athena: say so rather than blame athena.
+	session_unavailable: "This service is having trouble",
+	sign_in_unavailable: "This service is having trouble",
 	config_invalid: "This service is not set up yet",
 	cross_site_refused: "Request refused",
 };
@@ -20,16 +23,18 @@ export function retryWhen(seconds: number): string {
  * A page for a person who reached an outcome through an `AppError` (the
  * callback's denial, a refused or expired sign-in link, athena busy, a
  * configuration problem): what happened, and the next step. The message is
- * the error's safe `message`, never its `detail`.
+ * the error's safe `message`, never its `detail`. `retryPostTo` is the path
+ * of a failed POST, so "Try again" posts it again.
  */
-export function outcomePage(error: AppError) {
+export function outcomePage(error: AppError, retryPostTo?: string) {
 	const configProblem = error.code === "config_invalid";
 	const busy = error.status === 503 && !configProblem;
 	let actions: PageAction[];
 	if (busy) {
 		// href="" reloads this URL (the callback's is retried with the state kept) without copying its query into the page.
+		// A failed POST (sign out) is retried as a POST: a reload link would GET it.
 		actions = [
-			{ label: "Try again", href: "" },
+			retryPostTo ? { label: "Try again", post: retryPostTo } : { label: "Try again", href: "" },
 			{ label: "Home", href: "/", secondary: true },
 		];
 	} else if (configProblem) {

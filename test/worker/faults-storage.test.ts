@@ -110,6 +110,14 @@ describe("fault matrix: the session's Durable Object failing", () => {
 			json: { error: "session_unavailable" },
 			retryAfter: "5",
 		},
+		{
+			// "Try again" must post again: a reload link would GET /logout.
+			request: "POST /logout",
+			init: { method: "POST", headers: { ...sameOrigin, Accept: "text/html" } },
+			status: 503,
+			page: /This service is having trouble[\s\S]*<form[^>]*method="post"[^>]*action="\/logout"/,
+			retryAfter: "5",
+		},
 	];
 	for (const row of rows) {
 		const accept = row.page ? "page" : "JSON";
