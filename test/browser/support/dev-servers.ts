@@ -62,12 +62,8 @@ export async function startDevServers(vars: Record<string, string> = {}): Promis
 		}
 	}
 	const varArgs = Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
-	// Each wrangler otherwise probes for a free devtools port from 9229 and then binds it: the two
-	// processes npm run dev starts (and any other wrangler dev on the machine) can pick the same port
-	// and one dies with "Address already in use (socket direct:1:default)". Port 0 lets the OS choose.
-	const inspectorArgs = ["--inspector-port", "0"];
 	// process.execPath is the project's pinned Node when the suite runs through npm/npx, as wrangler requires.
-	const child: ChildProcess = spawn(process.execPath, ["scripts/dev.mjs", ...varArgs, ...inspectorArgs], {
+	const child: ChildProcess = spawn(process.execPath, ["scripts/dev.mjs", ...varArgs], {
 		cwd: REPO_ROOT,
 		detached: true,
 		stdio: ["ignore", "pipe", "pipe"],
