@@ -167,7 +167,12 @@ describe("zero-downtime rotation against the local worker and sandbox", () => {
 			const added = await cli("rotate", "add");
 			expect(added.code, added.text).toBe(0);
 			const next = /Published key (\S+)/.exec(added.text)?.[1] ?? "";
-			expect(await publishedKids()).toEqual([first, next]);
+			// The worker keeps the JWKS it read from KV for up to 10 s per isolate (JWKS_KV_CACHE_SECONDS).
+			await until(
+				async () => JSON.stringify(await publishedKids()) === JSON.stringify([first, next]),
+				"the worker to publish the next key beside the first",
+				15_000,
+			);
 
 			const tooEarly = await cli("rotate", "activate", next);
 			expect(tooEarly.code).toBe(1);
@@ -187,9 +192,23 @@ describe("zero-downtime rotation against the local worker and sandbox", () => {
 			expect(retireActive.text).toContain("is the one local signs with");
 
 			const fetchesBeforeRetire = await jwksFetches(sandboxUrl);
-			const retired = await cli("rotate", "retire", first);
+			// Retiring waits for every isolate to sign with the new key (10 s locally: the JWKS isolate cache).
+			let retired = await cli("rotate", "retire", first);
+			expect(retired.code === 0 || retired.text.includes("so every location signs with it"), retired.text).toBe(true);
+			await until(
+				async () => {
+					if (retired.code !== 0) retired = await cli("rotate", "retire", first);
+					return retired.code === 0;
+				},
+				"retire to be allowed",
+				20_000,
+			);
 			expect(retired.code, retired.text).toBe(0);
-			expect(await publishedKids()).toEqual([next]);
+			await until(
+				async () => JSON.stringify(await publishedKids()) === JSON.stringify([next]),
+				"the worker to stop publishing the retired key",
+				15_000,
+			);
 			// The sandbox's cached JWKS (which still held the old key) ages out and is refetched without it.
 			await until(
 				async () => (await jwksFetches(sandboxUrl)) > fetchesBeforeRetire,
