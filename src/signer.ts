@@ -1,4 +1,5 @@
 import { cachedSigningKeyImporter, type SigningKey } from "./keys/signing-key";
+import type { OAuthClient } from "./oauth/token-client";
 
 const importOnce = cachedSigningKeyImporter();
 
@@ -9,4 +10,13 @@ const importOnce = cachedSigningKeyImporter();
  */
 export function activeSigningKey(env: { SIGNING_KEY?: string }): Promise<SigningKey> {
 	return importOnce(env.SIGNING_KEY ?? "", "SIGNING_KEY");
+}
+
+/** How this worker calls athena's OAuth endpoints: our client ID, the active key, the network. */
+export async function athenaClient(
+	env: { SIGNING_KEY?: string },
+	clientId: string,
+	timeoutMs: number,
+): Promise<OAuthClient> {
+	return { clientId, key: await activeSigningKey(env), fetch: (input, init) => fetch(input, init), timeoutMs };
 }

@@ -3,17 +3,16 @@ import { type Config, configFor } from "../config";
 import { AppError } from "../errors";
 import { log } from "../log";
 import {
-	type OAuthClient,
 	refreshTokens,
-	revokeToken,
+	revokeGrant,
 	type TokenSet,
 	tokenTimeoutMs,
 	UnusableTokenResponse,
 } from "../oauth/token-client";
 import { type AccessResult, REFRESH_MARGIN_MS, type SessionApi, type SessionView } from "../session/contract";
 import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "../session/token-vault";
-import { activeSigningKey } from "../signer";
-import { type BudgetAnswer, TOKEN_BUDGET_NAME } from "./token-budget";
+import { athenaClient } from "../signer";
+import { type BudgetAnswer, tokenBudget } from "./token-budget";
 
 /** A session ends after this long without use... */
 export const SESSION_IDLE_MS = 24 * 60 * 60_000;
@@ -238,7 +237,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			return { status: "signed_out" };
 		}
 		const config = this.config();
-		const budget = this.env.TOKEN_BUDGET.get(this.env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
+		const budget = tokenBudget(this.env);
 		let reserved: BudgetAnswer;
 		try {
 			reserved = await budget.reserve(config.tokenRequestsPerMinute);
@@ -263,13 +262,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 				retryAfterSeconds: reserved.retryAfterSeconds,
 			};
 		}
-		const client: OAuthClient = {
-			clientId: config.clientId,
-			key: await activeSigningKey(this.env),
-			fetch: (input, init) => fetch(input, init),
-			// Callers stop waiting after the token timeout (waitAtMost); the request itself gets longer.
-			timeoutMs: REFRESH_NETWORK_TIMEOUT_MS,
-		};
+		// Callers stop waiting after the token timeout (waitAtMost); the request itself gets longer.
+		const client = await athenaClient(this.env, config.clientId, REFRESH_NETWORK_TIMEOUT_MS);
 		try {
 			const fresh = await refreshTokens(client, config.athena.tokenUrl, {
 				refreshToken: tokens.refreshToken,
@@ -325,15 +319,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		if (tokens) {
 			try {
 				const config = this.config();
-				const client: OAuthClient = {
-					clientId: config.clientId,
-					key: await activeSigningKey(this.env),
-					fetch: (input, init) => fetch(input, init),
-					timeoutMs: 5000,
-				};
-				const token = tokens.refreshToken ?? tokens.accessToken;
-				const hint = tokens.refreshToken ? "refresh_token" : "access_token";
-				revokedAtAthena = await revokeToken(client, config.athena.revokeUrl, { token, hint });
+				const client = await athenaClient(this.env, config.clientId, 5000);
+				revokedAtAthena = await revokeGrant(client, config.athena.revokeUrl, tokens);
 			} catch (error) {
 				log("warn", "revoke at athena failed", { code: error instanceof AppError ? error.code : "error" });
 			}

@@ -3,6 +3,11 @@ import { DurableObject } from "cloudflare:workers";
 /** The one instance that meters an environment's token-endpoint calls. */
 export const TOKEN_BUDGET_NAME = "athena-token-endpoint";
 
+/** The environment's one TokenBudget instance. */
+export function tokenBudget(env: Env) {
+	return env.TOKEN_BUDGET.get(env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
+}
+
 export type BudgetAnswer = { ok: true } | { ok: false; retryAfterSeconds: number };
 
 interface Window {

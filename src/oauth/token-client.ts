@@ -250,3 +250,20 @@ export async function revokeToken(
 		return false;
 	}
 }
+
+/**
+ * Hands a grant back to athena: the refresh token when there is one (which
+ * ends the grant), else the access token.
+ *
+ * @example
+ * await revokeGrant(client, config.athena.revokeUrl, tokens);
+ */
+export function revokeGrant(
+	client: OAuthClient,
+	revokeUrl: string,
+	tokens: { accessToken: string; refreshToken?: string | undefined },
+): Promise<boolean> {
+	return tokens.refreshToken
+		? revokeToken(client, revokeUrl, { token: tokens.refreshToken, hint: "refresh_token" })
+		: revokeToken(client, revokeUrl, { token: tokens.accessToken, hint: "access_token" });
+}

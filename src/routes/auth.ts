@@ -1,10 +1,9 @@
 import { type Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
-import type { Config } from "../config";
 import { type ConsumeResult, type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
 import { SESSION_ABSOLUTE_MS } from "../durable/session";
-import { type BudgetAnswer, TOKEN_BUDGET_NAME } from "../durable/token-budget";
+import { type BudgetAnswer, tokenBudget } from "../durable/token-budget";
 import { durableCall } from "../durable/unavailable";
 import { AppError } from "../errors";
 import { log } from "../log";
@@ -15,6 +14,7 @@ import { safeReturnTo } from "../oauth/return-to";
 import {
 	exchangeCode,
 	type OAuthClient,
+	revokeGrant,
 	revokeToken,
 	type TokenSet,
 	tokenTimeoutMs,
@@ -23,7 +23,7 @@ import {
 import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
 import { SESSION_COOKIE } from "../session/contract";
 import { sessionFor, sessionStub } from "../session/lookup";
-import { activeSigningKey } from "../signer";
+import { athenaClient } from "../signer";
 import { requireConfig } from "./require-config";
 
 /** Binds a launch to the browser that started it (SMART 2.2 / RFC 9700 §4.7). */
@@ -48,21 +48,8 @@ function param(c: Context<AppEnv>, name: string): string | undefined {
 	return value;
 }
 
-function oauthClient(env: Env, config: Config, key: OAuthClient["key"]): OAuthClient {
-	return {
-		clientId: config.clientId,
-		key,
-		fetch: (input, init) => fetch(input, init),
-		timeoutMs: tokenTimeoutMs((env as unknown as Record<string, unknown>).TOKEN_TIMEOUT_MS),
-	};
-}
-
 const SIGN_IN_UNAVAILABLE = "Sign-in is not available right now. Please try again in a moment.";
 const SESSION_UNAVAILABLE = "Your session could not be reached right now. Please try again in a moment.";
-
-function tokenBudget(env: Env) {
-	return env.TOKEN_BUDGET.get(env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
-}
 
 /** Checks a token response against the launch that asked for it. */
 async function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization): Promise<string> {
@@ -247,7 +234,11 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	}
 	let client: OAuthClient;
 	try {
-		client = oauthClient(c.env, config, await activeSigningKey(c.env));
+		client = await athenaClient(
+			c.env,
+			config.clientId,
+			tokenTimeoutMs((c.env as unknown as Record<string, unknown>).TOKEN_TIMEOUT_MS),
+		);
 	} catch (failure) {
 		await keepSignIn();
 		throw failure;
@@ -294,12 +285,7 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		}
 	} catch (failure) {
 		// Tokens we will not use are handed back rather than left live.
-		c.executionCtx.waitUntil(
-			revokeToken(client, config.athena.revokeUrl, {
-				token: tokens.refreshToken ?? tokens.accessToken,
-				hint: tokens.refreshToken ? "refresh_token" : "access_token",
-			}),
-		);
+		c.executionCtx.waitUntil(revokeGrant(client, config.athena.revokeUrl, tokens));
 		throw failure;
 	}
 
@@ -316,12 +302,7 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		);
 	} catch (failure) {
 		// The code is spent, so the sign-in cannot be kept; its tokens are handed back rather than left live.
-		c.executionCtx.waitUntil(
-			revokeToken(client, config.athena.revokeUrl, {
-				token: tokens.refreshToken ?? tokens.accessToken,
-				hint: tokens.refreshToken ? "refresh_token" : "access_token",
-			}),
-		);
+		c.executionCtx.waitUntil(revokeGrant(client, config.athena.revokeUrl, tokens));
 		throw failure;
 	}
 	setCookie(c, SESSION_COOKIE, sessionId, { ...cookieBase, maxAge: SESSION_ABSOLUTE_MS / 1000 });
