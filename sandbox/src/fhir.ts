@@ -152,16 +152,14 @@ fhir.get("/metadata", (c) => {
 
 /** Bearer token check (RFC 6750 §3), then any injected FHIR fault. */
 fhir.use("*", async (c, next) => {
-	const stub = stateStub(c.env);
-	await stub.record({ count: "fhir" });
 	const header = c.req.header("Authorization") ?? "";
 	const match = /^Bearer\s+(\S+)$/i.exec(header);
+	const { access: found, fault } = await stateStub(c.env).admitFhir(match?.[1], Date.now());
 	if (!match?.[1]) {
 		return outcome(401, "login", "A bearer access token is required", {
 			"WWW-Authenticate": 'Bearer realm="fhir"',
 		});
 	}
-	const found = await stub.lookupAccessToken(match[1], Date.now());
 	const record = found ? patientRecord(found.record.patient) : undefined;
 	if (!found || !record) {
 		return outcome(401, "login", "The access token is invalid, expired or revoked", {
@@ -175,7 +173,6 @@ fhir.use("*", async (c, next) => {
 		record,
 	});
 
-	const fault = await stub.takeFault("fhir");
 	if (fault?.delayMs) await sleep(fault.delayMs);
 	if (fault?.status) {
 		return outcome(

@@ -132,6 +132,11 @@ export interface SigningKeyPair {
 }
 
 const RECEIVED_CAP = 500;
+
+type ReceivedLog = "assertion" | "token";
+
+/** Zero-padded so storage's key order is arrival order. */
+const receivedKey = (log: ReceivedLog, seq: number) => `received:${log}:${String(seq).padStart(12, "0")}`;
 const SWEEP_INTERVAL_MS = 5 * 60_000;
 
 function randomToken(bytes = 32): string {
@@ -506,6 +511,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		const key = await this.getSigningKey();
 		await this.ctx.storage.deleteAlarm();
 		await this.ctx.storage.deleteAll();
+		this.nextSeq = {};
 		await this.ctx.storage.put("signing-key", key);
 	}
 
@@ -546,27 +552,61 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	}
 
 	// --- what the sandbox received -------------------------------------------
+	//
+	// One small key per entry, so recording a request costs a write of its own
+	// size: a FHIR read under load must not rewrite the whole log.
 
-	private async readReceived(): Promise<Received> {
-		return (
-			(await this.ctx.storage.get<Received>("received")) ?? {
-				assertions: [],
-				tokenCalls: [],
-				counts: {},
-			}
-		);
+	/** Next sequence number per log, loaded once from storage. */
+	private nextSeq: Partial<Record<ReceivedLog, number>> = {};
+
+	private async appendReceived(log: ReceivedLog, entry: ReceivedAssertion | ReceivedTokenCall): Promise<void> {
+		let seq = this.nextSeq[log];
+		if (seq === undefined) {
+			const last = await this.ctx.storage.list({ prefix: `received:${log}:`, reverse: true, limit: 1 });
+			const lastKey = [...last.keys()][0];
+			seq = lastKey ? Number(lastKey.slice(`received:${log}:`.length)) + 1 : 0;
+		}
+		this.nextSeq[log] = seq + 1;
+		await this.ctx.storage.put(receivedKey(log, seq), entry);
+		if (seq >= RECEIVED_CAP) await this.ctx.storage.delete(receivedKey(log, seq - RECEIVED_CAP));
+	}
+
+	private async count(name: string): Promise<void> {
+		const key = `count:${name}`;
+		await this.ctx.storage.put(key, ((await this.ctx.storage.get<number>(key)) ?? 0) + 1);
 	}
 
 	async record(entry: { count?: string; assertion?: ReceivedAssertion; tokenCall?: ReceivedTokenCall }): Promise<void> {
-		const received = await this.readReceived();
-		if (entry.count) received.counts[entry.count] = (received.counts[entry.count] ?? 0) + 1;
-		if (entry.assertion) received.assertions = [...received.assertions, entry.assertion].slice(-RECEIVED_CAP);
-		if (entry.tokenCall) received.tokenCalls = [...received.tokenCalls, entry.tokenCall].slice(-RECEIVED_CAP);
-		await this.ctx.storage.put("received", received);
+		if (entry.count) await this.count(entry.count);
+		if (entry.assertion) await this.appendReceived("assertion", entry.assertion);
+		if (entry.tokenCall) await this.appendReceived("token", entry.tokenCall);
 	}
 
 	async getReceived(): Promise<Received> {
-		return this.readReceived();
+		const counts: Record<string, number> = {};
+		for (const [key, value] of await this.ctx.storage.list<number>({ prefix: "count:" })) {
+			counts[key.slice("count:".length)] = value;
+		}
+		const assertions = await this.ctx.storage.list<ReceivedAssertion>({ prefix: "received:assertion:" });
+		const tokenCalls = await this.ctx.storage.list<ReceivedTokenCall>({ prefix: "received:token:" });
+		return { assertions: [...assertions.values()], tokenCalls: [...tokenCalls.values()], counts };
+	}
+
+	/**
+	 * Everything a FHIR request needs from state in one step: counts it, checks
+	 * its bearer token (live, grant not revoked) and, for an accepted token,
+	 * takes the injected FHIR fault if any.
+	 */
+	async admitFhir(
+		accessToken: string | undefined,
+		now: number,
+	): Promise<{ access?: { record: AccessTokenRecord; grant: Grant }; fault?: Fault }> {
+		await this.count("fhir");
+		if (!accessToken) return {};
+		const access = await this.lookupAccessToken(accessToken, now);
+		if (!access) return {};
+		const fault = await this.takeFault("fhir");
+		return fault ? { access, fault } : { access };
 	}
 
 	// --- client JWKS cache ---------------------------------------------------

@@ -125,6 +125,29 @@ describe("/_sandbox controls", () => {
 		expect((await control("faults", { target: "fhir", response: "html" })).status).toBe(400);
 	});
 
+	it("received keeps the last 500 token calls in arrival order and counts every call", async () => {
+		const badBody = (n: number) =>
+			call("/oauth2/v1/token", { method: "POST", headers: { "Content-Type": "text/plain" }, body: String(n) });
+		for (let n = 0; n < 505; n += 25) {
+			await Promise.all(Array.from({ length: Math.min(25, 505 - n) }, (_, i) => badBody(n + i)));
+		}
+		const received = (await (await call("/_sandbox/received")).json()) as {
+			tokenCalls: Array<{ at: number; grantType: string | null; status: number }>;
+			counts: Record<string, number>;
+		};
+		expect(received.counts.token).toBe(505);
+		expect(received.tokenCalls).toHaveLength(500);
+		expect(received.tokenCalls.every((t) => t.status === 400 && t.grantType === null)).toBe(true);
+		const times = received.tokenCalls.map((t) => t.at);
+		expect(times).toEqual([...times].sort((a, b) => a - b));
+		// One more call drops the oldest entry and appends itself last.
+		await badBody(505);
+		const after = (await (await call("/_sandbox/received")).json()) as typeof received;
+		expect(after.tokenCalls).toHaveLength(500);
+		expect(after.tokenCalls.slice(0, 499)).toEqual(received.tokenCalls.slice(1));
+		expect(after.counts.token).toBe(506);
+	});
+
 	it("reset forgets tokens, faults and overrides but keeps the id_token signing key", async () => {
 		const keysBefore = await (await call("/oauth2/v1/keys")).text();
 		const jane = await login(key);
