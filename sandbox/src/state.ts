@@ -132,12 +132,13 @@ export interface SigningKeyPair {
 }
 
 const RECEIVED_CAP = 500;
+const SWEEP_INTERVAL_MS = 5 * 60_000;
 
 type ReceivedLog = "assertion" | "token";
 
+const receivedPrefix = (log: ReceivedLog) => `received:${log}:`;
 /** Zero-padded so storage's key order is arrival order. */
-const receivedKey = (log: ReceivedLog, seq: number) => `received:${log}:${String(seq).padStart(12, "0")}`;
-const SWEEP_INTERVAL_MS = 5 * 60_000;
+const receivedKey = (log: ReceivedLog, seq: number) => `${receivedPrefix(log)}${String(seq).padStart(12, "0")}`;
 
 function randomToken(bytes = 32): string {
 	const raw = crypto.getRandomValues(new Uint8Array(bytes));
@@ -562,9 +563,9 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	private async appendReceived(log: ReceivedLog, entry: ReceivedAssertion | ReceivedTokenCall): Promise<void> {
 		let seq = this.nextSeq[log];
 		if (seq === undefined) {
-			const last = await this.ctx.storage.list({ prefix: `received:${log}:`, reverse: true, limit: 1 });
+			const last = await this.ctx.storage.list({ prefix: receivedPrefix(log), reverse: true, limit: 1 });
 			const lastKey = [...last.keys()][0];
-			seq = lastKey ? Number(lastKey.slice(`received:${log}:`.length)) + 1 : 0;
+			seq = lastKey ? Number(lastKey.slice(receivedPrefix(log).length)) + 1 : 0;
 		}
 		this.nextSeq[log] = seq + 1;
 		await this.ctx.storage.put(receivedKey(log, seq), entry);
@@ -587,8 +588,8 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		for (const [key, value] of await this.ctx.storage.list<number>({ prefix: "count:" })) {
 			counts[key.slice("count:".length)] = value;
 		}
-		const assertions = await this.ctx.storage.list<ReceivedAssertion>({ prefix: "received:assertion:" });
-		const tokenCalls = await this.ctx.storage.list<ReceivedTokenCall>({ prefix: "received:token:" });
+		const assertions = await this.ctx.storage.list<ReceivedAssertion>({ prefix: receivedPrefix("assertion") });
+		const tokenCalls = await this.ctx.storage.list<ReceivedTokenCall>({ prefix: receivedPrefix("token") });
 		return { assertions: [...assertions.values()], tokenCalls: [...tokenCalls.values()], counts };
 	}
 
