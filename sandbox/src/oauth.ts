@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { importJWK, SignJWT } from "jose";
 import { CLIENT_ASSERTION_TYPE, decodeAssertion, verifyClientAssertion } from "./assertion";
 import { clientJwks } from "./client-jwks";
@@ -385,55 +385,60 @@ oauth.post("/v1/token", async (c) => {
 	}
 });
 
-/*
- * Revoke and introspect: athena asks for the assertion on these calls too.
- * Which `aud` Okta expects there is unconfirmed, so both the token URL and
- * the endpoint's own URL are accepted.
+/**
+ * Revoke and introspect: athena asks for the client assertion on these calls
+ * too. Which `aud` Okta expects there is unconfirmed, so both the token URL
+ * and the endpoint's own URL are accepted. The call is counted, the client
+ * authenticated, then `handle` runs; an OAuthError becomes its JSON answer.
  */
-oauth.post("/v1/revoke", async (c) => {
-	const stub = stateStub(c.env);
-	const urls = sandboxUrls(c.req.url);
-	await stub.record({ count: "revoke" });
-	try {
-		const form = await c.req.formData();
-		const config = await effectiveConfig(c.env, stub);
-		await authenticateClient({
-			env: c.env,
-			stub,
-			config,
-			form,
-			headers: c.req.raw.headers,
-			endpoint: "revoke",
-			audiences: [urls.token, urls.revoke],
-		});
+function clientEndpoint(
+	endpoint: "revoke" | "introspect",
+	handle: (call: {
+		form: FormData;
+		config: SandboxConfig;
+		stub: StateStub;
+		urls: ReturnType<typeof sandboxUrls>;
+	}) => Promise<Response>,
+) {
+	return async (c: Context<AppEnv>) => {
+		const stub = stateStub(c.env);
+		const urls = sandboxUrls(c.req.url);
+		await stub.record({ count: endpoint });
+		try {
+			const form = await c.req.formData();
+			const config = await effectiveConfig(c.env, stub);
+			await authenticateClient({
+				env: c.env,
+				stub,
+				config,
+				form,
+				headers: c.req.raw.headers,
+				endpoint,
+				audiences: [urls.token, urls[endpoint]],
+			});
+			return await handle({ form, config, stub, urls });
+		} catch (error) {
+			if (error instanceof OAuthError) return oauthErrorResponse(error);
+			throw error;
+		}
+	};
+}
+
+oauth.post(
+	"/v1/revoke",
+	clientEndpoint("revoke", async ({ form, config, stub }) => {
 		// RFC 7009 §2.2: an unknown or already invalid token is still a 200.
 		await stub.revokeToken(required(form, "token"), config.clientId, config.refreshGraceSeconds * 1000, Date.now());
 		return new Response(null, {
 			status: 200,
 			headers: { "Cache-Control": "no-store" },
 		});
-	} catch (error) {
-		if (error instanceof OAuthError) return oauthErrorResponse(error);
-		throw error;
-	}
-});
+	}),
+);
 
-oauth.post("/v1/introspect", async (c) => {
-	const stub = stateStub(c.env);
-	const urls = sandboxUrls(c.req.url);
-	await stub.record({ count: "introspect" });
-	try {
-		const form = await c.req.formData();
-		const config = await effectiveConfig(c.env, stub);
-		await authenticateClient({
-			env: c.env,
-			stub,
-			config,
-			form,
-			headers: c.req.raw.headers,
-			endpoint: "introspect",
-			audiences: [urls.token, urls.introspect],
-		});
+oauth.post(
+	"/v1/introspect",
+	clientEndpoint("introspect", async ({ form, config, stub, urls }) => {
 		const token = required(form, "token");
 		const hint = form.get("token_type_hint");
 		const headers = { "Cache-Control": "no-store" };
@@ -473,11 +478,8 @@ oauth.post("/v1/introspect", async (c) => {
 		}
 		// RFC 7662 §2.2: nothing else is said about an inactive token.
 		return Response.json({ active: false }, { headers });
-	} catch (error) {
-		if (error instanceof OAuthError) return oauthErrorResponse(error);
-		throw error;
-	}
-});
+	}),
+);
 
 oauth.get("/v1/keys", async (c) => {
 	const { publicJwk } = await stateStub(c.env).getSigningKey();
