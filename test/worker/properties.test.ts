@@ -25,7 +25,10 @@ const hostileFragments = [
 	"\n",
 	"%09",
 	"%0a",
+	".",
 	"..",
+	"%2e",
+	"%2E",
 	"%2e%2e",
 	"?",
 	"#",
@@ -40,6 +43,11 @@ const hostileInput = fc.oneof(
 	fc
 		.tuple(fc.constantFrom(...hostileFragments), fc.string({ maxLength: 20 }), fc.constantFrom(...hostileFragments))
 		.map((parts) => parts.join("")),
+	// Path-shaped: one leading slash and segments joined by slashes, so dot
+	// segments ("..", "%2e") meet empty ones and resolve to "//host".
+	fc
+		.array(fc.oneof(fc.constantFrom(...hostileFragments), fc.constantFrom("", "a")), { maxLength: 6 })
+		.map((segments) => `/${segments.join("/")}`),
 );
 
 describe("properties of the parsers that face the internet", () => {
