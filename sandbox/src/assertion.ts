@@ -22,6 +22,7 @@ export interface AssertionCheck {
 	jwksUrl: string;
 	/** Accepted `aud` values: the token URL, and for revoke/introspect also their own URL. */
 	audiences: readonly string[];
+	/** The sandbox's clock, in seconds: exp, nbf and iat are judged against it. */
 	nowSeconds: number;
 	jwks: () => Promise<JSONWebKeySet>;
 	/** Records the jti; resolves false when it was already seen. */
@@ -109,6 +110,17 @@ export async function verifyClientAssertion(check: AssertionCheck): Promise<JWTP
 	if (!Number.isInteger(exp)) refuse("client_assertion exp must be an integer");
 	if (exp > check.nowSeconds + MAX_ASSERTION_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) {
 		refuse("client_assertion exp is more than 5 minutes ahead");
+	}
+	// RFC 7523 §3 lets a server refuse an iat unreasonably far in the past: no
+	// assertion may live longer than 5 minutes, so an older iat is stale. An iat
+	// ahead of the sandbox's clock is not refused (exp already bounds it): tests
+	// freeze that clock near, not at, the real time the client signs with.
+	const iat = payload.iat;
+	if (iat !== undefined) {
+		if (iat > exp) refuse("client_assertion iat is after its exp");
+		if (iat < check.nowSeconds - MAX_ASSERTION_LIFETIME_SECONDS - CLOCK_SKEW_SECONDS) {
+			refuse("client_assertion iat is more than 5 minutes ago");
+		}
 	}
 	if (typeof payload.jti !== "string" || payload.jti === "") refuse("client_assertion jti is required");
 	const fresh = await check.consumeJti(payload.jti, (exp + CLOCK_SKEW_SECONDS) * 1000);

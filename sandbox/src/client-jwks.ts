@@ -8,8 +8,9 @@ const MAX_MAX_AGE_SECONDS = 24 * 3600;
 /** Members that only a private or symmetric JWK carries (RFC 7518 §6). */
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
+/** The cache judges expiry by the sandbox's clock itself. */
 export interface JwksCacheStore {
-	get(url: string, now: number): Promise<JwksCacheEntry | undefined>;
+	get(url: string): Promise<JwksCacheEntry | undefined>;
 	put(url: string, entry: JwksCacheEntry): Promise<void>;
 }
 
@@ -17,6 +18,7 @@ export interface ClientJwksOptions {
 	url: string;
 	fetch: (url: string) => Promise<Response>;
 	cache: JwksCacheStore;
+	/** The sandbox's time (epoch ms), stamped on what is cached. */
 	now: number;
 	onFetch?: () => Promise<void>;
 }
@@ -59,7 +61,7 @@ function validateJwks(body: unknown): JSONWebKeySet {
  * rotation that skips that wait.
  */
 export async function clientJwks(options: ClientJwksOptions): Promise<JSONWebKeySet> {
-	const cached = await options.cache.get(options.url, options.now);
+	const cached = await options.cache.get(options.url);
 	if (cached) return cached.jwks as JSONWebKeySet;
 	let response: Response;
 	try {

@@ -35,11 +35,13 @@ controls.post("/revoke", async (c) => {
 });
 
 controls.post("/expire-access-tokens", async (c) => {
-	const expired = await stateStub(c.env).expireAccessTokens(Date.now());
+	const expired = await stateStub(c.env).expireAccessTokens();
 	return c.json({ expired });
 });
 
 const positiveInt = z.number().int().positive();
+/** The largest instant a JavaScript Date can hold (ECMA-262 §21.4.1.1). */
+const MAX_EPOCH_MS = 8.64e15;
 const FaultBody = z
 	.object({
 		target: z.enum(["token", "fhir"]),
@@ -114,6 +116,37 @@ controls.get("/config", async (c) => {
 	const stub = stateStub(c.env);
 	return c.json(publicConfig(await effectiveConfig(c.env, stub)));
 });
+
+/*
+ * The sandbox's clock. Frozen, every expiry, the rate limit's calendar minute,
+ * the refresh grace and the id_token's iat/exp read this instant instead of the
+ * real time, so a test can stand at 59.999 s of a minute and step over it.
+ * Client assertions are judged by it too (with the usual 10 s skew): the
+ * product signs them with the real time, so freeze near Date.now().
+ */
+const ClockBody = z.union([
+	z.object({ now: z.number().int().min(0).max(MAX_EPOCH_MS) }).strict(),
+	z.object({ advanceMs: z.number().int().min(0).max(MAX_EPOCH_MS) }).strict(),
+]);
+
+controls.get("/clock", async (c) => c.json(await stateStub(c.env).readClock()));
+
+controls.post("/clock", async (c) => {
+	const parsed = ClockBody.safeParse(await jsonBody(c.req.raw));
+	if (!parsed.success) return badRequest(parsed.error.issues);
+	const stub = stateStub(c.env);
+	if ("now" in parsed.data) return c.json(await stub.freezeClock(parsed.data.now));
+	const advanced = await stub.advanceClock(parsed.data.advanceMs);
+	if (!advanced) {
+		return c.json(
+			{ error: "clock_not_frozen", error_description: 'Freeze the clock with {"now": <epoch ms>} first' },
+			409,
+		);
+	}
+	return c.json(advanced);
+});
+
+controls.delete("/clock", async (c) => c.json(await stateStub(c.env).unfreezeClock()));
 
 controls.get("/received", async (c) => c.json(await stateStub(c.env).getReceived()));
 

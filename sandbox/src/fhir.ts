@@ -154,7 +154,7 @@ fhir.get("/metadata", (c) => {
 fhir.use("*", async (c, next) => {
 	const header = c.req.header("Authorization") ?? "";
 	const match = /^Bearer\s+(\S+)$/i.exec(header);
-	const { access: found, fault } = await stateStub(c.env).admitFhir(match?.[1], Date.now());
+	const { access: found, fault } = await stateStub(c.env).admitFhir(match?.[1]);
 	if (!match?.[1]) {
 		return outcome(401, "login", "A bearer access token is required", {
 			"WWW-Authenticate": 'Bearer realm="fhir"',

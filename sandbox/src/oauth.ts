@@ -81,15 +81,10 @@ oauth.get("/v1/authorize", async (c) => {
 		return fail("invalid_request", "code_challenge must be a base64url SHA-256 digest");
 	}
 	const nonce = q("nonce");
-	const requestId = await stub.createPending({
-		clientId,
-		redirectUri,
-		scope,
-		state,
-		codeChallenge,
-		...(nonce ? { nonce } : {}),
-		expiresAt: Date.now() + PENDING_TTL_MS,
-	});
+	const requestId = await stub.createPending(
+		{ clientId, redirectUri, scope, state, codeChallenge, ...(nonce ? { nonce } : {}) },
+		PENDING_TTL_MS,
+	);
 	return signInPage(requestId);
 });
 
@@ -97,7 +92,7 @@ oauth.post("/v1/authorize/signin", async (c) => {
 	const stub = stateStub(c.env);
 	const form = await c.req.formData();
 	const requestId = String(form.get("request") ?? "");
-	const pending = await stub.getPending(requestId, Date.now());
+	const pending = await stub.getPending(requestId);
 	if (!pending) return errorPage("This sign-in request has expired or was already used. Start again from the app.");
 	const user = findUser(String(form.get("username") ?? ""));
 	if (!user || user.password !== String(form.get("password") ?? "")) {
@@ -107,7 +102,7 @@ oauth.post("/v1/authorize/signin", async (c) => {
 	if (practice !== "" && practice !== user.practiceId) {
 		return signInPage(requestId, `This account has no portal access at practice ${practice}.`, 401);
 	}
-	await stub.signInPending(requestId, user.id, Date.now());
+	await stub.signInPending(requestId, user.id);
 	return consentPage(requestId, `${user.given} ${user.family}`, pending.scope);
 });
 
@@ -116,7 +111,7 @@ oauth.post("/v1/authorize/consent", async (c) => {
 	const urls = sandboxUrls(c.req.url);
 	const form = await c.req.formData();
 	const allow = form.get("decision") === "allow";
-	const decided = await stub.decidePending(String(form.get("request") ?? ""), allow, CODE_TTL_MS, Date.now());
+	const decided = await stub.decidePending(String(form.get("request") ?? ""), allow, CODE_TTL_MS);
 	if (!decided) return errorPage("This sign-in request has expired or was already answered. Start again from the app.");
 	const { pending, code } = decided;
 	// RFC 9207: iss on every authorization response, success or error.
@@ -141,6 +136,8 @@ interface ClientAuthContext {
 	headers: Headers;
 	endpoint: string;
 	audiences: readonly string[];
+	/** The sandbox's time for this request (epoch ms), from the state object's clock. */
+	now: number;
 }
 
 /** private_key_jwt is the only client authentication athena accepts for this app type. */
@@ -161,7 +158,6 @@ async function authenticateClient(ctx: ClientAuthContext): Promise<void> {
 	const record = (accepted: boolean, error?: string) =>
 		stub.record({
 			assertion: {
-				at: Date.now(),
 				endpoint: ctx.endpoint,
 				header: decoded.header,
 				claims: decoded.claims,
@@ -173,26 +169,25 @@ async function authenticateClient(ctx: ClientAuthContext): Promise<void> {
 		if (clientIdParam !== null && clientIdParam !== config.clientId) {
 			throw new OAuthError("invalid_client", "client_id is not registered", 401);
 		}
-		const now = Date.now();
 		const client = ctx.env.CLIENT;
 		await verifyClientAssertion({
 			assertion,
 			clientId: config.clientId,
 			jwksUrl: config.jwksUrl,
 			audiences: ctx.audiences,
-			nowSeconds: Math.floor(now / 1000),
+			nowSeconds: Math.floor(ctx.now / 1000),
 			jwks: () =>
 				clientJwks({
 					url: config.jwksUrl,
 					fetch: (url) => (client ? client.fetch(url) : fetch(url)),
 					cache: {
-						get: (url, at) => stub.getJwksCache(url, at),
+						get: (url) => stub.getJwksCache(url),
 						put: (url, entry) => stub.putJwksCache(url, entry),
 					},
-					now,
+					now: ctx.now,
 					onFetch: () => stub.record({ count: "jwksFetch" }),
 				}),
-			consumeJti: (jti, expiresAt) => stub.consumeJti(config.clientId, jti, expiresAt, Date.now()),
+			consumeJti: (jti, expiresAt) => stub.consumeJti(config.clientId, jti, expiresAt),
 		});
 		await record(true);
 	} catch (error) {
@@ -207,10 +202,11 @@ async function signIdToken(
 	fhirBase: string,
 	grant: Grant,
 	nonce: string | undefined,
+	nowMs: number,
 ): Promise<string> {
 	const { privateJwk } = await stub.getSigningKey();
 	const key = await importJWK(privateJwk, "RS256");
-	const now = Math.floor(Date.now() / 1000);
+	const now = Math.floor(nowMs / 1000);
 	return new SignJWT({
 		fhirUser: `${fhirBase}/Patient/${grant.patient}`,
 		auth_time: Math.floor(grant.createdAt / 1000),
@@ -279,6 +275,7 @@ oauth.post("/v1/token", async (c) => {
 		const form = await c.req.formData();
 		grantType = typeof form.get("grant_type") === "string" ? String(form.get("grant_type")) : null;
 		const config = await effectiveConfig(c.env, stub);
+		const now = await stub.now();
 		await authenticateClient({
 			env: c.env,
 			stub,
@@ -287,12 +284,13 @@ oauth.post("/v1/token", async (c) => {
 			headers: c.req.raw.headers,
 			endpoint: "token",
 			audiences: [urls.token],
+			now,
 		});
 		if (grantType !== "authorization_code" && grantType !== "refresh_token") {
 			throw new OAuthError("unsupported_grant_type", "grant_type must be authorization_code or refresh_token");
 		}
 		// Every login and every refresh spends from athena's per-minute budget.
-		const budget = await stub.takeTokenBudget(config.tokenRateLimit, Date.now());
+		const budget = await stub.takeTokenBudget(config.tokenRateLimit);
 		if (!budget.allowed) {
 			throw new OAuthError("rate_limit_exceeded", `No more than ${config.tokenRateLimit} new tokens per minute`, 429, {
 				"Retry-After": String(budget.retryAfter),
@@ -304,7 +302,7 @@ oauth.post("/v1/token", async (c) => {
 			const code = required(form, "code");
 			const redirectUri = required(form, "redirect_uri");
 			const verifier = required(form, "code_verifier");
-			const presented = await stub.presentCode(code, Date.now());
+			const presented = await stub.presentCode(code);
 			if (presented.status !== "ok") {
 				throw new OAuthError(
 					"invalid_grant",
@@ -325,14 +323,13 @@ oauth.post("/v1/token", async (c) => {
 					clientId: record.clientId,
 					patient: record.patient,
 					scope: record.scope,
-					createdAt: Date.now(),
 					...(record.nonce ? { nonce: record.nonce } : {}),
 				},
 				codeKey,
 			);
-			const tokens = await stub.issueTokens(grant, record.scope, config.accessTokenTtl, Date.now());
+			const tokens = await stub.issueTokens(grant, record.scope, config.accessTokenTtl);
 			const idToken = record.scope.includes("openid")
-				? await signIdToken(stub, urls.issuer, urls.fhirBase, grant, record.nonce)
+				? await signIdToken(stub, urls.issuer, urls.fhirBase, grant, record.nonce, now)
 				: undefined;
 			body = tokenBody(tokens, record.scope, grant, idToken);
 		} else {
@@ -347,7 +344,6 @@ oauth.post("/v1/token", async (c) => {
 				scope,
 				config.refreshGraceSeconds * 1000,
 				config.accessTokenTtl,
-				Date.now(),
 			);
 			if (refreshed.status === "invalid_grant") {
 				throw new OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked");
@@ -358,7 +354,7 @@ oauth.post("/v1/token", async (c) => {
 			// Counted so a run can see how often a client needed the grace (a lost answer, or a second refresher).
 			if (refreshed.viaGrace) await stub.record({ count: "refreshViaGrace" });
 			const idToken = scope.includes("openid")
-				? await signIdToken(stub, urls.issuer, urls.fhirBase, refreshed.grant, undefined)
+				? await signIdToken(stub, urls.issuer, urls.fhirBase, refreshed.grant, undefined, now)
 				: undefined;
 			body = tokenBody(refreshed.tokens, scope, refreshed.grant, idToken);
 		}
@@ -376,7 +372,6 @@ oauth.post("/v1/token", async (c) => {
 		await stub.record({
 			count: "token",
 			tokenCall: {
-				at: Date.now(),
 				grantType,
 				status,
 				...(errorCode ? { error: errorCode } : {}),
@@ -415,6 +410,7 @@ function clientEndpoint(
 				headers: c.req.raw.headers,
 				endpoint,
 				audiences: [urls.token, urls[endpoint]],
+				now: await stub.now(),
 			});
 			return await handle({ form, config, stub, urls });
 		} catch (error) {
@@ -428,7 +424,7 @@ oauth.post(
 	"/v1/revoke",
 	clientEndpoint("revoke", async ({ form, config, stub }) => {
 		// RFC 7009 §2.2: an unknown or already invalid token is still a 200.
-		await stub.revokeToken(required(form, "token"), config.clientId, config.refreshGraceSeconds * 1000, Date.now());
+		await stub.revokeToken(required(form, "token"), config.clientId, config.refreshGraceSeconds * 1000);
 		return new Response(null, {
 			status: 200,
 			headers: { "Cache-Control": "no-store" },
@@ -452,7 +448,7 @@ oauth.post(
 			aud: urls.fhirBase,
 		});
 		if (hint !== "refresh_token") {
-			const access = await stub.lookupAccessToken(token, Date.now());
+			const access = await stub.lookupAccessToken(token);
 			if (access && access.record.clientId === config.clientId) {
 				return Response.json(
 					{
@@ -465,7 +461,7 @@ oauth.post(
 				);
 			}
 		}
-		const refresh = await stub.lookupRefreshToken(token, config.refreshGraceSeconds * 1000, Date.now());
+		const refresh = await stub.lookupRefreshToken(token, config.refreshGraceSeconds * 1000);
 		if (refresh && refresh.record.clientId === config.clientId) {
 			return Response.json(
 				{

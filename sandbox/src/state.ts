@@ -10,6 +10,11 @@ import type { SandboxEnv } from "./env";
  * consistent. Each public method is one atomic step: no method awaits the
  * network, so no other request can interleave inside it. Storage keys and
  * lifetimes are listed in ../README.md ("Storage").
+ *
+ * The object is also the sandbox's clock: every time it stores or checks
+ * (expiries, the rate limit's minute, a grant's creation, the received log)
+ * comes from `now()`, the real time or the instant frozen through
+ * `/_sandbox/clock`, so tests can move time without waiting for it.
  */
 
 export interface PendingAuthorization {
@@ -131,6 +136,19 @@ export interface SigningKeyPair {
 	publicJwk: JWK;
 }
 
+/** `GET /_sandbox/clock`: the sandbox's time (epoch ms) and whether a test froze it. */
+export interface ClockReading {
+	now: number;
+	frozen: boolean;
+}
+
+/** What the stateless code asks the object to log; the object stamps `at` with its own clock. */
+export interface ReceivedEntry {
+	count?: string;
+	assertion?: Omit<ReceivedAssertion, "at">;
+	tokenCall?: Omit<ReceivedTokenCall, "at">;
+}
+
 const RECEIVED_CAP = 500;
 const SWEEP_INTERVAL_MS = 5 * 60_000;
 
@@ -153,8 +171,12 @@ async function hashSecret(secret: string): Promise<string> {
 	return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+const CLOCK_KEY = "clock";
+
 export class SandboxState extends DurableObject<SandboxEnv> {
 	private signingKey: SigningKeyPair | undefined;
+	/** The frozen instant (epoch ms), kept in memory and under CLOCK_KEY; undefined = real time. */
+	private frozenAt: number | undefined;
 
 	constructor(ctx: DurableObjectState, env: SandboxEnv) {
 		super(ctx, env);
@@ -162,7 +184,37 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		// blocking here makes "generate once, then always the same key" hold.
 		ctx.blockConcurrencyWhile(async () => {
 			this.signingKey = await this.loadOrCreateSigningKey();
+			this.frozenAt = (await ctx.storage.get<{ frozenAt: number }>(CLOCK_KEY))?.frozenAt;
 		});
+	}
+
+	// --- clock ---------------------------------------------------------------
+
+	/** The sandbox's time (epoch ms): the frozen instant, or the real time. */
+	now(): number {
+		return this.frozenAt ?? Date.now();
+	}
+
+	readClock(): ClockReading {
+		return { now: this.now(), frozen: this.frozenAt !== undefined };
+	}
+
+	async freezeClock(at: number): Promise<ClockReading> {
+		this.frozenAt = at;
+		await this.ctx.storage.put(CLOCK_KEY, { frozenAt: at });
+		return this.readClock();
+	}
+
+	/** Moves a frozen clock forward; undefined when the clock is not frozen. */
+	async advanceClock(ms: number): Promise<ClockReading | undefined> {
+		if (this.frozenAt === undefined) return undefined;
+		return this.freezeClock(this.frozenAt + ms);
+	}
+
+	async unfreezeClock(): Promise<ClockReading> {
+		this.frozenAt = undefined;
+		await this.ctx.storage.delete(CLOCK_KEY);
+		return this.readClock();
 	}
 
 	private async loadOrCreateSigningKey(): Promise<SigningKeyPair> {
@@ -193,6 +245,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return this.signingKey;
 	}
 
+	// Alarms run on the real time; what they sweep is judged by the sandbox's clock.
 	private async ensureSweep(): Promise<void> {
 		if ((await this.ctx.storage.getAlarm()) === null) {
 			await this.ctx.storage.setAlarm(Date.now() + SWEEP_INTERVAL_MS);
@@ -201,7 +254,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 
 	/** Alarms arrive at least once; deleting what has expired is idempotent. */
 	override async alarm(): Promise<void> {
-		const now = Date.now();
+		const now = this.now();
 		let remaining = 0;
 		for (const prefix of ["pending:", "code:", "jti:", "access:", "jwks:", "ratelimit:"]) {
 			const entries = await this.ctx.storage.list<{ expiresAt?: number }>({
@@ -225,13 +278,13 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 			else remaining++;
 		}
 		for (let i = 0; i < spent.length; i += 128) await this.ctx.storage.delete(spent.slice(i, i + 128));
-		if (remaining > 0) await this.ctx.storage.setAlarm(now + SWEEP_INTERVAL_MS);
+		if (remaining > 0) await this.ctx.storage.setAlarm(Date.now() + SWEEP_INTERVAL_MS);
 	}
 
-	private async getLive<T extends { expiresAt: number }>(key: string, now: number): Promise<T | undefined> {
+	private async getLive<T extends { expiresAt: number }>(key: string): Promise<T | undefined> {
 		const value = await this.ctx.storage.get<T>(key);
 		if (!value) return undefined;
-		if (value.expiresAt <= now) {
+		if (value.expiresAt <= this.now()) {
 			await this.ctx.storage.delete(key);
 			return undefined;
 		}
@@ -240,19 +293,19 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 
 	// --- authorize -----------------------------------------------------------
 
-	async createPending(pending: PendingAuthorization): Promise<string> {
+	async createPending(pending: Omit<PendingAuthorization, "expiresAt">, ttlMs: number): Promise<string> {
 		const id = randomToken(24);
-		await this.ctx.storage.put(`pending:${id}`, pending);
+		await this.ctx.storage.put(`pending:${id}`, { ...pending, expiresAt: this.now() + ttlMs });
 		await this.ensureSweep();
 		return id;
 	}
 
-	async getPending(id: string, now: number): Promise<PendingAuthorization | undefined> {
-		return this.getLive<PendingAuthorization>(`pending:${id}`, now);
+	async getPending(id: string): Promise<PendingAuthorization | undefined> {
+		return this.getLive<PendingAuthorization>(`pending:${id}`);
 	}
 
-	async signInPending(id: string, patient: string, now: number): Promise<PendingAuthorization | undefined> {
-		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`, now);
+	async signInPending(id: string, patient: string): Promise<PendingAuthorization | undefined> {
+		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`);
 		if (!pending) return undefined;
 		const next = { ...pending, patient };
 		await this.ctx.storage.put(`pending:${id}`, next);
@@ -264,9 +317,8 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		id: string,
 		allow: boolean,
 		codeTtlMs: number,
-		now: number,
 	): Promise<{ pending: PendingAuthorization; code?: string } | undefined> {
-		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`, now);
+		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`);
 		if (!pending?.patient) return undefined;
 		await this.ctx.storage.delete(`pending:${id}`);
 		if (!allow) return { pending };
@@ -277,7 +329,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 			scope: pending.scope,
 			codeChallenge: pending.codeChallenge,
 			patient: pending.patient,
-			expiresAt: now + codeTtlMs,
+			expiresAt: this.now() + codeTtlMs,
 			...(pending.nonce !== undefined ? { nonce: pending.nonce } : {}),
 		};
 		await this.ctx.storage.put(`code:${await hashSecret(code)}`, record);
@@ -293,30 +345,30 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	 */
 	async presentCode(
 		code: string,
-		now: number,
 	): Promise<{ status: "ok"; record: CodeRecord; codeKey: string } | { status: "unknown" | "reused" }> {
 		const codeKey = `code:${await hashSecret(code)}`;
-		const record = await this.getLive<CodeRecord>(codeKey, now);
+		const record = await this.getLive<CodeRecord>(codeKey);
 		if (!record) return { status: "unknown" };
 		if (record.usedAt !== undefined) {
 			if (record.grantId) await this.revokeGrant(record.grantId);
 			return { status: "reused" };
 		}
-		await this.ctx.storage.put(codeKey, { ...record, usedAt: now });
+		await this.ctx.storage.put(codeKey, { ...record, usedAt: this.now() });
 		return { status: "ok", record, codeKey };
 	}
 
 	/** Records a jti; false when it was seen before (RFC 7523 §3 replay protection). */
-	async consumeJti(clientId: string, jti: string, expiresAt: number, now: number): Promise<boolean> {
+	async consumeJti(clientId: string, jti: string, expiresAt: number): Promise<boolean> {
 		const key = `jti:${clientId}:${await hashSecret(jti)}`;
-		if (await this.getLive<{ expiresAt: number }>(key, now)) return false;
+		if (await this.getLive<{ expiresAt: number }>(key)) return false;
 		await this.ctx.storage.put(key, { expiresAt });
 		await this.ensureSweep();
 		return true;
 	}
 
 	/** Fixed window per calendar minute, as athena's "no new tokens for the rest of that minute". */
-	async takeTokenBudget(limit: number, now: number): Promise<{ allowed: boolean; retryAfter: number }> {
+	async takeTokenBudget(limit: number): Promise<{ allowed: boolean; retryAfter: number }> {
+		const now = this.now();
 		const minute = Math.floor(now / 60_000);
 		const retryAfter = Math.max(1, Math.ceil(((minute + 1) * 60_000 - now) / 1000));
 		if (limit === 0) return { allowed: true, retryAfter };
@@ -331,8 +383,8 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return { allowed: true, retryAfter };
 	}
 
-	async createGrant(grant: Omit<Grant, "id" | "revoked">, codeKey?: string): Promise<Grant> {
-		const full: Grant = { ...grant, id: randomToken(16), revoked: false };
+	async createGrant(grant: Omit<Grant, "id" | "revoked" | "createdAt">, codeKey?: string): Promise<Grant> {
+		const full: Grant = { ...grant, id: randomToken(16), revoked: false, createdAt: this.now() };
 		await this.ctx.storage.put(`grant:${full.id}`, full);
 		if (codeKey) {
 			const record = await this.ctx.storage.get<CodeRecord>(codeKey);
@@ -341,7 +393,8 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return full;
 	}
 
-	async issueTokens(grant: Grant, scope: string[], ttlSeconds: number, now: number): Promise<IssuedTokens> {
+	async issueTokens(grant: Grant, scope: string[], ttlSeconds: number): Promise<IssuedTokens> {
+		const now = this.now();
 		const accessToken = randomToken(32);
 		const access: AccessTokenRecord = {
 			grantId: grant.id,
@@ -374,9 +427,9 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	 * token, or (Okta's grace period) the one it replaced, for `graceMs` after
 	 * that rotation. Older tokens, and a previous one after the grace, are spent.
 	 */
-	private usableRefresh(hash: string, record: RefreshTokenRecord, grant: Grant, graceMs: number, now: number): boolean {
+	private usableRefresh(hash: string, record: RefreshTokenRecord, grant: Grant, graceMs: number): boolean {
 		if (record.rotatedAt === undefined) return true;
-		return grant.previousRefresh === hash && now < record.rotatedAt + graceMs;
+		return grant.previousRefresh === hash && this.now() < record.rotatedAt + graceMs;
 	}
 
 	/**
@@ -395,14 +448,14 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		scope: string[],
 		graceMs: number,
 		ttlSeconds: number,
-		now: number,
 	): Promise<RefreshResult> {
+		const now = this.now();
 		const hash = await hashSecret(refreshToken);
 		const key = `refresh:${hash}`;
 		const record = await this.ctx.storage.get<RefreshTokenRecord>(key);
 		if (!record || record.clientId !== clientId) return { status: "invalid_grant" };
 		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
-		if (!grant || grant.revoked || !this.usableRefresh(hash, record, grant, graceMs, now)) {
+		if (!grant || grant.revoked || !this.usableRefresh(hash, record, grant, graceMs)) {
 			return { status: "invalid_grant" };
 		}
 		const extra = scope.filter((s) => !record.scope.includes(s));
@@ -428,15 +481,12 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 			}
 		}
 		await this.ctx.storage.put(`grant:${grant.id}`, next);
-		const tokens = await this.issueTokens(next, scope, ttlSeconds, now);
+		const tokens = await this.issueTokens(next, scope, ttlSeconds);
 		return { status: "ok", grant: next, tokens, viaGrace };
 	}
 
-	async lookupAccessToken(
-		accessToken: string,
-		now: number,
-	): Promise<{ record: AccessTokenRecord; grant: Grant } | undefined> {
-		const record = await this.getLive<AccessTokenRecord>(`access:${await hashSecret(accessToken)}`, now);
+	async lookupAccessToken(accessToken: string): Promise<{ record: AccessTokenRecord; grant: Grant } | undefined> {
+		const record = await this.getLive<AccessTokenRecord>(`access:${await hashSecret(accessToken)}`);
 		if (!record) return undefined;
 		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
 		if (!grant || grant.revoked) return undefined;
@@ -447,20 +497,19 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	async lookupRefreshToken(
 		refreshToken: string,
 		graceMs: number,
-		now: number,
 	): Promise<{ record: RefreshTokenRecord; grant: Grant } | undefined> {
 		const hash = await hashSecret(refreshToken);
 		const record = await this.ctx.storage.get<RefreshTokenRecord>(`refresh:${hash}`);
 		if (!record) return undefined;
 		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
-		if (!grant || grant.revoked || !this.usableRefresh(hash, record, grant, graceMs, now)) return undefined;
+		if (!grant || grant.revoked || !this.usableRefresh(hash, record, grant, graceMs)) return undefined;
 		return { record, grant };
 	}
 
 	/** RFC 7009: a refresh token ends its grant; an access token ends only itself. */
-	async revokeToken(token: string, clientId: string, graceMs: number, now: number): Promise<void> {
+	async revokeToken(token: string, clientId: string, graceMs: number): Promise<void> {
 		const hash = await hashSecret(token);
-		const refresh = await this.lookupRefreshToken(token, graceMs, now).then((found) => found?.record);
+		const refresh = await this.lookupRefreshToken(token, graceMs).then((found) => found?.record);
 		if (refresh && refresh.clientId === clientId) {
 			await this.revokeGrant(refresh.grantId);
 			return;
@@ -493,7 +542,8 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return revoked;
 	}
 
-	async expireAccessTokens(now: number): Promise<number> {
+	async expireAccessTokens(): Promise<number> {
+		const now = this.now();
 		const tokens = await this.ctx.storage.list<AccessTokenRecord>({
 			prefix: "access:",
 		});
@@ -507,12 +557,13 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return expired;
 	}
 
-	/** Wipes everything except the sandbox's signing key (clients may have cached its JWKS). */
+	/** Wipes everything except the sandbox's signing key (clients may have cached its JWKS); the clock runs again. */
 	async reset(): Promise<void> {
 		const key = await this.getSigningKey();
 		await this.ctx.storage.deleteAlarm();
 		await this.ctx.storage.deleteAll();
 		this.nextSeq = {};
+		this.frozenAt = undefined;
 		await this.ctx.storage.put("signing-key", key);
 	}
 
@@ -577,10 +628,12 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		await this.ctx.storage.put(key, ((await this.ctx.storage.get<number>(key)) ?? 0) + 1);
 	}
 
-	async record(entry: { count?: string; assertion?: ReceivedAssertion; tokenCall?: ReceivedTokenCall }): Promise<void> {
+	/** Stamped here, in arrival order, so the log's `at` never runs backwards. */
+	async record(entry: ReceivedEntry): Promise<void> {
+		const at = this.now();
 		if (entry.count) await this.count(entry.count);
-		if (entry.assertion) await this.appendReceived("assertion", entry.assertion);
-		if (entry.tokenCall) await this.appendReceived("token", entry.tokenCall);
+		if (entry.assertion) await this.appendReceived("assertion", { at, ...entry.assertion });
+		if (entry.tokenCall) await this.appendReceived("token", { at, ...entry.tokenCall });
 	}
 
 	async getReceived(): Promise<Received> {
@@ -600,11 +653,10 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	 */
 	async admitFhir(
 		accessToken: string | undefined,
-		now: number,
 	): Promise<{ access?: { record: AccessTokenRecord; grant: Grant }; fault?: Fault }> {
 		await this.count("fhir");
 		if (!accessToken) return {};
-		const access = await this.lookupAccessToken(accessToken, now);
+		const access = await this.lookupAccessToken(accessToken);
 		if (!access) return {};
 		const fault = await this.takeFault("fhir");
 		return fault ? { access, fault } : { access };
@@ -612,8 +664,8 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 
 	// --- client JWKS cache ---------------------------------------------------
 
-	async getJwksCache(url: string, now: number): Promise<JwksCacheEntry | undefined> {
-		return this.getLive<JwksCacheEntry>(`jwks:${url}`, now);
+	async getJwksCache(url: string): Promise<JwksCacheEntry | undefined> {
+		return this.getLive<JwksCacheEntry>(`jwks:${url}`);
 	}
 
 	async putJwksCache(url: string, entry: JwksCacheEntry): Promise<void> {

@@ -1,14 +1,17 @@
 import { generateKeyPair } from "jose";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
+	advanceClock,
 	CLIENT_ID,
 	call,
 	control,
+	freezeClock,
 	freshSandbox,
 	jwksFetches,
 	newClientKey,
 	publishJwks,
 	signAssertion,
+	startOfThisMinute,
 	type TestClientKey,
 	TOKEN_URL,
 	type TokenBody,
@@ -78,20 +81,39 @@ describe("client assertion (private_key_jwt)", () => {
 		);
 	});
 
-	it("refuses an expired assertion", async () => {
-		const now = Math.floor(Date.now() / 1000);
-		await expectInvalidClient(
-			await presentAssertion(await signAssertion(key, { claims: { iat: now - 600, exp: now - 60 } })),
-			/expired/,
-		);
-	});
+	describe("times, judged by the sandbox's clock with 10 s of skew", () => {
+		/** The frozen sandbox time, in whole seconds, that the claims below are set against. */
+		let now: number;
+		beforeEach(async () => {
+			now = Math.floor((await freezeClock(startOfThisMinute())).now / 1000);
+		});
+		const withTimes = (iat: number, exp: number) => signAssertion(key, { claims: { iat, exp } });
+		const accepted = async (assertion: string) => expect((await presentAssertion(assertion)).status).toBe(400);
 
-	it("refuses an assertion whose exp is more than 5 minutes ahead", async () => {
-		const now = Math.floor(Date.now() / 1000);
-		await expectInvalidClient(
-			await presentAssertion(await signAssertion(key, { claims: { exp: now + 600 } })),
-			/more than 5 minutes/,
-		);
+		it("refuses an assertion that expired more than the skew ago", async () => {
+			await accepted(await withTimes(now - 60, now - 9));
+			await expectInvalidClient(await presentAssertion(await withTimes(now - 60, now - 10)), /expired/);
+		});
+
+		it("refuses an assertion whose exp is more than 5 minutes (and the skew) ahead", async () => {
+			await accepted(await withTimes(now, now + 310));
+			await expectInvalidClient(await presentAssertion(await withTimes(now, now + 311)), /more than 5 minutes/);
+		});
+
+		it("refuses an iat more than 5 minutes (and the skew) ago, or after exp", async () => {
+			await accepted(await withTimes(now - 310, now + 60));
+			await expectInvalidClient(await presentAssertion(await withTimes(now - 311, now + 60)), /iat is more than 5/);
+			await expectInvalidClient(await presentAssertion(await withTimes(now + 61, now + 60)), /iat is after its exp/);
+		});
+
+		it("judges an assertion by the sandbox's clock, not the real time it was signed at", async () => {
+			// Signed for 240 s with the real time (as the worker signs); the sandbox is then 400 s on.
+			const signedNow = await signAssertion(key);
+			await advanceClock(400_000);
+			await expectInvalidClient(await presentAssertion(signedNow), /expired/);
+			const { now: later } = (await (await call("/_sandbox/clock")).json()) as { now: number };
+			await accepted(await signAssertion(key, { at: later }));
+		});
 	});
 
 	it("refuses a replayed jti", async () => {

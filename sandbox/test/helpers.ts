@@ -75,11 +75,13 @@ export interface AssertionOptions {
 	omit?: string[];
 	key?: CryptoKey;
 	alg?: string;
+	/** Signing time (epoch ms) for iat/exp; the real time by default, as the worker signs. */
+	at?: number;
 }
 
 /** A client assertion as the worker would sign it, with any rule bent on request. */
 export async function signAssertion(key: TestClientKey, options: AssertionOptions = {}): Promise<string> {
-	const now = Math.floor(Date.now() / 1000);
+	const now = Math.floor((options.at ?? Date.now()) / 1000);
 	const claims: JWTPayload = {
 		iss: CLIENT_ID,
 		sub: CLIENT_ID,
@@ -223,6 +225,36 @@ export function fhirGet(path: string, accessToken: string | undefined, headers: 
 	return call(path.startsWith("http") ? path : `/fhir/r4${path}`, {
 		headers: { ...(accessToken ? { Authorization: `Bearer ${accessToken}` } : {}), ...headers },
 	});
+}
+
+export interface ClockReading {
+	now: number;
+	frozen: boolean;
+}
+
+async function clockAnswer(response: Response): Promise<ClockReading> {
+	if (response.status !== 200) throw new Error(`clock control answered ${response.status}: ${await response.text()}`);
+	return (await response.json()) as ClockReading;
+}
+
+/** Freezes the sandbox's clock at `now` (epoch ms). */
+export async function freezeClock(now: number): Promise<ClockReading> {
+	return clockAnswer(await control("clock", { now }));
+}
+
+/** Moves the frozen sandbox clock forward. */
+export async function advanceClock(advanceMs: number): Promise<ClockReading> {
+	return clockAnswer(await control("clock", { advanceMs }));
+}
+
+/**
+ * The start of the real current minute: a frozen instant at most 60 s behind
+ * the real time the helpers (like the worker) sign assertions with, so their
+ * 240 s assertions stay valid however the test then moves the clock within a
+ * minute or two. Whole minutes make the rate limit's windows exact.
+ */
+export function startOfThisMinute(): number {
+	return Math.floor(Date.now() / 60_000) * 60_000;
 }
 
 /** Clean state, no rate limit (tests about the limit set it back) and a fresh client key. */

@@ -1,11 +1,13 @@
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
+	advanceClock,
 	CLIENT_ID,
 	call,
 	control,
 	exchangeCode,
 	fhirGet,
+	freezeClock,
 	freshSandbox,
 	JANE,
 	login,
@@ -13,6 +15,7 @@ import {
 	SCOPE,
 	signAssertion,
 	signIn,
+	startOfThisMinute,
 	type TestClientKey,
 	type TokenBody,
 	tokenRequest,
@@ -135,13 +138,19 @@ describe("token endpoint", () => {
 			expect((await refresh(second.refresh_token)).status).toBe(200);
 		});
 
-		it("reuse after the grace is invalid_grant, and the live token still works", async () => {
-			await control("config", { refreshGraceSeconds: 1 });
-			const first = await login(key);
-			const second = await refreshed(first.refresh_token);
-			await new Promise((resolve) => setTimeout(resolve, 1100));
-			await expectError(await refresh(first.refresh_token), 400, "invalid_grant");
-			expect((await refresh(second.refresh_token)).status).toBe(200);
+		it("the previous token works until the last millisecond of the grace, then is invalid_grant", async () => {
+			await freezeClock(startOfThisMinute());
+			// Two grants rotated at the same frozen instant: one probes either side of the grace's end.
+			const inside = await login(key);
+			await refreshed(inside.refresh_token);
+			const after = await login(key);
+			const afterLive = await refreshed(after.refresh_token);
+			await advanceClock(29_999);
+			expect((await refresh(inside.refresh_token)).status).toBe(200);
+			await advanceClock(1);
+			await expectError(await refresh(after.refresh_token), 400, "invalid_grant");
+			// The live token is untouched by the refused reuse.
+			expect((await refresh(afterLive.refresh_token)).status).toBe(200);
 		});
 
 		it("a revoked grant ends the grace too; introspection shows the previous token only within it", async () => {
@@ -276,37 +285,62 @@ describe("token endpoint", () => {
 		expect(((await narrowed.json()) as TokenBody).scope).toBe("offline_access launch/patient patient/Patient.read");
 	});
 
-	it("gives 429 with Retry-After after 5 new tokens in a calendar minute", async () => {
-		// Stay clear of a minute boundary so all six calls share one window.
-		const intoMinute = Date.now() % 60_000;
-		if (intoMinute > 45_000) await new Promise((r) => setTimeout(r, 60_500 - intoMinute));
-		await control("config", { tokenRateLimit: 5 });
-		const tokens = await login(key);
-		let refreshToken = tokens.refresh_token ?? "";
-		for (let i = 0; i < 4; i++) {
-			const response = await tokenRequest(
+	describe("rate limit: 5 new tokens per calendar minute", () => {
+		/** Spends `count` tokens from the budget (a login, then refreshes) and returns the live refresh token. */
+		const spendTokens = async (count: number): Promise<string> => {
+			let refreshToken = (await login(key)).refresh_token ?? "";
+			for (let i = 1; i < count; i++) {
+				const response = await tokenRequest(
+					{ grant_type: "refresh_token", refresh_token: refreshToken, scope: SCOPE },
+					await signAssertion(key),
+				);
+				expect(response.status).toBe(200);
+				refreshToken = ((await response.json()) as TokenBody).refresh_token ?? "";
+			}
+			return refreshToken;
+		};
+		const refreshWith = async (refreshToken: string) =>
+			tokenRequest(
 				{ grant_type: "refresh_token", refresh_token: refreshToken, scope: SCOPE },
 				await signAssertion(key),
 			);
-			expect(response.status).toBe(200);
-			refreshToken = ((await response.json()) as TokenBody).refresh_token ?? "";
-		}
-		const limited = await tokenRequest(
-			{ grant_type: "refresh_token", refresh_token: refreshToken, scope: SCOPE },
-			await signAssertion(key),
-		);
-		const body = await expectError(limited, 429, "rate_limit_exceeded");
-		expect(body.error_description).toMatch(/5/);
-		const retryAfter = Number(limited.headers.get("Retry-After"));
-		expect(retryAfter).toBeGreaterThan(0);
-		expect(retryAfter).toBeLessThanOrEqual(60);
-		// The refused call consumed nothing: the same refresh token works once the limit lifts.
-		await control("config", { tokenRateLimit: 0 });
-		const after = await tokenRequest(
-			{ grant_type: "refresh_token", refresh_token: refreshToken, scope: SCOPE },
-			await signAssertion(key),
-		);
-		expect(after.status).toBe(200);
+		const expectLimited = async (response: Response, retryAfter: number) => {
+			const body = await expectError(response, 429, "rate_limit_exceeded");
+			expect(body.error_description).toMatch(/5/);
+			expect(response.headers.get("Retry-After")).toBe(String(retryAfter));
+		};
+
+		beforeEach(async () => {
+			await control("config", { tokenRateLimit: 5 });
+		});
+
+		it("gives 429 with Retry-After until the minute ends, then issues again", async () => {
+			const minute = startOfThisMinute();
+			await freezeClock(minute);
+			const refreshToken = await spendTokens(5);
+			await expectLimited(await refreshWith(refreshToken), 60);
+			// The same minute's last millisecond is still refused, with one second to wait.
+			await advanceClock(59_999);
+			await expectLimited(await refreshWith(refreshToken), 1);
+			// The refused calls consumed nothing: the same refresh token works in the next minute.
+			await advanceClock(1);
+			expect((await refreshWith(refreshToken)).status).toBe(200);
+		});
+
+		it("counts a minute's last millisecond and the next minute's first in separate windows", async () => {
+			await freezeClock(startOfThisMinute() + 59_999);
+			await expectLimited(await refreshWith(await spendTokens(5)), 1);
+			await advanceClock(1);
+			await expectLimited(await refreshWith(await spendTokens(5)), 60);
+		});
+
+		it("is lifted at once by tokenRateLimit 0", async () => {
+			await freezeClock(startOfThisMinute());
+			const refreshToken = await spendTokens(5);
+			await expectLimited(await refreshWith(refreshToken), 60);
+			await control("config", { tokenRateLimit: 0 });
+			expect((await refreshWith(refreshToken)).status).toBe(200);
+		});
 	});
 
 	it("revokes a refresh token (RFC 7009) and introspects tokens (RFC 7662)", async () => {
