@@ -1,10 +1,9 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { requestId } from "hono/request-id";
 import type { AppEnv } from "./app-env";
 import { configFor } from "./config";
 import { AppError } from "./errors";
-import { log, requestLog } from "./log";
+import { log, requestIdentity, requestLog } from "./log";
 import { pageHeaders, STYLESHEET } from "./pages/layout";
 import { outcomePage } from "./pages/outcome";
 import { authRoutes, callback } from "./routes/auth";
@@ -17,7 +16,7 @@ import { sameOriginOnly } from "./routes/same-origin";
 
 /** The worker's HTTP surface: sub-apps joined here, errors turned into responses in one place. */
 export const app = new Hono<AppEnv>()
-	.use(requestId({ headerName: "X-Request-Id" }))
+	.use(requestIdentity())
 	.use(requestLog())
 	.use(sameOriginOnly())
 	.route("/", jwksRoutes)
