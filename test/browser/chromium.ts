@@ -1,10 +1,5 @@
 import { type Browser, chromium, type LaunchOptions } from "playwright-core";
-
-/**
- * Debian's Chromium, never a Playwright-downloaded browser. Override with
- * CHROMIUM_PATH on machines that keep it elsewhere.
- */
-export const CHROMIUM_PATH: string = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+import { findChromium } from "./support/find-chromium";
 
 /**
  * Flags for a quiet, offline, headless run on a small CI box: no sandbox
@@ -23,8 +18,11 @@ export const CHROMIUM_ARGS: readonly string[] = [
 ];
 
 /**
- * Launches Chromium for a browser suite. Playwright gives every launch its
- * own temporary profile, so runs never share cookies or storage.
+ * Launches Chromium for a browser suite: Debian's, or whichever Chromium or
+ * Chrome the machine has (see findChromium; CHROMIUM_PATH first). Nothing is
+ * ever downloaded: with no browser, this throws one line saying how to get
+ * one. Playwright gives every launch its own temporary profile, so runs never
+ * share cookies or storage.
  *
  * @example
  * const browser = await launchChromium();
@@ -32,10 +30,10 @@ export const CHROMIUM_ARGS: readonly string[] = [
  * // ...
  * await browser.close();
  */
-export function launchChromium(options: LaunchOptions = {}): Promise<Browser> {
+export async function launchChromium(options: LaunchOptions = {}): Promise<Browser> {
 	return chromium.launch({
 		...options,
-		executablePath: options.executablePath ?? CHROMIUM_PATH,
+		executablePath: options.executablePath ?? findChromium(),
 		args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
 	});
 }

@@ -80,9 +80,10 @@ async function signInAtSandbox(page: Page, patient: TestPatient, decision: "Allo
 
 beforeAll(async () => {
 	mkdirSync(SCREENSHOTS, { recursive: true });
+	// The browser first: without one, the suite stops at once with how to install it, before any server starts.
+	browser = await launchChromium();
 	// A run signs in six times within a minute; athena's preview budget of 5 is exercised by the worker suite.
 	servers = await startDevServers({ TOKEN_REQUESTS_PER_MINUTE: "100" });
-	browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
