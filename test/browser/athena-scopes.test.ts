@@ -18,6 +18,12 @@ const FAST = {
 };
 
 const SLOW_PRODUCT = "FHIR DSTU2";
+/**
+ * How long the slow product takes to activate: well inside FAST's
+ * activationTimeout (3000 ms), so a loaded machine that stalls the page for a
+ * second or two still sees it activate, while the helper must still wait.
+ */
+const SLOW_ACTIVATION_MS = 250;
 const BROKEN_PRODUCT = "Bulk FHIR";
 const EMPTY_PRODUCT = "Event Notifications";
 const VIRTUALIZED_PRODUCT = "FHIR R4 SMART V1";
@@ -80,14 +86,15 @@ afterAll(async () => {
 	await browser?.close();
 });
 
-async function openPortal(query = ""): Promise<Portal> {
+async function openPortal(settings: Record<string, string> = {}): Promise<Portal> {
 	const context = await browser.newContext({
 		viewport: { width: 1000, height: 700 },
 	});
 	const page = await context.newPage();
 	const messages: string[] = [];
 	page.on("console", (message) => messages.push(message.text()));
-	await page.goto(`${PORTAL.href}${query}`);
+	const query = new URLSearchParams({ slowMs: String(SLOW_ACTIVATION_MS), ...settings });
+	await page.goto(`${PORTAL.href}?${query}`);
 	await page.waitForFunction(() => "__portal" in globalThis);
 	await page.addScriptTag({ path: HELPER });
 	return {
@@ -280,7 +287,7 @@ describe("addAthenaScopes()", () => {
 
 describe("addAthenaScopes() on a virtual list that hides its native scrollbar", () => {
 	it("still scrolls it and finds every scope", async () => {
-		const portal = await openPortal("?hiddenScrollbar=1");
+		const portal = await openPortal({ hiddenScrollbar: "1" });
 		const results = await portal.run();
 		const v1 = (await portal.snapshot()).products.find((p) => p.name === VIRTUALIZED_PRODUCT);
 		expect(rowFor(results, VIRTUALIZED_PRODUCT)).toMatchObject({ total: 40, missed: 0 });
@@ -294,7 +301,7 @@ describe("addAthenaScopes() with a checkbox that never ticks", () => {
 	let results: ScopeResults;
 
 	beforeAll(async () => {
-		portal = await openPortal(`?jammed=${encodeURIComponent(JAMMED)}`);
+		portal = await openPortal({ jammed: JAMMED });
 		results = await portal.run({ verifyRetries: 2 });
 	});
 
