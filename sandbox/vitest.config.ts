@@ -20,5 +20,8 @@ export default defineConfig({
 		include: ["test/**/*.test.ts"],
 		// One global sandbox state: files must not reset it under each other.
 		fileParallelism: false,
+		// Vitest's 5 s default is too tight beside the worker project on two
+		// cores: a test with two logins took 3 s on a loaded run.
+		testTimeout: 30_000,
 	},
 });
