@@ -4,6 +4,7 @@ import type { AppEnv } from "./app-env";
 import { configFor } from "./config";
 import { AppError } from "./errors";
 import { log, requestIdentity, requestLog } from "./log";
+import { limitSignInAttempts } from "./middleware/sign-in-attempts";
 import { pageHeaders, STYLESHEET } from "./pages/layout";
 import { outcomePage } from "./pages/outcome";
 import { authRoutes, callback } from "./routes/auth";
@@ -36,12 +37,17 @@ export const app = new Hono<AppEnv>()
 		}),
 	);
 
+const limitCallbacks = limitSignInAttempts("callback");
+
 // The callback lives at the path of the configured redirect URI (e.g. /callback
 // locally, /api/auth/smart/callback in production), known only at request time.
 app.get("*", async (c, next) => {
 	const result = configFor(c.env);
 	if (!result.ok || c.req.path !== result.config.callbackPath) return next();
-	return requireConfig()(c, () => Promise.resolve()).then(() => callback(c));
+	// Limited per client before the callback touches a Durable Object or the token budget.
+	await limitCallbacks(c, () => Promise.resolve());
+	await requireConfig()(c, () => Promise.resolve());
+	return callback(c);
 });
 
 function wantsPage(accept: string | undefined): boolean {

@@ -24,6 +24,14 @@ export interface Config {
 	defaultPractice: string | undefined;
 	jwksMaxAgeSeconds: number;
 	tokenRequestsPerMinute: number;
+	/**
+	 * Share of `tokenRequestsPerMinute` that sign-ins may take (0.1 to 1); the
+	 * rest is kept for refreshing existing sessions, so a flood of sign-ins
+	 * (or fake ones) never cuts connected patients off.
+	 */
+	signInShare: number;
+	/** No answer from athena's token endpoint within this long: treated as unavailable. */
+	tokenTimeoutMs: number;
 	signingKeyPem: string;
 	/** Session-encryption keys, newest first: [version, raw 32-byte key]. */
 	sessionKeys: Array<{ version: string; key: Uint8Array<ArrayBuffer> }>;
@@ -61,6 +69,8 @@ const EnvSchema = z.object({
 	DEFAULT_PRACTICE: z.optional(z.string().check(z.regex(/^\d*$/, { error: "must be digits" }))),
 	JWKS_MAX_AGE_SECONDS: integerSetting(0, 86_400),
 	TOKEN_REQUESTS_PER_MINUTE: integerSetting(1, 10_000),
+	SIGN_IN_SHARE_PERCENT: integerSetting(10, 100),
+	TOKEN_TIMEOUT_MS: integerSetting(100, 60_000),
 	SIGNING_KEY: z
 		.string({ error: "is not set (a PEM RSA private key secret)" })
 		.check(z.minLength(1, { error: "is empty" })),
@@ -198,6 +208,9 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 			defaultPractice: raw.DEFAULT_PRACTICE || undefined,
 			jwksMaxAgeSeconds: Number(raw.JWKS_MAX_AGE_SECONDS ?? 300),
 			tokenRequestsPerMinute: Number(raw.TOKEN_REQUESTS_PER_MINUTE ?? 5),
+			// 60 %: 3 of preview's 5 a minute, 30 of production's 50; see README "Token budget".
+			signInShare: Number(raw.SIGN_IN_SHARE_PERCENT ?? 60) / 100,
+			tokenTimeoutMs: Number(raw.TOKEN_TIMEOUT_MS ?? 10_000),
 			signingKeyPem: raw.SIGNING_KEY,
 			sessionKeys,
 		},

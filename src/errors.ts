@@ -1,10 +1,24 @@
+/** What an expected failure says: to the caller, to a person, and to the log. */
+export interface AppErrorOptions {
+	/** Stable: callers switch on it. */
+	code: string;
+	/** The HTTP status it answers with. */
+	status: number;
+	/** Safe to show to a person. */
+	message: string;
+	/** For logs only: never sent to the client. */
+	detail?: string | undefined;
+	/** For 429/503: when the caller may try again. */
+	retryAfterSeconds?: number | undefined;
+}
+
 /**
  * The one error type for expected failures. `code` is stable (callers switch
  * on it), `status` is the HTTP status, `message` is safe to show to a person,
  * and `detail` is for logs only (never sent to the client).
  *
  * @example
- * throw new AppError("signing_key_invalid", 503, "SIGNING_KEY is not a PEM RSA private key");
+ * throw new AppError({ code: "signing_key_invalid", status: 503, message: "SIGNING_KEY is not a PEM RSA private key" });
  */
 export class AppError extends Error {
 	readonly code: string;
@@ -13,12 +27,25 @@ export class AppError extends Error {
 	/** For 429/503: when the caller may try again. */
 	readonly retryAfterSeconds: number | undefined;
 
-	constructor(code: string, status: number, message: string, detail?: string, retryAfterSeconds?: number) {
-		super(message);
+	constructor(options: AppErrorOptions);
+	/** @deprecated positional form; pass an options object. */
+	constructor(code: string, status: number, message: string, detail?: string, retryAfterSeconds?: number);
+	constructor(
+		first: AppErrorOptions | string,
+		status?: number,
+		message?: string,
+		detail?: string,
+		retryAfterSeconds?: number,
+	) {
+		const options: AppErrorOptions =
+			typeof first === "string"
+				? { code: first, status: status ?? 500, message: message ?? "", detail, retryAfterSeconds }
+				: first;
+		super(options.message);
 		this.name = "AppError";
-		this.code = code;
-		this.status = status;
-		this.detail = detail;
-		this.retryAfterSeconds = retryAfterSeconds;
+		this.code = options.code;
+		this.status = options.status;
+		this.detail = options.detail;
+		this.retryAfterSeconds = options.retryAfterSeconds;
 	}
 }

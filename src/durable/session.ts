@@ -2,17 +2,18 @@ import { DurableObject } from "cloudflare:workers";
 import { type Config, configFor } from "../config";
 import { AppError } from "../errors";
 import { log } from "../log";
+import { budgetedTokenCall } from "../oauth/budgeted-token-call";
+import { refreshTokens, revokeGrant, revokeToken, type TokenSet, UnusableTokenResponse } from "../oauth/token-client";
 import {
-	refreshTokens,
-	revokeGrant,
-	type TokenSet,
-	tokenTimeoutMs,
-	UnusableTokenResponse,
-} from "../oauth/token-client";
-import { type AccessResult, REFRESH_MARGIN_MS, type SessionApi, type SessionView } from "../session/contract";
+	type AccessResult,
+	REFRESH_MARGIN_MS,
+	type SessionApi,
+	type SessionView,
+	sessionTag,
+} from "../session/contract";
 import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "../session/token-vault";
 import { athenaClient } from "../signer";
-import { type BudgetAnswer, tokenBudget } from "./token-budget";
+import { tokenBudget } from "./token-budget";
 
 /** A session ends after this long without use... */
 export const SESSION_IDLE_MS = 24 * 60 * 60_000;
@@ -34,6 +35,19 @@ interface SessionMeta {
 	lastSeenAt: number;
 	absoluteExpiresAt: number;
 	accessExpiresAt: number;
+	/** When athena issued the current access token (absent on records written before it was kept). */
+	accessIssuedAt?: number;
+}
+
+/**
+ * Whether the access token is close enough to its end to refresh: within a
+ * minute of it, or within the last half of its life when athena issues tokens
+ * shorter than two minutes (else every use of a fresh token would refresh it).
+ */
+function refreshDue(meta: SessionMeta, now: number): boolean {
+	const lifetime =
+		meta.accessIssuedAt === undefined ? Number.POSITIVE_INFINITY : meta.accessExpiresAt - meta.accessIssuedAt;
+	return meta.accessExpiresAt - now <= Math.min(REFRESH_MARGIN_MS, lifetime / 2);
 }
 
 export interface BeginSession {
@@ -58,6 +72,13 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	private loaded = false;
 	/** The refresh in flight: a Durable Object lets other calls in while it awaits athena. */
 	private refreshing: Promise<AccessResult> | undefined;
+	/**
+	 * Set for good once the session ends (sign-out, expiry). A refresh that was
+	 * awaiting athena when it ended must not write the session back.
+	 */
+	private ended = false;
+	/** athena's OAuth endpoints are reached through this; tests replace it to hold an answer back. */
+	private network: typeof fetch = (input, init) => fetch(input, init);
 
 	private config(): Config {
 		const result = configFor(this.env);
@@ -84,7 +105,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		}
 		if (now - meta.lastSeenAt >= TOUCH_GRANULARITY_MS) {
 			meta.lastSeenAt = now;
-			await this.ctx.storage.put(META, meta);
+			await this.writeMeta(meta);
 		}
 		return meta;
 	}
@@ -102,12 +123,24 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		if (!key) throw new AppError("config_invalid", 503, "This service is not configured correctly.", "no session key");
 		// Stored before anyone is handed the new access token: a crash after a
 		// refresh must not lose the rotated refresh token.
-		await this.ctx.storage.put({ [TOKENS]: await sealTokens(tokens, key, meta.idHash), [META]: meta });
+		await this.writeMeta(meta, { [TOKENS]: await sealTokens(tokens, key, meta.idHash) });
 		this.tokens = tokens;
+	}
+
+	/**
+	 * Every write of the session record goes through here, and guarantees an
+	 * alarm: a record without one would never be deleted.
+	 */
+	private async writeMeta(meta: SessionMeta, extra: Record<string, unknown> = {}): Promise<void> {
+		await this.ctx.storage.put({ ...extra, [META]: meta });
 		this.meta = meta;
+		if ((await this.ctx.storage.getAlarm()) === null) {
+			await this.ctx.storage.setAlarm(Math.min(meta.absoluteExpiresAt, meta.lastSeenAt + SESSION_IDLE_MS));
+		}
 	}
 
 	private async end(): Promise<void> {
+		this.ended = true;
 		await this.ctx.storage.deleteAll();
 		await this.ctx.storage.deleteAlarm();
 		this.meta = undefined;
@@ -144,6 +177,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			lastSeenAt: now,
 			absoluteExpiresAt,
 			accessExpiresAt: input.tokens.expiresAt,
+			accessIssuedAt: now,
 		};
 		this.loaded = true;
 		await this.storeTokens(meta, {
@@ -151,7 +185,6 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			refreshToken: input.tokens.refreshToken,
 			idToken: input.tokens.idToken,
 		});
-		await this.ctx.storage.setAlarm(Math.min(absoluteExpiresAt, now + SESSION_IDLE_MS));
 	}
 
 	async view(): Promise<SessionView> {
@@ -177,7 +210,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			await this.end();
 			return { status: "signed_out" };
 		}
-		if (meta.accessExpiresAt - now > REFRESH_MARGIN_MS) return this.connected(meta, tokens);
+		if (!refreshDue(meta, now)) return this.connected(meta, tokens);
 		const refreshed = await this.refreshOnce();
 		// athena busy but the current token still has a little life: use it rather than fail.
 		if (refreshed.status === "unavailable" && meta.accessExpiresAt - Date.now() > 5000) {
@@ -221,7 +254,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 						message: "athenahealth did not answer in time. Please try again in a moment.",
 						retryAfterSeconds: 30,
 					}),
-				tokenTimeoutMs((this.env as unknown as Record<string, unknown>).TOKEN_TIMEOUT_MS),
+				this.config().tokenTimeoutMs,
 			);
 		});
 		return Promise.race([refresh, late]).finally(() => clearTimeout(timer));
@@ -237,71 +270,62 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			return { status: "signed_out" };
 		}
 		const config = this.config();
-		const budget = tokenBudget(this.env);
-		let reserved: BudgetAnswer;
-		try {
-			reserved = await budget.reserve(config.tokenRequestsPerMinute);
-		} catch (error) {
-			// The budget's own Durable Object failed: no call to athena, the session untouched.
-			log("warn", "token budget unavailable", {
-				session: meta.idHash.slice(0, 16),
-				name: error instanceof Error ? error.name : "unknown",
-			});
-			return {
-				status: "unavailable",
-				code: "token_budget_unavailable",
-				message: "Your access could not be renewed right now. Please try again in a moment.",
-				retryAfterSeconds: 5,
-			};
-		}
-		if (!reserved.ok) {
-			return {
-				status: "unavailable",
-				code: "token_budget_spent",
-				message: "athenahealth is limiting sign-ins right now. Please try again shortly.",
-				retryAfterSeconds: reserved.retryAfterSeconds,
-			};
-		}
+		const session = sessionTag(meta.idHash);
 		// Callers stop waiting after the token timeout (waitAtMost); the request itself gets longer.
-		const client = await athenaClient(this.env, config.clientId, REFRESH_NETWORK_TIMEOUT_MS);
+		const client = {
+			...(await athenaClient(this.env, config.clientId, REFRESH_NETWORK_TIMEOUT_MS)),
+			fetch: this.network,
+		};
+		const refreshToken = tokens.refreshToken;
 		try {
-			const fresh = await refreshTokens(client, config.athena.tokenUrl, {
-				refreshToken: tokens.refreshToken,
-				scope: meta.scopes,
-			});
+			const fresh = await budgetedTokenCall(
+				tokenBudget(this.env),
+				{ purpose: "refresh", limit: config.tokenRequestsPerMinute, session },
+				() => refreshTokens(client, config.athena.tokenUrl, { refreshToken, scope: meta.scopes }),
+			);
+			if (this.ended) {
+				// Signed out while athena was answering: keep nothing, and hand back what athena just issued.
+				await revokeGrant(client, config.athena.revokeUrl, fresh);
+				log("info", "refresh finished after sign-out; grant handed back", { session });
+				return { status: "signed_out" };
+			}
 			const next: SessionMeta = {
 				...meta,
 				// athena may narrow scopes on refresh; keep what it granted.
 				scopes: fresh.scope.length > 0 ? fresh.scope : meta.scopes,
 				accessExpiresAt: fresh.expiresAt,
+				accessIssuedAt: Date.now(),
 			};
 			await this.storeTokens(next, {
 				accessToken: fresh.accessToken,
 				refreshToken: fresh.refreshToken ?? tokens.refreshToken,
 				idToken: fresh.idToken ?? tokens.idToken,
 			});
-			log("info", "session refreshed", { session: meta.idHash.slice(0, 16) });
+			log("info", "session refreshed", { session });
 			return this.connected(next, this.tokens as SessionTokens);
 		} catch (error) {
 			if (!(error instanceof AppError)) throw error;
+			if (this.ended) {
+				if (error instanceof UnusableTokenResponse && error.refreshToken) {
+					await revokeToken(client, config.athena.revokeUrl, { token: error.refreshToken, hint: "refresh_token" });
+				}
+				return { status: "signed_out" };
+			}
 			if (error.code === "invalid_grant") {
 				// Revoked by the patient or the practice: a normal state, not an error.
-				const revoked: SessionMeta = { ...meta, status: "revoked" };
 				await this.ctx.storage.delete(TOKENS);
-				await this.ctx.storage.put(META, revoked);
-				this.meta = revoked;
+				await this.writeMeta({ ...meta, status: "revoked" });
 				this.tokens = undefined;
-				log("info", "session revoked by athena", { session: meta.idHash.slice(0, 16) });
+				log("info", "session revoked by athena", { session });
 				return { status: "revoked" };
 			}
 			if (error instanceof UnusableTokenResponse && error.refreshToken) {
 				// athena rotated the refresh token in an answer we cannot use: the old one is spent, keep the new one.
 				await this.storeTokens(meta, { ...tokens, refreshToken: error.refreshToken });
 			}
-			if (error.code === "athena_rate_limited") {
-				await budget.athenaRefused(error.retryAfterSeconds ?? 60).catch(() => undefined);
+			if (error.code !== "token_budget_spent" && error.code !== "refresh_limited") {
+				log("warn", "refresh failed", { session, code: error.code, detail: error.detail });
 			}
-			log("warn", "refresh failed", { session: meta.idHash.slice(0, 16), code: error.code, detail: error.detail });
 			return {
 				status: "unavailable",
 				code: error.code,
@@ -319,7 +343,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		if (tokens) {
 			try {
 				const config = this.config();
-				const client = await athenaClient(this.env, config.clientId, 5000);
+				const client = { ...(await athenaClient(this.env, config.clientId, 5000)), fetch: this.network };
 				revokedAtAthena = await revokeGrant(client, config.athena.revokeUrl, tokens);
 			} catch (error) {
 				log("warn", "revoke at athena failed", { code: error instanceof AppError ? error.code : "error" });

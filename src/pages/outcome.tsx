@@ -5,6 +5,8 @@ const TITLES: Record<string, string> = {
 	access_denied: "You did not share your record",
 	token_budget_spent: "athenahealth is busy",
 	athena_rate_limited: "athenahealth is busy",
+	refresh_limited: "athenahealth is busy",
+	too_many_attempts: "Too many sign-in attempts",
 	athena_unavailable: "athenahealth is not answering",
 	// Our own storage, not athena: say so rather than blame athena.
 	session_unavailable: "This service is having trouble",
@@ -28,7 +30,8 @@ export function retryWhen(seconds: number): string {
  */
 export function outcomePage(error: AppError, retryPostTo?: string) {
 	const configProblem = error.code === "config_invalid";
-	const busy = error.status === 503 && !configProblem;
+	// 429: this client tried too often; 503: athena or we are busy. Either way, wait and try again.
+	const busy = (error.status === 503 || error.status === 429) && !configProblem;
 	let actions: PageAction[];
 	if (busy) {
 		// href="" reloads this URL (the callback's is retried with the state kept) without copying its query into the page.

@@ -1,12 +1,14 @@
 import { type Context, Hono } from "hono";
-import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { deleteCookie, setCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
 import { type ConsumeResult, type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
 import { SESSION_ABSOLUTE_MS } from "../durable/session";
-import { type BudgetAnswer, tokenBudget } from "../durable/token-budget";
+import { tokenBudget } from "../durable/token-budget";
 import { durableCall } from "../durable/unavailable";
 import { AppError } from "../errors";
 import { log } from "../log";
+import { BROWSER_COOKIE, launchCookie, limitSignInAttempts, signInClients } from "../middleware/sign-in-attempts";
+import { budgetedTokenCall } from "../oauth/budgeted-token-call";
 import { verifyIdToken } from "../oauth/id-token";
 import { expectedIssuer } from "../oauth/issuer";
 import { createPkce } from "../oauth/pkce";
@@ -17,17 +19,16 @@ import {
 	revokeGrant,
 	revokeToken,
 	type TokenSet,
-	tokenTimeoutMs,
 	UnusableTokenResponse,
 } from "../oauth/token-client";
 import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
-import { SESSION_COOKIE } from "../session/contract";
+import { SESSION_COOKIE, sessionTag } from "../session/contract";
 import { sessionFor, sessionStub } from "../session/lookup";
 import { athenaClient } from "../signer";
 import { requireConfig } from "./require-config";
 
-/** Binds a launch to the browser that started it (SMART 2.2 / RFC 9700 §4.7). */
-export const BROWSER_COOKIE = "__Host-athena_launch";
+export { BROWSER_COOKIE };
+
 const MAX_PARAM_LENGTH = 2048;
 const PRACTICE_PATTERN = /^\d{1,12}$/;
 /** athena patient IDs: `a-{practice}.E-{enterprise id}`. */
@@ -76,7 +77,7 @@ async function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization):
 
 export const authRoutes = new Hono<AppEnv>()
 	/** Starts the patient's standalone launch: state, PKCE and nonce kept in a Durable Object. */
-	.get("/launch", requireConfig(), async (c) => {
+	.get("/launch", limitSignInAttempts("launch"), requireConfig(), async (c) => {
 		const config = c.get("config");
 		const practice = param(c, "practice") || config.defaultPractice;
 		if (!practice || !PRACTICE_PATTERN.test(practice)) {
@@ -86,9 +87,8 @@ export const authRoutes = new Hono<AppEnv>()
 		const returnTo = rawReturnTo === undefined || rawReturnTo === "" ? "/" : safeReturnTo(rawReturnTo);
 		if (!returnTo) throw refused("return_to_invalid", "return_to must be a path on this site, such as /records.");
 
-		const existing = getCookie(c, BROWSER_COOKIE);
 		// Reusing the binding lets a patient start sign-in in two tabs at once.
-		const browser = existing && RANDOM_TOKEN_PATTERN.test(existing) ? existing : randomToken();
+		const browser = launchCookie(c) ?? randomToken();
 		const state = randomToken();
 		const pkce = await createPkce();
 		const nonce = config.scopes.includes("openid") ? randomToken() : undefined;
@@ -143,6 +143,111 @@ export const authRoutes = new Hono<AppEnv>()
  * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
  * Outcomes a patient can cause (denied at consent) are pages, not errors.
  */
+/** athena has, or may have, the code once this is set; before it, the state can be put back. */
+interface Redeemed {
+	tokens: TokenSet;
+	client: OAuthClient;
+}
+
+/**
+ * Phase one of the callback: redeem the code. Until athena has the code (the
+ * budget said no, our key could not load, athena was busy or down), any
+ * failure puts the state back so the same callback can be retried.
+ */
+async function redeemCode(
+	c: Context<AppEnv>,
+	restoreState: () => Promise<unknown>,
+	pending: PendingAuthorization,
+	code: string,
+	clients: string[],
+): Promise<Redeemed> {
+	const config = c.get("config");
+	let client: OAuthClient | undefined;
+	let codeSent = false;
+	try {
+		const oauthClient = await athenaClient(c.env, config.clientId, config.tokenTimeoutMs);
+		client = oauthClient;
+		const budget = {
+			purpose: "sign_in",
+			limit: config.tokenRequestsPerMinute,
+			signInShare: config.signInShare,
+			clients,
+		} as const;
+		const tokens = await budgetedTokenCall(tokenBudget(c.env), budget, () => {
+			codeSent = true;
+			return exchangeCode(oauthClient, config.athena.tokenUrl, {
+				code,
+				redirectUri: config.redirectUri,
+				codeVerifier: pending.codeVerifier,
+			});
+		});
+		return { tokens, client: oauthClient };
+	} catch (failure) {
+		const unredeemed =
+			!codeSent ||
+			(failure instanceof AppError &&
+				(failure.code === "athena_rate_limited" || failure.code === "athena_unavailable"));
+		if (unredeemed) await restoreState();
+		if (failure instanceof UnusableTokenResponse && failure.refreshToken && client) {
+			// A grant we cannot use is handed back rather than left live.
+			c.executionCtx.waitUntil(
+				revokeToken(client, config.athena.revokeUrl, { token: failure.refreshToken, hint: "refresh_token" }),
+			);
+		}
+		throw failure;
+	}
+}
+
+/**
+ * Phase two: athena has spent the code. Check what it sent and start the
+ * session; on any failure the grant is handed back rather than left live.
+ */
+async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, redeemed: Redeemed): Promise<string> {
+	const config = c.get("config");
+	const { tokens, client } = redeemed;
+	const handBack = () => c.executionCtx.waitUntil(revokeGrant(client, config.athena.revokeUrl, tokens));
+	let patient: string;
+	try {
+		patient = await acceptedPatient(tokens, pending);
+		if (tokens.idToken) {
+			if (!pending.nonce)
+				throw new AppError("id_token_invalid", 502, "Unexpected sign-in confirmation.", "id_token without nonce");
+			await verifyIdToken(tokens.idToken, {
+				jwksUrl: config.athena.jwksUrl,
+				issuer: await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch),
+				clientId: config.clientId,
+				nonce: pending.nonce,
+			});
+		}
+	} catch (failure) {
+		handBack();
+		throw failure;
+	}
+	const previous = await sessionFor(c);
+	if (previous) c.executionCtx.waitUntil(previous.api.logout().catch(() => undefined));
+	// A new session id at every sign-in (OWASP session fixation).
+	const sessionId = randomToken();
+	const idHash = await sha256(sessionId);
+	try {
+		await durableCall(
+			() => sessionStub(c.env, idHash).begin({ idHash, tokens, patient, practice: pending.practice }),
+			"session_unavailable",
+			"Your sign-in worked but could not be saved. Please connect again in a moment.",
+		);
+	} catch (failure) {
+		handBack();
+		throw failure;
+	}
+	setCookie(c, SESSION_COOKIE, sessionId, { ...cookieBase, maxAge: SESSION_ABSOLUTE_MS / 1000 });
+	c.get("logFields").session = sessionTag(idHash);
+	log("info", "patient connected", { session: sessionTag(idHash), practice: pending.practice });
+	return idHash;
+}
+
+/**
+ * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
+ * Outcomes a patient can cause (denied at consent) are pages, not errors.
+ */
 export async function callback(c: Context<AppEnv>): Promise<Response> {
 	const config = c.get("config");
 	c.header("Referrer-Policy", "no-referrer");
@@ -158,8 +263,8 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 			"state missing or malformed",
 		);
 	}
-	const browser = getCookie(c, BROWSER_COOKIE);
-	if (!browser || !RANDOM_TOKEN_PATTERN.test(browser)) {
+	const browser = launchCookie(c);
+	if (!browser) {
 		throw refused(
 			"state_other_browser",
 			"This sign-in was started in another browser or its cookie was lost. Please start connecting again here.",
@@ -178,9 +283,10 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		}
 	}
 	const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
+	const browserHash = await sha256(browser);
 	if (error !== undefined) {
 		// Burnt if possible; the state's alarm deletes it anyway, and the patient still learns what happened.
-		await stateObject.consume(await sha256(browser)).catch(() => undefined);
+		await stateObject.consume(browserHash).catch(() => undefined);
 		c.get("logFields").outcome = error === "access_denied" ? "denied" : "authorize_error";
 		throw new AppError(
 			error === "access_denied" ? "access_denied" : "authorize_error",
@@ -194,7 +300,6 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	if (!code) {
 		throw refused("code_missing", "This sign-in link is incomplete. Please start connecting again.", "no code");
 	}
-	const browserHash = await sha256(browser);
 	const consumed = await durableCall(
 		async (): Promise<ConsumeResult> => stateObject.consume(browserHash),
 		"sign_in_unavailable",
@@ -209,105 +314,9 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		throw refused(`state_${consumed.reason}`, messages[consumed.reason], `state ${consumed.reason}`);
 	}
 	const pending = consumed.pending;
-	// Until a code is sent to athena, any failure puts the state back so the same callback can be retried.
-	const keepSignIn = () => stateObject.restore(pending).catch(() => undefined);
-	let reserved: BudgetAnswer;
-	try {
-		reserved = await durableCall(
-			async (): Promise<BudgetAnswer> => tokenBudget(c.env).reserve(config.tokenRequestsPerMinute),
-			"sign_in_unavailable",
-			`${SIGN_IN_UNAVAILABLE} Your sign-in is kept.`,
-		);
-	} catch (failure) {
-		await keepSignIn();
-		throw failure;
-	}
-	if (!reserved.ok) {
-		await keepSignIn();
-		throw new AppError(
-			"token_budget_spent",
-			503,
-			"athenahealth is limiting sign-ins right now. Your sign-in is kept: try again in a moment.",
-			"token budget spent",
-			reserved.retryAfterSeconds,
-		);
-	}
-	let client: OAuthClient;
-	try {
-		client = await athenaClient(
-			c.env,
-			config.clientId,
-			tokenTimeoutMs((c.env as unknown as Record<string, unknown>).TOKEN_TIMEOUT_MS),
-		);
-	} catch (failure) {
-		await keepSignIn();
-		throw failure;
-	}
-	let tokens: TokenSet;
-	try {
-		tokens = await exchangeCode(client, config.athena.tokenUrl, {
-			code,
-			redirectUri: config.redirectUri,
-			codeVerifier: pending.codeVerifier,
-		});
-	} catch (failure) {
-		if (
-			failure instanceof AppError &&
-			(failure.code === "athena_rate_limited" || failure.code === "athena_unavailable")
-		) {
-			// The code was not redeemed: keep the state so the same callback can be retried.
-			await keepSignIn();
-			if (failure.code === "athena_rate_limited")
-				await tokenBudget(c.env)
-					.athenaRefused(failure.retryAfterSeconds ?? 60)
-					.catch(() => undefined);
-		}
-		if (failure instanceof UnusableTokenResponse && failure.refreshToken) {
-			// A grant we cannot use is handed back rather than left live.
-			c.executionCtx.waitUntil(
-				revokeToken(client, config.athena.revokeUrl, { token: failure.refreshToken, hint: "refresh_token" }),
-			);
-		}
-		throw failure;
-	}
-	let patient: string;
-	try {
-		patient = await acceptedPatient(tokens, pending);
-		if (tokens.idToken) {
-			if (!pending.nonce)
-				throw new AppError("id_token_invalid", 502, "Unexpected sign-in confirmation.", "id_token without nonce");
-			await verifyIdToken(tokens.idToken, {
-				jwksUrl: config.athena.jwksUrl,
-				issuer: await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch),
-				clientId: config.clientId,
-				nonce: pending.nonce,
-			});
-		}
-	} catch (failure) {
-		// Tokens we will not use are handed back rather than left live.
-		c.executionCtx.waitUntil(revokeGrant(client, config.athena.revokeUrl, tokens));
-		throw failure;
-	}
-
-	const previous = await sessionFor(c);
-	if (previous) c.executionCtx.waitUntil(previous.api.logout().catch(() => undefined));
-	// A new session id at every sign-in (OWASP session fixation).
-	const sessionId = randomToken();
-	const idHash = await sha256(sessionId);
-	try {
-		await durableCall(
-			() => sessionStub(c.env, idHash).begin({ idHash, tokens, patient, practice: pending.practice }),
-			"session_unavailable",
-			"Your sign-in worked but could not be saved. Please connect again in a moment.",
-		);
-	} catch (failure) {
-		// The code is spent, so the sign-in cannot be kept; its tokens are handed back rather than left live.
-		c.executionCtx.waitUntil(revokeGrant(client, config.athena.revokeUrl, tokens));
-		throw failure;
-	}
-	setCookie(c, SESSION_COOKIE, sessionId, { ...cookieBase, maxAge: SESSION_ABSOLUTE_MS / 1000 });
-	c.get("logFields").session = idHash.slice(0, 16);
+	const restoreState = () => stateObject.restore(pending).catch(() => undefined);
+	const redeemed = await redeemCode(c, restoreState, pending, code, await signInClients(c));
+	await startSession(c, pending, redeemed);
 	c.get("logFields").outcome = "connected";
-	log("info", "patient connected", { session: idHash.slice(0, 16), practice: pending.practice });
 	return c.redirect(pending.returnTo, 302);
 }

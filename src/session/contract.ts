@@ -7,6 +7,11 @@
 /** Name of the session cookie: `__Host-` pins it to this origin, path `/`, Secure. */
 export const SESSION_COOKIE = "__Host-athena_session";
 
+/** The short form of a session's id hash that logs and counters use: enough to tell sessions apart. */
+export function sessionTag(idHash: string): string {
+	return idHash.slice(0, 16);
+}
+
 /** Refresh when the access token has less than this left (issue 4: "within a minute"). */
 export const REFRESH_MARGIN_MS = 60_000;
 

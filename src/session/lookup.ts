@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
 import { RANDOM_TOKEN_PATTERN, sha256 } from "../random";
-import { SESSION_COOKIE, type SessionApi } from "./contract";
+import { SESSION_COOKIE, type SessionApi, sessionTag } from "./contract";
 
 export interface SessionHandle {
 	/** SHA-256 of the session id: the Durable Object's name, and what logs may show. */
@@ -28,6 +28,6 @@ export async function sessionFor(c: Context<AppEnv>): Promise<SessionHandle | un
 	const raw = getCookie(c, SESSION_COOKIE);
 	if (!raw || !RANDOM_TOKEN_PATTERN.test(raw)) return undefined;
 	const idHash = await sha256(raw);
-	c.get("logFields").session = idHash.slice(0, 16);
+	c.get("logFields").session = sessionTag(idHash);
 	return { idHash, api: sessionStub(c.env, idHash) };
 }

@@ -35,6 +35,8 @@ import {
  */
 
 const worker = workerWith();
+/** The worker without its per-client sign-in limit: these 200 callbacks test the state checks behind it. */
+const unlimited = workerWith({ SIGN_IN_LIMITER: { limit: async () => ({ success: true }) } });
 const FHIR_BASE = "http://localhost:3001/fhir/r4";
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const hostile = [
@@ -133,7 +135,7 @@ describe("hostile input: OAuth state", () => {
 				fc.pre(candidate !== realState);
 				runs++;
 				const query = new URLSearchParams({ state: candidate, code, iss: "http://localhost:3001/oauth2" });
-				const response = await browserFetch(jar, `/callback?${query}`);
+				const response = await browserFetch(jar, `/callback?${query}`, {}, unlimited);
 				expect(response.status).toBe(400);
 				const body = (await response.json()) as { error: string };
 				expect(["state_invalid", "state_unknown", "parameter_too_long"]).toContain(body.error);

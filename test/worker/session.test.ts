@@ -13,6 +13,16 @@ async function sessionOf(jar: CookieJar) {
 	return { idHash, stub: sessionStub(env, idHash) };
 }
 
+/** The session's hour-long access token, 30 s from its end: inside the refresh margin. */
+async function nearlyExpired(stub: DurableObjectStub<Session>): Promise<void> {
+	await runInDurableObject(stub, async (instance: Session, state) => {
+		const meta = await state.storage.get<Record<string, unknown>>("meta");
+		const now = Date.now();
+		await state.storage.put("meta", { ...meta, accessIssuedAt: now - 3_570_000, accessExpiresAt: now + 30_000 });
+		Reflect.set(instance, "loaded", false);
+	});
+}
+
 async function refreshCalls(): Promise<number> {
 	return (await sandbox<Received>("received")).tokenCalls.filter((c) => c.grantType === "refresh_token").length;
 }
@@ -51,10 +61,10 @@ describe("token sessions", () => {
 	});
 
 	it("shares one refresh among 50 concurrent callers whose token is about to expire", async () => {
-		// Tokens that live 30 s are always inside the 60 s refresh margin.
-		await sandbox("config", { tokenRateLimit: 0, accessTokenTtl: 30 });
+		// A token about to end is refreshed before use, once for everyone.
 		const { jar } = await signIn();
 		const { stub } = await sessionOf(jar);
+		await nearlyExpired(stub);
 		const before = await refreshCalls();
 		const results = await Promise.all(Array.from({ length: 50 }, () => stub.accessToken()));
 		expect(await refreshCalls()).toBe(before + 1);
@@ -86,10 +96,10 @@ describe("token sessions", () => {
 	});
 
 	it("marks the session revoked when the patient revokes access at athena, without a 500", async () => {
-		await sandbox("config", { tokenRateLimit: 0, accessTokenTtl: 30 });
 		const { jar } = await signIn();
 		await sandbox("revoke", { patient: PATIENTS.jane.id });
 		const { stub } = await sessionOf(jar);
+		await nearlyExpired(stub);
 		expect(await stub.accessToken()).toEqual({ status: "revoked" });
 		const view = await browserFetch(jar, "/session");
 		expect(view.status).toBe(200);
@@ -173,5 +183,117 @@ describe("token sessions", () => {
 		const left = await runInDurableObject(stub, async (_o: Session, state) => (await state.storage.list()).size);
 		expect(left).toBe(0);
 		expect(SESSION_ABSOLUTE_MS).toBeLessThanOrEqual(90 * 24 * 60 * 60_000);
+	});
+});
+
+describe("sign-out during a refresh", () => {
+	/** The session's network, with athena's token answers held until `release()`; every request body is kept. */
+	async function holdTokenAnswers(stub: DurableObjectStub<Session>) {
+		const bodies: string[] = [];
+		let release = () => {};
+		const gate = new Promise<void>((resolve) => {
+			release = resolve;
+		});
+		await runInDurableObject(stub, (instance: Session) => {
+			const real = Reflect.get(instance, "network") as typeof fetch;
+			Reflect.set(instance, "network", async (input: RequestInfo | URL, init?: RequestInit) => {
+				bodies.push(String(init?.body ?? ""));
+				const response = await real(input, init);
+				if (String(input).endsWith("/oauth2/v1/token")) await gate;
+				return response;
+			});
+		});
+		// Signalled through the sandbox's log, not a promise: a promise resolved inside the
+		// Durable Object would run the test's continuation in the object's I/O context.
+		const tokenCallSent = async () => {
+			for (let i = 0; i < 200 && (await refreshCalls()) === 0; i++) await scheduler.wait(10);
+		};
+		return { bodies, release: () => release(), tokenCallSent };
+	}
+
+	it("a refresh that finishes after sign-out stores nothing, leaves no record, and hands back what athena issued", async () => {
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		const stale = await runInDurableObject(stub, async (instance: Session) => {
+			const access = await instance.accessToken();
+			return access.status === "connected" ? access.accessToken : "";
+		});
+		const held = await holdTokenAnswers(stub);
+		const refreshing = stub.refreshAfterUnauthorized(stale);
+		// athena has rotated the grant; its answer is on the way when the patient signs out.
+		await held.tokenCallSent();
+		expect(await refreshCalls()).toBe(1);
+		expect(await stub.logout()).toMatchObject({ revokedAtAthena: expect.any(Boolean) });
+		held.release();
+		expect(await refreshing).toEqual({ status: "signed_out" });
+
+		const left = await runInDurableObject(stub, async (_o, state) => ({
+			keys: [...(await state.storage.list()).keys()],
+			alarm: await state.storage.getAlarm(),
+		}));
+		expect(left).toEqual({ keys: [], alarm: null });
+		expect(await (await browserFetch(jar, "/session")).json()).toEqual({ status: "signed_out" });
+		// The refresh token athena issued in that late answer was revoked, not left live.
+		const issued = held.bodies.find((b) => b.includes("grant_type=refresh_token"));
+		expect(issued).toBeDefined();
+		const revokes = held.bodies.filter((b) => b.includes("token_type_hint=refresh_token"));
+		expect(revokes).toHaveLength(2);
+		expect(new Set(revokes.map((b) => new URLSearchParams(b).get("token"))).size).toBe(2);
+	});
+
+	it("a refresh that athena refuses after sign-out does not bring the session back as revoked", async () => {
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		const stale = await runInDurableObject(stub, async (instance: Session) => {
+			const access = await instance.accessToken();
+			return access.status === "connected" ? access.accessToken : "";
+		});
+		// athena sits on the refresh; sign-out revokes the grant meanwhile, so athena then says invalid_grant.
+		await sandbox("faults", { target: "token", delayMs: 300, times: 1 });
+		const refreshing = stub.refreshAfterUnauthorized(stale);
+		await stub.logout();
+		expect(await refreshing).toEqual({ status: "signed_out" });
+		const keys = await runInDurableObject(stub, async (_o, state) => [...(await state.storage.list()).keys()]);
+		expect(keys).toEqual([]);
+	});
+
+	it("every write of the session record leaves an alarm that will delete it", async () => {
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		await runInDurableObject(stub, async (_o, state) => {
+			await state.storage.deleteAlarm();
+		});
+		await sandbox("revoke", { patient: PATIENTS.jane.id });
+		const stale = await runInDurableObject(stub, async (instance: Session) => {
+			Reflect.set(instance, "meta", undefined);
+			Reflect.set(instance, "loaded", false);
+			const access = await instance.accessToken();
+			return access.status === "connected" ? access.accessToken : "";
+		});
+		// athena says invalid_grant: the record is kept as revoked, with an alarm.
+		expect(await stub.refreshAfterUnauthorized(stale)).toEqual({ status: "revoked" });
+		const alarm = await runInDurableObject(stub, (_o, state) => state.storage.getAlarm());
+		expect(alarm).not.toBeNull();
+	});
+});
+
+describe("when to refresh", () => {
+	it("does not refresh a fresh token that athena issued for less than the refresh margin", async () => {
+		// 30-s tokens: the whole life is inside the 60-s margin, so the margin shrinks to half the life.
+		await sandbox("config", { tokenRateLimit: 0, accessTokenTtl: 30 });
+		const { jar } = await signIn();
+		const { stub } = await sessionOf(jar);
+		const before = await refreshCalls();
+		for (let i = 0; i < 5; i++) expect((await stub.accessToken()).status).toBe("connected");
+		expect(await refreshCalls()).toBe(before);
+		// In the last half of its life it is refreshed.
+		await runInDurableObject(stub, async (instance: Session, state) => {
+			const meta = await state.storage.get<Record<string, unknown>>("meta");
+			const now = Date.now();
+			await state.storage.put("meta", { ...meta, accessIssuedAt: now - 20_000, accessExpiresAt: now + 10_000 });
+			Reflect.set(instance, "loaded", false);
+		});
+		expect((await stub.accessToken()).status).toBe("connected");
+		expect(await refreshCalls()).toBe(before + 1);
 	});
 });

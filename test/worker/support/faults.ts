@@ -3,7 +3,7 @@ import { expect } from "vitest";
 import { app } from "../../../src/app";
 import { parseConfig } from "../../../src/config";
 import type { PendingAuthorization } from "../../../src/durable/oauth-state";
-import { TOKEN_BUDGET_NAME, type TokenBudget } from "../../../src/durable/token-budget";
+import { TOKEN_BUDGET_NAME, TokenBudget } from "../../../src/durable/token-budget";
 import { sha256 } from "../../../src/random";
 import { SESSION_COOKIE } from "../../../src/session/contract";
 import { sessionStub } from "../../../src/session/lookup";
@@ -133,12 +133,30 @@ export async function statePending(callback: URL): Promise<boolean> {
 	);
 }
 
-/** A fresh token budget, as after a quiet minute. */
+/**
+ * A fresh token budget, as after a quiet minute: its stored window, its
+ * per-client failure and per-session refresh counts, and its clock back to
+ * real time (a test that pins it calls `pinTokenBudgetClock`).
+ */
 export async function resetTokenBudget(): Promise<void> {
 	const stub = env.TOKEN_BUDGET.get(env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
 	await runInDurableObject(stub, async (instance: TokenBudget, state) => {
 		await state.storage.deleteAll();
-		Reflect.set(instance, "window", undefined);
+		// Dropped in memory too, as a fresh instance would.
+		const fresh = new TokenBudget(state, env);
+		for (const field of ["window", "failures", "refreshes", "clock"])
+			Reflect.set(instance, field, Reflect.get(fresh, field));
+	});
+}
+
+/**
+ * Fixes the token budget's clock at `epochMs`, so a test's calls all fall in
+ * the calendar minute it chooses, whatever second the test starts at.
+ */
+export async function pinTokenBudgetClock(epochMs: number): Promise<void> {
+	const stub = env.TOKEN_BUDGET.get(env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
+	await runInDurableObject(stub, (instance: TokenBudget) => {
+		Reflect.set(instance, "clock", () => epochMs);
 	});
 }
 
