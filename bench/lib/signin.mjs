@@ -44,6 +44,13 @@ async function authorizeAtSandbox(authorizeUrl) {
 	return new URL(consent.headers.location);
 }
 
+let clientSeq = 0;
+/** A distinct address from 198.18.0.0/15 (RFC 2544, set aside for benchmarks) per sign-in. */
+export function nextClientAddress() {
+	clientSeq += 1;
+	return `198.18.${(clientSeq >> 8) & 255}.${clientSeq & 255}`;
+}
+
 /**
  * One full sign-in through the worker at `workerOrigin`. Returns the cookie
  * jar holding `__Host-athena_session`, and the time spent in worker requests
@@ -51,14 +58,24 @@ async function authorizeAtSandbox(authorizeUrl) {
  */
 export async function signInThroughWorker(workerOrigin) {
 	const jar = new Map();
+	// Each sign-in comes from its own client address, as patients do: the worker
+	// limits launches and callbacks per address (wrangler dev keeps a
+	// CF-Connecting-IP the client sent). Only a header; no traffic goes there.
+	const client = { "CF-Connecting-IP": nextClientAddress() };
 	const started = performance.now();
-	const launch = expect(await send(`${workerOrigin}/launch?practice=${PRACTICE}`), 302, "worker /launch");
+	const launch = expect(
+		await send(`${workerOrigin}/launch?practice=${PRACTICE}`, { headers: client }),
+		302,
+		"worker /launch",
+	);
 	storeCookies(jar, launch);
 	const redirect = await authorizeAtSandbox(launch.headers.location);
 	if (!redirect.searchParams.get("code")) throw new Error(`sandbox redirected without a code: ${redirect}`);
 	// The redirect names the registered REDIRECT_URI; the bench sends it to the worker it measures.
 	const callback = expect(
-		await send(`${workerOrigin}${redirect.pathname}${redirect.search}`, { headers: { Cookie: cookieHeader(jar) } }),
+		await send(`${workerOrigin}${redirect.pathname}${redirect.search}`, {
+			headers: { ...client, Cookie: cookieHeader(jar) },
+		}),
 		302,
 		"worker callback",
 	);

@@ -29,6 +29,7 @@ import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nextClientAddress } from "../../bench/lib/signin.mjs";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -245,7 +246,10 @@ function random(seed) {
 
 async function signIn(worker, sandbox, patient) {
 	const jar = new Map();
-	const launch = await request(`${worker}/launch?practice=${patient.practice}`);
+	// Each simulated patient signs in from its own address (a header only): the
+	// worker limits launches and callbacks per client address.
+	const client = { "CF-Connecting-IP": nextClientAddress() };
+	const launch = await request(`${worker}/launch?practice=${patient.practice}`, { headers: client });
 	if (launch.status !== 302) throw new Error(`launch ${launch.status}`);
 	storeCookies(jar, launch);
 	const authorize = await request(launch.headers.location);
@@ -268,7 +272,7 @@ async function signIn(worker, sandbox, patient) {
 		body: new URLSearchParams({ request: hiddenRequest(consent.body), decision: "allow" }).toString(),
 	});
 	if (decided.status !== 302) throw new Error(`consent ${decided.status}`);
-	const callback = await request(decided.headers.location, { headers: { Cookie: cookieHeader(jar) } });
+	const callback = await request(decided.headers.location, { headers: { ...client, Cookie: cookieHeader(jar) } });
 	if (callback.status !== 302) throw new Error(`callback ${callback.status}`);
 	storeCookies(jar, callback);
 	if (!jar.get("__Host-athena_session")) throw new Error("callback set no session cookie");
