@@ -6,16 +6,16 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { kidProblem, PRIVATE_MEMBERS, publicSigningJwk } from "../../src/keys/public-jwk.ts";
 import { KeysError } from "./errors.mjs";
 
-/** @typedef {{ kty: "RSA", n: string, e: string, alg: "RS384", use: "sig", kid: string }} PublicJwk */
+/** @typedef {import("../../src/keys/public-jwk.ts").PublicSigningJwk} PublicJwk */
+
+export { PRIVATE_MEMBERS };
 
 export const ENVIRONMENTS = /** @type {const} */ (["local", "preview", "production"]);
 /** A kid is a base64url SHA-256 thumbprint: 43 characters. Checked before it ever names a file. */
 const KID = /^[A-Za-z0-9_-]{43}$/;
-/** RFC 7518 §6.3.2 and §6.4: members that make a JWK private or symmetric. */
-export const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /** @param {string} kid */
 export function isKid(kid) {
@@ -52,23 +52,24 @@ export function generateSigningKey() {
 }
 
 /**
+ * `entry` rebuilt from its public members, or why it is not an acceptable
+ * public signing key (the rules the worker applies too: src/keys/public-jwk.ts).
+ * @param {unknown} entry
+ * @returns {PublicJwk | string}
+ */
+export function publishableJwk(entry) {
+	const jwk = publicSigningJwk(entry);
+	if (typeof jwk === "string") return jwk;
+	return kidProblem(jwk, rsaThumbprint(jwk)) ?? jwk;
+}
+
+/**
  * Why a published entry is not an acceptable public signing key, or undefined when it is.
  * @param {unknown} entry
  */
 export function publicJwkProblem(entry) {
-	if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return "not a JSON object";
-	const jwk = /** @type {Record<string, unknown>} */ (entry);
-	const leaked = PRIVATE_MEMBERS.filter((m) => m in jwk);
-	if (leaked.length > 0) return `holds private members (${leaked.join(", ")})`;
-	if (jwk.kty !== "RSA") return "kty is not RSA";
-	if (jwk.alg !== "RS384") return "alg is not RS384";
-	if (jwk.use !== "sig") return "use is not sig";
-	if (typeof jwk.n !== "string" || !BASE64URL.test(jwk.n) || jwk.n.length < 342) {
-		return "n is not a base64url modulus of at least 2048 bits";
-	}
-	if (typeof jwk.e !== "string" || !BASE64URL.test(jwk.e)) return "e is not base64url";
-	if (jwk.kid !== rsaThumbprint({ n: jwk.n, e: jwk.e })) return "kid is not the RFC 7638 thumbprint of the key";
-	return undefined;
+	const jwk = publishableJwk(entry);
+	return typeof jwk === "string" ? jwk : undefined;
 }
 
 /** @param {string} keysDir @param {string} environment */

@@ -4,19 +4,19 @@
 // everything it is about to touch belongs to that environment. Wrangler, the
 // paths and the clock are injected, so tests run it against a local wrangler
 // or a recording one.
+import { MAX_PUBLISHED_KEYS } from "../../src/keys/public-jwk.ts";
 import { KeysError } from "./errors.mjs";
 import {
 	deleteKeyFile,
 	generateSigningKey,
 	isKid,
 	localKids,
-	publicJwkProblem,
+	publishableJwk,
 	readKeyFile,
 	writeKeyFile,
 } from "./key-material.mjs";
 
-/** athena keeps 1 to 5 keys per JWKS. */
-export const MAX_PUBLISHED_KEYS = 5;
+export { MAX_PUBLISHED_KEYS };
 
 /**
  * @typedef {import("./key-material.mjs").PublicJwk} PublicJwk
@@ -70,18 +70,13 @@ export async function readPublishedState(ctx) {
 		if (!Array.isArray(parsed?.keys)) {
 			throw new KeysError("kv_corrupt", `${environment}'s KV key "jwks" has no keys array; fix or delete it by hand.`);
 		}
-		for (const [index, entry] of parsed.keys.entries()) {
-			const problem = publicJwkProblem(entry);
-			if (problem) throw new KeysError("kv_corrupt", `${environment}'s published key ${index}: ${problem}.`);
-		}
-		keys = parsed.keys.map((/** @type {PublicJwk} */ k) => ({
-			kty: k.kty,
-			n: k.n,
-			e: k.e,
-			alg: k.alg,
-			use: k.use,
-			kid: k.kid,
-		}));
+		keys = parsed.keys.map((/** @type {unknown} */ entry, /** @type {number} */ index) => {
+			const jwk = publishableJwk(entry);
+			if (typeof jwk === "string") {
+				throw new KeysError("kv_corrupt", `${environment}'s published key ${index}: ${jwk}.`);
+			}
+			return jwk;
+		});
 	}
 	if (raw.meta === null) {
 		if (keys.length > 0) {

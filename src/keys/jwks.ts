@@ -1,10 +1,6 @@
-import { type PublicSigningJwk, rsaThumbprint } from "./signing-key";
+import { kidProblem, MAX_PUBLISHED_KEYS, type PublicSigningJwk, publicSigningJwk } from "./public-jwk";
+import { rsaThumbprint } from "./signing-key";
 
-/** athena keeps 1 to 5 keys per JWKS; rotation never needs more. */
-export const MAX_PUBLISHED_KEYS = 5;
-
-/** RFC 7518 §6.3.2 and §6.4: members that make a JWK private or symmetric. */
-const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] as const;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 export interface PublishedKeys {
@@ -13,32 +9,20 @@ export interface PublishedKeys {
 	warnings: string[];
 }
 
-function describe(index: number, kid: unknown): string {
+function describe(index: number, entry: unknown): string {
+	const kid = (entry as { kid?: unknown } | null)?.kid;
 	return typeof kid === "string" && BASE64URL.test(kid) ? `key ${index} (kid ${kid})` : `key ${index}`;
 }
 
 /**
- * Validates one stored entry and rebuilds it from its public members only, so
+ * Checks one stored entry and rebuilds it from its public members only, so
  * a private member can never be served whatever storage holds.
  */
 async function publicKeyFrom(entry: unknown, index: number): Promise<PublicSigningJwk | string> {
-	if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
-		return `key ${index}: not a JSON object`;
-	}
-	const jwk = entry as Record<string, unknown>;
-	const name = describe(index, jwk.kid);
-	const leaked = PRIVATE_MEMBERS.filter((m) => m in jwk);
-	if (leaked.length > 0) return `${name}: holds private members (${leaked.join(", ")}); refused`;
-	if (jwk.kty !== "RSA") return `${name}: kty must be RSA`;
-	if (jwk.alg !== "RS384") return `${name}: alg must be RS384`;
-	if (jwk.use !== "sig") return `${name}: use must be sig`;
-	if (typeof jwk.n !== "string" || !BASE64URL.test(jwk.n) || jwk.n.length < 342) {
-		return `${name}: n must be a base64url modulus of at least 2048 bits`;
-	}
-	if (typeof jwk.e !== "string" || !BASE64URL.test(jwk.e)) return `${name}: e must be base64url`;
-	const kid = await rsaThumbprint({ n: jwk.n, e: jwk.e });
-	if (jwk.kid !== kid) return `${name}: kid is not the RFC 7638 thumbprint of the key`;
-	return { kty: "RSA", n: jwk.n, e: jwk.e, alg: "RS384", use: "sig", kid };
+	const jwk = publicSigningJwk(entry);
+	if (typeof jwk === "string") return `${describe(index, entry)}: ${jwk}`;
+	const problem = kidProblem(jwk, await rsaThumbprint(jwk));
+	return problem ? `${describe(index, entry)}: ${problem}` : jwk;
 }
 
 /**

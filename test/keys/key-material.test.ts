@@ -48,6 +48,21 @@ describe("key material", () => {
 		expect(publicJwkProblem(publicJwkOf(small))).toMatch(/at least 2048 bits/);
 	});
 
+	it("counts modulus bits, not characters: 256 bytes with the top bit clear is refused", () => {
+		const { publicJwk } = generateSigningKey();
+		const modulus = Buffer.from(publicJwk.n, "base64url");
+		modulus[0] = 0x7f;
+		const n = modulus.toString("base64url");
+		expect(n).toHaveLength(publicJwk.n.length);
+		const short = { ...publicJwk, n, kid: rsaThumbprint({ n, e: publicJwk.e }) };
+		expect(publicJwkProblem(short)).toBe("n is not a base64url modulus of at least 2048 bits");
+		modulus[0] = 0x80;
+		const full = modulus.toString("base64url");
+		expect(
+			publicJwkProblem({ ...publicJwk, n: full, kid: rsaThumbprint({ n: full, e: publicJwk.e }) }),
+		).toBeUndefined();
+	});
+
 	it("reads back a key file written for the same environment and kid", () => {
 		const { privatePem, publicJwk } = generateSigningKey();
 		writeKeyFile(tmp.dir, "preview", publicJwk.kid, privatePem, new Date());

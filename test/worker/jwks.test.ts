@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { importSigningKey, type PublicSigningJwk } from "../../src/keys/signing-key";
+import { importSigningKey, type PublicSigningJwk, rsaThumbprint } from "../../src/keys/signing-key";
 
 const URL_JWKS = "http://localhost:3000/.well-known/jwks.json";
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -80,7 +80,6 @@ describe("GET /.well-known/jwks.json", () => {
 				["sign", "verify"],
 			)) as CryptoKeyPair;
 			const jwk = (await crypto.subtle.exportKey("jwk", pair.publicKey)) as { n: string; e: string };
-			const { rsaThumbprint } = await import("../../src/keys/signing-key");
 			extra.push({ kty: "RSA", n: jwk.n, e: jwk.e, alg: "RS384", use: "sig", kid: await rsaThumbprint(jwk) });
 		}
 		const first = extra[0] as PublicSigningJwk;
@@ -106,6 +105,23 @@ describe("GET /.well-known/jwks.json", () => {
 		expect(new Set(kids).size).toBe(5);
 		expect(kids).toContain(signer.kid);
 		expectPublicOnly(body?.keys ?? []);
+	});
+
+	it("leaves out a key one bit short of 2048, however long its base64url", async () => {
+		const next = await publicJwk(env.TEST_SECOND_RSA_PEM);
+		const modulus = Uint8Array.from(atob(next.n.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+		modulus[0] = 0x7f;
+		const n = btoa(String.fromCharCode(...modulus))
+			.replace(/\+/g, "-")
+			.replace(/\//g, "_")
+			.replace(/=+$/, "");
+		expect(n).toHaveLength(next.n.length);
+		await env.JWKS_KV.put(
+			"jwks",
+			JSON.stringify({ keys: [{ ...next, n, kid: await rsaThumbprint({ n, e: next.e }) }] }),
+		);
+		const { body } = await getJwks();
+		expect(body?.keys).toEqual([await publicJwk(env.SIGNING_KEY)]);
 	});
 
 	for (const [what, stored] of [
