@@ -25,9 +25,8 @@ export interface TokenSet {
 	idToken: string | undefined;
 }
 
+/** Used when the client names no timeout; the worker's comes from `TOKEN_TIMEOUT_MS` in config. */
 const DEFAULT_TIMEOUT_MS = 10_000;
-const MIN_TIMEOUT_MS = 100;
-const MAX_TIMEOUT_MS = 60_000;
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
 const TokenResponse = z.object({
@@ -86,19 +85,6 @@ async function readJson(response: Response): Promise<unknown> {
 	} catch {
 		return undefined;
 	}
-}
-
-/**
- * The token-call timeout from an optional setting (`TOKEN_TIMEOUT_MS`, whole
- * milliseconds from 100 to 60 000); anything else, or nothing, gives the
- * default of 10 s. Lets tests meet a slow athena without waiting 10 s.
- *
- * @example
- * const client = { clientId, key, fetch, timeoutMs: tokenTimeoutMs(env.TOKEN_TIMEOUT_MS) };
- */
-export function tokenTimeoutMs(raw: unknown): number {
-	const value = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-	return value >= MIN_TIMEOUT_MS && value <= MAX_TIMEOUT_MS ? value : DEFAULT_TIMEOUT_MS;
 }
 
 /** Posts a client-authenticated form to an athena OAuth endpoint. */
