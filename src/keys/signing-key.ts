@@ -1,15 +1,8 @@
-import { base64url, calculateJwkThumbprint } from "jose";
-import { parseRsaPrivateKeyPem } from "./pem";
+import { calculateJwkThumbprint, exportJWK, importPKCS8 } from "jose";
+import { invalidSigningKey, pkcs8Pem } from "./pem";
+import { MIN_MODULUS_BITS, modulusBits, type PublicSigningJwk } from "./public-jwk";
 
-/** The public half of a signing key, exactly as published in the JWKS. */
-export interface PublicSigningJwk {
-	kty: "RSA";
-	n: string;
-	e: string;
-	alg: "RS384";
-	use: "sig";
-	kid: string;
-}
+export type { PublicSigningJwk } from "./public-jwk";
 
 export interface SigningKey {
 	/** Non-extractable RS384 private key: it can sign, never be exported. */
@@ -32,16 +25,23 @@ export function rsaThumbprint(jwk: { n: string; e: string }): Promise<string> {
  * key.publicJwk.kid; // "NzbLsXh8..."
  */
 export async function importSigningKey(pem: string, secretName: string): Promise<SigningKey> {
-	const der = parseRsaPrivateKeyPem(pem, secretName);
-	const privateKey = await crypto.subtle.importKey(
-		"pkcs8",
-		der.pkcs8,
-		{ name: "RSASSA-PKCS1-v1_5", hash: "SHA-384" },
-		false,
-		["sign"],
-	);
-	const n = base64url.encode(der.n);
-	const e = base64url.encode(der.e);
+	const pkcs8 = pkcs8Pem(pem, secretName);
+	let n = "";
+	let e = "";
+	let privateKey: CryptoKey;
+	try {
+		// WebCrypto gives no public key from a private one, so a short-lived
+		// extractable import yields n and e (nothing else is kept); the key that
+		// signs is a second, non-extractable import.
+		({ n = "", e = "" } = await exportJWK(await importPKCS8(pkcs8, "RS384", { extractable: true })));
+		privateKey = await importPKCS8(pkcs8, "RS384", { extractable: false });
+	} catch {
+		throw invalidSigningKey(secretName, "is not a well-formed RSA private key");
+	}
+	const bits = modulusBits(n);
+	if (bits < MIN_MODULUS_BITS) {
+		throw invalidSigningKey(secretName, `is a ${bits}-bit RSA key; at least ${MIN_MODULUS_BITS} bits are required`);
+	}
 	const kid = await rsaThumbprint({ n, e });
 	return { privateKey, kid, publicJwk: { kty: "RSA", n, e, alg: "RS384", use: "sig", kid } };
 }

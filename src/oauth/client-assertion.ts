@@ -1,4 +1,4 @@
-import { base64url } from "jose";
+import { base64url, SignJWT } from "jose";
 import type { SigningKey } from "../keys/signing-key";
 
 /** RFC 7523 §2.2 / SMART client-confidential-asymmetric. */
@@ -18,24 +18,6 @@ export interface ClientAssertionInput {
 	lifetimeSeconds?: number;
 }
 
-const encoder = new TextEncoder();
-const headerCache = new WeakMap<SigningKey, string>();
-
-function encodedHeader(key: SigningKey): string {
-	let header = headerCache.get(key);
-	if (!header) {
-		// No `jku`/`x5u`: athena finds the key by kid in the registered JWKS URL.
-		header = base64url.encode(JSON.stringify({ alg: "RS384", typ: "JWT", kid: key.kid }));
-		headerCache.set(key, header);
-	}
-	return header;
-}
-
-function randomJti(): string {
-	// 256 random bits; RFC 7523 §3 requires a jti the server can use to refuse replays.
-	return base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
-}
-
 /**
  * Signs the private_key_jwt client assertion sent on every token-endpoint call.
  *
@@ -50,15 +32,17 @@ export async function signClientAssertion(input: ClientAssertionInput): Promise<
 		throw new RangeError(`assertion lifetime must be 1..${MAX_ASSERTION_LIFETIME_SECONDS} seconds`);
 	}
 	const iat = Math.floor((input.now ?? Date.now()) / 1000);
-	const claims = {
-		iss: input.clientId,
-		sub: input.clientId,
-		aud: input.audience,
-		jti: randomJti(),
-		iat,
-		exp: iat + lifetime,
-	};
-	const signingInput = `${encodedHeader(input.key)}.${base64url.encode(JSON.stringify(claims))}`;
-	const signature = await crypto.subtle.sign("RSASSA-PKCS1-v1_5", input.key.privateKey, encoder.encode(signingInput));
-	return `${signingInput}.${base64url.encode(new Uint8Array(signature))}`;
+	return (
+		new SignJWT()
+			// No `jku`/`x5u`: athena finds the key by kid in the registered JWKS URL.
+			.setProtectedHeader({ alg: "RS384", typ: "JWT", kid: input.key.kid })
+			.setIssuer(input.clientId)
+			.setSubject(input.clientId)
+			.setAudience(input.audience)
+			// 256 random bits; RFC 7523 §3 requires a jti the server can use to refuse replays.
+			.setJti(base64url.encode(crypto.getRandomValues(new Uint8Array(32))))
+			.setIssuedAt(iat)
+			.setExpirationTime(iat + lifetime)
+			.sign(input.key.privateKey)
+	);
 }

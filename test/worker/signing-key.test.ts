@@ -1,7 +1,13 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { AppError } from "../../src/errors";
+import { pkcs1ToPkcs8 } from "../../src/keys/pem";
 import { importSigningKey, rsaThumbprint } from "../../src/keys/signing-key";
+
+function pemBody(pem: string): Uint8Array {
+	const base64 = pem.trim().split("\n").slice(1, -1).join("");
+	return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+}
 
 describe("signing key", () => {
 	it("gives the RFC 7638 §3.1 example thumbprint", async () => {
@@ -18,6 +24,30 @@ describe("signing key", () => {
 		expect(fromPkcs8.kid).toBe(await rsaThumbprint(fromPkcs8.publicJwk));
 		expect(Object.keys(fromPkcs8.publicJwk).sort()).toEqual(["alg", "e", "kid", "kty", "n", "use"]);
 	});
+
+	it("wraps PKCS#1 into exactly the PKCS#8 that Node writes for the same key", () => {
+		expect(pkcs1ToPkcs8(pemBody(env.TEST_RSA_PKCS1_PEM))).toEqual(pemBody(env.TEST_RSA_PKCS8_PEM));
+	});
+
+	// X.690 §8.1.3: one length byte below 128, else 0x80 | count and the length in `count` bytes.
+	const envelopes: Array<[number, number[], number[]]> = [
+		[100, [0x30, 0x78], [0x04, 0x64]],
+		[200, [0x30, 0x81, 0xdd], [0x04, 0x81, 0xc8]],
+		[1190, [0x30, 0x82, 0x04, 0xbc], [0x04, 0x82, 0x04, 0xa6]],
+		[70_000, [0x30, 0x83, 0x01, 0x11, 0x87], [0x04, 0x83, 0x01, 0x11, 0x70]],
+	];
+	for (const [length, sequence, octetString] of envelopes) {
+		it(`encodes the envelope's DER lengths for a ${length}-byte PKCS#1 key`, () => {
+			const pkcs1 = new Uint8Array(length).fill(0xab);
+			const rsaKeyInfo = [
+				0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+			];
+			const head = [...sequence, ...rsaKeyInfo, ...octetString];
+			const der = pkcs1ToPkcs8(pkcs1);
+			expect(Array.from(der.subarray(0, head.length))).toEqual(head);
+			expect(der.subarray(head.length)).toEqual(pkcs1);
+		});
+	}
 
 	it("imports the private key non-extractable, for RS384 signing only", async () => {
 		const key = await importSigningKey(env.TEST_RSA_PKCS1_PEM, "SIGNING_KEY");
