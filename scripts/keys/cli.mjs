@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { assertEnvironment, loadSettings } from "./config.mjs";
 import { KeysError } from "./errors.mjs";
+import { isKid } from "./key-material.mjs";
 import { init, readPublishedState, rotateActivate, rotateAdd, rotateRetire, status } from "./keys.mjs";
 import { liveCheck } from "./live-check.mjs";
 import { environmentStore, wranglerProcess } from "./wrangler.mjs";
@@ -17,13 +18,17 @@ const USAGE = `Usage: npm run keys -- <command> --env <local|preview|production>
 Commands:
   init                      generate the environment's first key, set SIGNING_KEY, publish the JWKS
   rotate add                generate the next key and publish it beside the current one
-  rotate activate [kid]     make a published key the signer (default: the newest one waiting)
-  rotate retire <kid>       unpublish an old key and delete its local private copy
+  rotate activate [--kid=<kid>]
+                            make a published key the signer (default: the newest one waiting)
+  rotate retire --kid=<kid> unpublish an old key and delete its local private copy
   list | status             published kids, which one signs, when each was published
   live check --url <origin> check a deployed worker the way athena will see it
 
 Options:
   --env <name>        local, preview or production (required)
+  --kid=<kid>         the key, as status lists it; --kid <kid> works too. A bare
+                      <kid> after the command works only if it does not start
+                      with "-" (one kid in 64 does)
   --force             activate/retire before the safe time (failed sign-ins possible)
   --url <origin>      the deployed worker's origin, for live check
   --config <path>     wrangler config (default: wrangler.toml)
@@ -44,6 +49,53 @@ Options:
  * }} CliDeps
  */
 
+/** The commands that name a key. */
+const KID_COMMANDS = ["rotate activate", "rotate retire"];
+
+/**
+ * `npm run keys -- ... --kid=<kid>`: the form that works for every kid, so
+ * every command this CLI prints uses it. kids are base64url thumbprints, and
+ * one in 64 starts with "-", which an argument parser reads as an option.
+ * @param {string} command @param {string} kid @param {string} environment
+ */
+function kidCommand(command, kid, environment) {
+	return `npm run keys -- ${command} --kid=${kid} --env ${environment}`;
+}
+
+/**
+ * parseArgs refuses `--kid -abc…` as ambiguous, since the value looks like an
+ * option. A kid is never one of this CLI's options, so a kid-shaped word after
+ * a bare `--kid` is joined to it as `--kid=<kid>`.
+ * @param {string[]} argv
+ */
+function joinKidValues(argv) {
+	const args = [];
+	for (let i = 0; i < argv.length; i++) {
+		const arg = /** @type {string} */ (argv[i]);
+		const next = argv[i + 1];
+		if (arg === "--") {
+			args.push(...argv.slice(i));
+			break;
+		}
+		if (arg === "--kid" && next !== undefined && isKid(next)) {
+			args.push(`--kid=${next}`);
+			i++;
+		} else args.push(arg);
+	}
+	return args;
+}
+
+/**
+ * Why the arguments did not parse, with the way out when the cause is a kid
+ * that starts with "-" given on its own (it reads as an unknown option).
+ * @param {unknown} error @param {string[]} argv
+ */
+function parseProblem(error, argv) {
+	const message = error instanceof Error ? error.message : String(error);
+	const dashKid = argv.find((arg) => arg.startsWith("-") && isKid(arg));
+	return dashKid ? `${message}\nA kid that starts with "-" must be given as --kid=${dashKid}.` : message;
+}
+
 /**
  * Runs one CLI invocation and returns its exit code: 0 done, 1 refused or
  * failed (the reason on stderr), 2 bad usage.
@@ -57,10 +109,11 @@ export async function run(argv, deps = {}) {
 	let parsed;
 	try {
 		parsed = parseArgs({
-			args: argv,
+			args: joinKidValues(argv),
 			allowPositionals: true,
 			options: {
 				env: { type: "string" },
+				kid: { type: "string" },
 				force: { type: "boolean", default: false },
 				url: { type: "string" },
 				config: { type: "string", default: "wrangler.toml" },
@@ -71,7 +124,7 @@ export async function run(argv, deps = {}) {
 			},
 		});
 	} catch (error) {
-		err(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+		err(`${parseProblem(error, argv)}\n\n${USAGE}`);
 		return 2;
 	}
 	const { values, positionals } = parsed;
@@ -85,6 +138,17 @@ export async function run(argv, deps = {}) {
 		err(`Unknown command "${command}".\n\n${USAGE}`);
 		return 2;
 	}
+	const [verb, sub, positionalKid] = positionals;
+	const named = `${verb} ${sub}`;
+	if (values.kid !== undefined && !KID_COMMANDS.includes(named)) {
+		err(`--kid applies only to ${KID_COMMANDS.join(" and ")}.\n\n${USAGE}`);
+		return 2;
+	}
+	if (values.kid !== undefined && positionalKid !== undefined && values.kid !== positionalKid) {
+		err(`Two different kids given (${positionalKid} and --kid=${values.kid}); name one.\n\n${USAGE}`);
+		return 2;
+	}
+	const kid = values.kid ?? positionalKid;
 	try {
 		const environment = assertEnvironment(values.env ?? "");
 		const configPath = resolve(cwd, values.config);
@@ -105,30 +169,29 @@ export async function run(argv, deps = {}) {
 			now: deps.now ?? Date.now,
 			warn: err,
 		};
-		const [verb, sub, arg] = positionals;
 		if (verb === "init") printInit(out, settings, await init(ctx));
 		else if (verb === "rotate" && sub === "add") {
 			const added = await rotateAdd(ctx);
 			out(`Published key ${added.kid} beside the current one for ${environment}.`);
 			out(`Private copy: ${added.keyFile} (0600). It does not sign yet.`);
 			out(
-				`Activate it after ${added.activatableAt.toISOString()}: npm run keys -- rotate activate ${added.kid} --env ${environment}`,
+				`Activate it after ${added.activatableAt.toISOString()}: ${kidCommand("rotate activate", added.kid, environment)}`,
 			);
 		} else if (verb === "rotate" && sub === "activate") {
-			const activated = await rotateActivate(ctx, { kid: arg, force: values.force });
+			const activated = await rotateActivate(ctx, { kid, force: values.force });
 			out(`Key ${activated.kid} now signs for ${environment} (set as ${activated.secret}).`);
 			if (environment === "local") out("A running `npm run dev` reloads with it (wrangler.toml was touched).");
 			out(
-				`Key ${activated.previousKid} stays published; retire it with: npm run keys -- rotate retire ${activated.previousKid} --env ${environment}`,
+				`Key ${activated.previousKid} stays published; retire it with: ${kidCommand("rotate retire", activated.previousKid, environment)}`,
 			);
 		} else if (verb === "rotate" && sub === "retire") {
-			const retired = await rotateRetire(ctx, { kid: arg ?? "", force: values.force });
+			const retired = await rotateRetire(ctx, { kid: kid ?? "", force: values.force });
 			out(`Key ${retired.kid} is no longer published for ${environment}.`);
 			out(
 				retired.deletedFile ? `Deleted its private copy ${retired.deletedFile}.` : "No local private copy to delete.",
 			);
 		} else if (verb === "list" || verb === "status") {
-			printStatus(out, await status(ctx));
+			printStatus(out, await status(ctx), ctx.now());
 		} else if (verb === "live") {
 			if (!values.url) throw new KeysError("usage", "live check needs --url <the deployed worker's origin>");
 			const { meta } = await readPublishedState(ctx);
@@ -188,8 +251,9 @@ function printInit(out, settings, result) {
 /**
  * @param {(line: string) => void} out
  * @param {Awaited<ReturnType<typeof status>>} result
+ * @param {number} now
  */
-function printStatus(out, result) {
+function printStatus(out, result, now) {
 	if (result.keys.length === 0) {
 		out(`${result.environment}: no keys published. Run: npm run keys -- init --env ${result.environment}`);
 		return;
@@ -198,7 +262,7 @@ function printStatus(out, result) {
 	for (const key of result.keys) {
 		const role = key.active
 			? `SIGNING since ${key.activatedAt}`
-			: Date.parse(key.activatableAt) < Date.now()
+			: Date.parse(key.activatableAt) < now
 				? "published, ready to activate"
 				: `published, can be activated after ${key.activatableAt}`;
 		out(`  ${key.kid}  published ${key.publishedAt}  ${role}${key.localCopy ? "" : "  (no local private copy)"}`);

@@ -3,9 +3,9 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { run } from "../../scripts/keys/cli.mjs";
-import { generateSigningKey } from "../../scripts/keys/key-material.mjs";
+import { generateSigningKey, writeKeyFile } from "../../scripts/keys/key-material.mjs";
 import { liveCheck } from "../../scripts/keys/live-check.mjs";
-import { recordingWrangler, settings, tempDir } from "./helpers.js";
+import { publishBeside, recordingWrangler, settings, signingKeyWithKidStartingWith, tempDir } from "./helpers.js";
 import { ROOT } from "./local-services.js";
 
 function capture() {
@@ -60,6 +60,122 @@ describe("the keys command line", () => {
 		const code = await run(["status", "--env", "staging"], { cwd: tmp.dir, out: out.write, err: out.write });
 		expect(code).toBe(1);
 		expect(out.text()).toContain("--env must be one of local, preview, production");
+	});
+});
+
+describe('the keys command line names any kid, including one that starts with "-"', () => {
+	const T0 = Date.parse("2026-11-28T10:00:00Z");
+	const LATER = T0 + 60 * 60_000;
+	// One kid in 64 starts with "-" (and one in 4,096 with "--"): made on purpose here.
+	const dash = signingKeyWithKidStartingWith("-");
+	const doubleDash = signingKeyWithKidStartingWith("--");
+	const plain = signingKeyWithKidStartingWith("P");
+	let tmp: ReturnType<typeof tempDir>;
+	let fake: ReturnType<typeof recordingWrangler>;
+	let clock: { now: number };
+	let out: ReturnType<typeof capture>;
+	beforeEach(() => {
+		tmp = tempDir();
+		fake = recordingWrangler();
+		clock = { now: T0 };
+	});
+	afterEach(() => tmp.remove());
+
+	const keysDir = () => join(tmp.dir, ".keys");
+	const cli = async (...args: string[]) => {
+		out = capture();
+		return run([...args, "--keys-dir", keysDir()], {
+			cwd: tmp.dir,
+			wrangler: fake.wrangler,
+			settings: settings("preview"),
+			now: () => clock.now,
+			out: out.write,
+			err: out.write,
+		});
+	};
+	/** The words after `npm run keys --` in the line of output that starts with `lead`. */
+	const printed = (lead: string): string[] => {
+		const line = out.lines.find((l) => l.startsWith(lead)) ?? "";
+		const command = /npm run keys -- (.+)$/.exec(line)?.[1];
+		if (!command) throw new Error(`no command printed after ${JSON.stringify(lead)} in:\n${out.text()}`);
+		return command.split(" ");
+	};
+	/** The preview environment after `init`, with the given test-made keys published (and kept locally) beside its first key. */
+	async function previewWith(...keys: Array<{ privatePem: string; publicJwk: { kid: string } }>) {
+		expect(await cli("init", "--env", "preview"), out.text()).toBe(0);
+		const first = /kid (\S+)$/.exec(out.lines[0] ?? "")?.[1] ?? "";
+		for (const key of keys) {
+			publishBeside(fake.kv.preview ?? {}, key.publicJwk as never, new Date(T0).toISOString());
+			writeKeyFile(keysDir(), "preview", key.publicJwk.kid, key.privatePem, new Date(T0));
+		}
+		clock.now = LATER;
+		return first;
+	}
+	const meta = () =>
+		JSON.parse(fake.kv.preview?.["jwks-meta"] ?? "{}") as { activeKid: string; keys: { kid: string }[] };
+
+	it('activates a kid that starts with "-" given as --kid <kid>, and retires it with the command it prints', async () => {
+		expect(dash.publicJwk.kid.startsWith("-")).toBe(true);
+		const first = await previewWith(dash);
+
+		expect(await cli("rotate", "activate", "--kid", dash.publicJwk.kid, "--env", "preview"), out.text()).toBe(0);
+		expect(meta().activeKid).toBe(dash.publicJwk.kid);
+		expect(fake.secrets.preview).toBe(dash.privatePem);
+		expect(printed(`Key ${first} stays published`)).toEqual(["rotate", "retire", `--kid=${first}`, "--env", "preview"]);
+
+		// Back to the first key: now the printed retire command names the kid that starts with "-".
+		expect(await cli("rotate", "activate", `--kid=${first}`, "--env", "preview"), out.text()).toBe(0);
+		const retire = printed(`Key ${dash.publicJwk.kid} stays published`);
+		expect(retire).toEqual(["rotate", "retire", `--kid=${dash.publicJwk.kid}`, "--env", "preview"]);
+		clock.now = LATER + 60 * 60_000;
+		expect(await cli(...retire), out.text()).toBe(0);
+		expect(out.text()).toContain(`Key ${dash.publicJwk.kid} is no longer published for preview.`);
+		expect(meta().keys.map((k) => k.kid)).toEqual([first]);
+	});
+
+	it('activates and retires a kid that starts with "--" given as --kid=<kid> and as --kid <kid>', async () => {
+		const first = await previewWith(doubleDash);
+		expect(await cli("rotate", "activate", `--kid=${doubleDash.publicJwk.kid}`, "--env", "preview"), out.text()).toBe(
+			0,
+		);
+		expect(meta().activeKid).toBe(doubleDash.publicJwk.kid);
+		expect(await cli("rotate", "activate", "--kid", first, "--env", "preview"), out.text()).toBe(0);
+		clock.now = LATER + 60 * 60_000;
+		expect(await cli("rotate", "retire", "--kid", doubleDash.publicJwk.kid, "--env", "preview"), out.text()).toBe(0);
+		expect(meta().keys.map((k) => k.kid)).toEqual([first]);
+	});
+
+	it("prints the activate command of a new key in the --kid= form", async () => {
+		await previewWith();
+		expect(await cli("rotate", "add", "--env", "preview"), out.text()).toBe(0);
+		const added = /Published key (\S+)/.exec(out.text())?.[1] ?? "";
+		expect(printed("Activate it after")).toEqual(["rotate", "activate", `--kid=${added}`, "--env", "preview"]);
+	});
+
+	it('keeps the bare kid working for a kid that does not start with "-"', async () => {
+		const first = await previewWith(plain);
+		expect(await cli("rotate", "activate", plain.publicJwk.kid, "--env", "preview"), out.text()).toBe(0);
+		expect(meta().activeKid).toBe(plain.publicJwk.kid);
+		clock.now = LATER + 60 * 60_000;
+		expect(await cli("rotate", "retire", first, "--env", "preview"), out.text()).toBe(0);
+		expect(meta().keys.map((k) => k.kid)).toEqual([plain.publicJwk.kid]);
+	});
+
+	it('answers a bare kid that starts with "-" with the --kid= form to use, and changes nothing', async () => {
+		await previewWith(dash);
+		const before = JSON.stringify(fake.kv.preview);
+		expect(await cli("rotate", "activate", dash.publicJwk.kid, "--env", "preview")).toBe(2);
+		expect(out.text()).toContain(`A kid that starts with "-" must be given as --kid=${dash.publicJwk.kid}.`);
+		expect(JSON.stringify(fake.kv.preview)).toBe(before);
+	});
+
+	it("refuses two different kids, and --kid on a command that takes none", async () => {
+		const first = await previewWith(plain);
+		expect(await cli("rotate", "retire", first, `--kid=${plain.publicJwk.kid}`, "--env", "preview")).toBe(2);
+		expect(out.text()).toContain("Two different kids given");
+		expect(await cli("status", `--kid=${first}`, "--env", "preview")).toBe(2);
+		expect(out.text()).toContain("--kid applies only to rotate activate and rotate retire");
+		expect(meta().keys.map((k) => k.kid)).toEqual([first, plain.publicJwk.kid]);
 	});
 });
 

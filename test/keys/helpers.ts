@@ -1,7 +1,9 @@
+import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type EnvironmentSettings, settingsFrom } from "../../scripts/keys/config.mjs";
+import { type PublicJwk, publicJwkOf, rsaThumbprint } from "../../scripts/keys/key-material.mjs";
 import type { KeysContext } from "../../scripts/keys/keys.mjs";
 import { environmentStore, type Wrangler } from "../../scripts/keys/wrangler.mjs";
 
@@ -115,4 +117,73 @@ export function context(
 		now: () => clock.now,
 		warn: (line) => opts.warnings?.push(line),
 	};
+}
+
+const bigint = (base64url: string) => BigInt(`0x${Buffer.from(base64url, "base64url").toString("hex") || "0"}`);
+function base64url(value: bigint): string {
+	const hex = value.toString(16);
+	return Buffer.from(hex.length % 2 ? `0${hex}` : hex, "hex").toString("base64url");
+}
+function gcd(a: bigint, b: bigint): bigint {
+	while (b) [a, b] = [b, a % b];
+	return a;
+}
+function modInverse(a: bigint, m: bigint): bigint {
+	let [r0, r1, s0, s1] = [a % m, m, 1n, 0n];
+	while (r1) {
+		const q = r0 / r1;
+		[r0, r1, s0, s1] = [r1, r0 - q * r1, s1, s0 - q * s1];
+	}
+	return ((s0 % m) + m) % m;
+}
+
+/**
+ * A fresh RSA-2048 key whose RFC 7638 kid starts with `prefix`, built on
+ * purpose instead of generating keys until one happens to fit. The thumbprint
+ * covers `e` as well as `n`, so the key keeps its primes and the public
+ * exponent steps through odd values coprime to λ(n) until the kid fits: about
+ * 64 tries for one character and 4,096 for two, each one SHA-256. The loop's
+ * bound makes a miss astronomically unlikely, not a matter of luck.
+ */
+export function signingKeyWithKidStartingWith(prefix: string): { privatePem: string; publicJwk: PublicJwk } {
+	const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+	const jwk = privateKey.export({ format: "jwk" }) as Record<"n" | "p" | "q" | "qi", string>;
+	const p = bigint(jwk.p);
+	const q = bigint(jwk.q);
+	const lambda = ((p - 1n) * (q - 1n)) / gcd(p - 1n, q - 1n);
+	for (let e = 65_537n; e < 65_537n + 4_000_000n; e += 2n) {
+		if (gcd(e, lambda) !== 1n || !rsaThumbprint({ n: jwk.n, e: base64url(e) }).startsWith(prefix)) continue;
+		const d = modInverse(e, lambda);
+		const key = createPrivateKey({
+			format: "jwk",
+			key: {
+				kty: "RSA",
+				n: jwk.n,
+				e: base64url(e),
+				d: base64url(d),
+				p: jwk.p,
+				q: jwk.q,
+				dp: base64url(d % (p - 1n)),
+				dq: base64url(d % (q - 1n)),
+				qi: jwk.qi,
+			},
+		});
+		return {
+			privatePem: key.export({ type: "pkcs8", format: "pem" }).toString().trim(),
+			publicJwk: publicJwkOf(key),
+		};
+	}
+	throw new Error(`no public exponent gave a kid starting with ${JSON.stringify(prefix)}`);
+}
+
+/**
+ * Publishes `publicJwk` beside an environment's keys in the recording
+ * wrangler's KV, as `rotate add` does, for a key made by the test (such as
+ * one whose kid starts with "-"), which `rotate add` cannot be handed.
+ */
+export function publishBeside(kv: Record<string, string>, publicJwk: PublicJwk, publishedAt: string): void {
+	const jwks = JSON.parse(kv.jwks ?? "") as { keys: PublicJwk[] };
+	const meta = JSON.parse(kv["jwks-meta"] ?? "") as { keys: { kid: string; publishedAt: string }[] };
+	kv.jwks = JSON.stringify({ keys: [...jwks.keys, publicJwk] });
+	kv["jwks-meta"] = JSON.stringify({ ...meta, keys: [...meta.keys, { kid: publicJwk.kid, publishedAt }] });
 }

@@ -42,6 +42,18 @@ describe("zero-downtime rotation against the local worker and sandbox", () => {
 		return { code, text: lines.join("\n") };
 	};
 
+	/**
+	 * The command the CLI printed on the line that starts with `lead`, as
+	 * arguments: the rotation follows the CLI's own hints, which must work
+	 * for any kid (one in 64 starts with "-").
+	 */
+	const printedCommand = (text: string, lead: string): string[] => {
+		const line = text.split("\n").find((l) => l.startsWith(lead)) ?? "";
+		const command = /npm run keys -- (.+)$/.exec(line)?.[1];
+		if (!command) throw new Error(`no command printed after ${JSON.stringify(lead)} in:\n${text}`);
+		return command.split(" ");
+	};
+
 	beforeAll(async () => {
 		const ports = { worker: await freePort(), sandbox: await freePort() };
 		const configPath = localProject(tmp.dir, ports, MAX_AGE_SECONDS);
@@ -174,30 +186,34 @@ describe("zero-downtime rotation against the local worker and sandbox", () => {
 				15_000,
 			);
 
-			const tooEarly = await cli("rotate", "activate", next);
+			const activate = printedCommand(added.text, "Activate it after");
+			expect(activate).toEqual(["rotate", "activate", `--kid=${next}`, "--env", "local"]);
+			const tooEarly = await cli(...activate);
 			expect(tooEarly.code).toBe(1);
 			expect(tooEarly.text).toContain("Activate after");
 			expect((await activeSigner()).kid).toBe(first);
 
 			const readyAt = Date.parse(/Activate it after (\S+):/.exec(added.text)?.[1] ?? "");
 			await new Promise((r) => setTimeout(r, Math.max(0, readyAt - Date.now() + 500)));
-			const activated = await cli("rotate", "activate", next);
+			const activated = await cli(...activate);
 			expect(activated.code, activated.text).toBe(0);
 			expect((await activeSigner()).kid).toBe(next);
 			// The worker reloads with the new SIGNING_KEY and serves its signer first.
 			await until(async () => (await publishedKids())[0] === next, "the worker to sign with the new key");
 
-			const retireActive = await cli("rotate", "retire", next);
+			const retireActive = await cli("rotate", "retire", `--kid=${next}`);
 			expect(retireActive.code).toBe(1);
 			expect(retireActive.text).toContain("is the one local signs with");
 
 			const fetchesBeforeRetire = await jwksFetches(sandboxUrl);
 			// Retiring waits for every isolate to sign with the new key (10 s locally: the JWKS isolate cache).
-			let retired = await cli("rotate", "retire", first);
+			const retire = printedCommand(activated.text, `Key ${first} stays published`);
+			expect(retire).toEqual(["rotate", "retire", `--kid=${first}`, "--env", "local"]);
+			let retired = await cli(...retire);
 			expect(retired.code === 0 || retired.text.includes("so every location signs with it"), retired.text).toBe(true);
 			await until(
 				async () => {
-					if (retired.code !== 0) retired = await cli("rotate", "retire", first);
+					if (retired.code !== 0) retired = await cli(...retire);
 					return retired.code === 0;
 				},
 				"retire to be allowed",
