@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { benchDir, killAllNow, ROOT, snapshotTree, stopAll } from "./lib/stack.mjs";
 import { rowBundle } from "./rows/bundle.mjs";
 import { rowJwks } from "./rows/jwks.mjs";
@@ -26,9 +27,24 @@ const BEGIN = "<!-- bench:begin (written by `npm run bench`) -->";
 const END = "<!-- bench:end -->";
 const DEADLINE_MS = 9 * 60_000;
 
-const args = process.argv.slice(2);
-const onlyRows = args.includes("--rows") ? new Set(args[args.indexOf("--rows") + 1].split(",").map(Number)) : undefined;
-const write = !args.includes("--no-write");
+let options;
+try {
+	options = parseArgs({
+		args: process.argv.slice(2),
+		options: { rows: { type: "string" }, "no-write": { type: "boolean", default: false } },
+	}).values;
+} catch (error) {
+	console.error(
+		`[bench] ${error instanceof Error ? error.message : error}\nusage: npm run bench -- [--rows 2,4] [--no-write]`,
+	);
+	process.exit(2);
+}
+const onlyRows = options.rows === undefined ? undefined : new Set(options.rows.split(",").map(Number));
+if (onlyRows && [...onlyRows].some((n) => !Number.isInteger(n) || n < 1)) {
+	console.error(`[bench] --rows takes row numbers separated by commas, e.g. --rows 2,4; got ${options.rows}`);
+	process.exit(2);
+}
+const write = !options["no-write"];
 const wanted = (n) => !onlyRows || onlyRows.has(n);
 
 process.on("exit", killAllNow);

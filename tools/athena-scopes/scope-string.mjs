@@ -7,6 +7,7 @@
 // FILE (or stdin when absent or "-") holds scopes one per line, separated by
 // whitespace or commas, or the JSON of window.__athenaScopeResults.
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { parseScopeInput, ScopeInputError, selectScopes } from "./scopes.mjs";
 
 const USAGE = `usage: scope-string.mjs [--v1 | --v2] [--plain] [FILE]
@@ -34,29 +35,34 @@ function fail(message, exitCode) {
 	process.exit(exitCode);
 }
 
-function parseArgs(argv) {
-	const args = { version: undefined, plain: false, file: undefined };
-	for (const arg of argv) {
-		if (arg === "-h" || arg === "--help") {
-			process.stdout.write(`${USAGE}\n`);
-			process.exit(0);
-		} else if (arg === "--v1" || arg === "--v2") {
-			const version = arg.slice(2);
-			if (args.version && args.version !== version) {
-				fail("choose one of --v1 and --v2", 2);
-			}
-			args.version = version;
-		} else if (arg === "--plain") {
-			args.plain = true;
-		} else if (arg.startsWith("-") && arg !== "-") {
-			fail(`unknown option ${arg}\n${USAGE}`, 2);
-		} else if (args.file !== undefined) {
-			fail("give at most one input file", 2);
-		} else {
-			args.file = arg;
-		}
+const OPTIONS = {
+	v1: { type: "boolean" },
+	v2: { type: "boolean" },
+	plain: { type: "boolean" },
+	help: { type: "boolean", short: "h" },
+};
+
+function parseArguments(argv) {
+	// Not strict, so an unknown option is reported in this tool's own words, by name.
+	const { values, positionals, tokens } = parseArgs({
+		args: argv,
+		options: OPTIONS,
+		allowPositionals: true,
+		strict: false,
+		tokens: true,
+	});
+	for (const token of tokens) {
+		if (token.kind !== "option") continue;
+		if (!Object.hasOwn(OPTIONS, token.name)) fail(`unknown option ${token.rawName}\n${USAGE}`, 2);
+		if (token.value !== undefined) fail(`${token.rawName} takes no value\n${USAGE}`, 2);
 	}
-	return { ...args, version: args.version ?? "v1" };
+	if (values.help) {
+		process.stdout.write(`${USAGE}\n`);
+		process.exit(0);
+	}
+	if (values.v1 && values.v2) fail("choose one of --v1 and --v2", 2);
+	if (positionals.length > 1) fail("give at most one input file", 2);
+	return { version: values.v2 ? "v2" : "v1", plain: values.plain === true, file: positionals[0] };
 }
 
 function readInput(file) {
@@ -70,7 +76,7 @@ function readInput(file) {
 	}
 }
 
-const args = parseArgs(process.argv.slice(2));
+const args = parseArguments(process.argv.slice(2));
 let selection;
 try {
 	selection = selectScopes(parseScopeInput(readInput(args.file)), {
