@@ -67,3 +67,9 @@ export class AccessTokenCache {
 		this.#entries.delete(idHash);
 	}
 }
+
+/**
+ * The worker's own cache, one per isolate: the proxy and the record page
+ * read with it, so a page's reads and the app's share the session's tokens.
+ */
+export const isolateTokenCache = new AccessTokenCache();

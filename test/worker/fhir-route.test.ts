@@ -1,10 +1,12 @@
 import { env } from "cloudflare:workers";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AppEnv } from "../../src/app-env";
+import { AppError } from "../../src/errors";
+import type { ReadSessionApi } from "../../src/fhir/upstream-read";
 import { requestLog } from "../../src/log";
-import { type FhirRouteOptions, fhirProxyRoutes, type ProxySessionApi } from "../../src/routes/fhir";
+import { type FhirRouteOptions, fhirProxyRoutes } from "../../src/routes/fhir";
 import type { AccessResult } from "../../src/session/contract";
 
 /*
@@ -30,7 +32,7 @@ function connected(token: string, expiresInMs = 3_600_000): AccessResult {
 }
 
 /** A session whose answers the test scripts, counting how often it is asked. */
-class ScriptedSession implements ProxySessionApi {
+class ScriptedSession implements ReadSessionApi {
 	accessCalls = 0;
 	refreshCalls: string[] = [];
 	constructor(
@@ -65,7 +67,7 @@ function athena(answer: (request: Request, attempt: number) => Response | Promis
 	};
 }
 
-function proxyWith(session: ProxySessionApi | undefined, upstream: Upstream, options: FhirRouteOptions = {}) {
+function proxyWith(session: ReadSessionApi | undefined, upstream: Upstream, options: FhirRouteOptions = {}) {
 	const app = new Hono<AppEnv>()
 		.use(requestId({ headerName: "X-Request-Id" }))
 		.use(requestLog())
@@ -304,5 +306,107 @@ describe("FHIR proxy route: athena's answers", () => {
 		await reader.cancel();
 		expect(cancelled).toBe(true);
 		expect(pulls).toBeLessThan(10);
+	});
+});
+
+describe("FHIR proxy route: the audit record", () => {
+	const lines: Array<Record<string, unknown>> = [];
+
+	function captureLogs(): void {
+		for (const method of ["log", "warn", "error"] as const) {
+			vi.spyOn(console, method).mockImplementation((line: unknown) => {
+				lines.push(JSON.parse(String(line)) as Record<string, unknown>);
+			});
+		}
+	}
+
+	afterEach(() => {
+		vi.restoreAllMocks();
+		lines.length = 0;
+	});
+
+	/** The proxy behind a middleware that notes a field for the request's log line, as sessionFor and others do. */
+	function notingProxy(upstream: Upstream, options: FhirRouteOptions = {}) {
+		const app = new Hono<AppEnv>();
+		// As src/app.ts does: an AppError answers with its status, after the route has logged.
+		app.onError((error, c) => c.json({ error: "refused" }, error instanceof AppError ? (error.status as 400) : 500));
+		app
+			.use(requestId({ headerName: "X-Request-Id" }))
+			.use(requestLog())
+			.use(async (c, next) => {
+				c.get("logFields").client = "noted-before-the-route";
+				await next();
+			})
+			.route(
+				"/",
+				fhirProxyRoutes({
+					sessionFor: async () => ({ idHash: "h".repeat(43), api: new ScriptedSession(async () => connected("t")) }),
+					fetch: upstream.fetch,
+					...options,
+				}),
+			);
+		return (path: string) => app.request(`${PROXY}${path}`, {}, env);
+	}
+
+	function requestLines(): Array<Record<string, unknown>> {
+		return lines.filter((line) => line.msg === "fhir" || line.msg === "request");
+	}
+
+	it("carries what the request noted for its log line, as the one line of the request", async () => {
+		captureLogs();
+		const response = await notingProxy(athena(patientJson))("/Patient/a-80000.E-14545");
+		await response.arrayBuffer();
+		expect(requestLines()).toEqual([
+			expect.objectContaining({
+				msg: "fhir",
+				client: "noted-before-the-route",
+				resourceType: "Patient",
+				interaction: "read",
+				status: 200,
+				upstreamStatus: 200,
+				outcome: "complete",
+			}),
+		]);
+	});
+
+	it("says athena timed out when it sent no headers in time", async () => {
+		captureLogs();
+		const silent = athena(
+			(request) =>
+				new Promise<Response>((_, reject) =>
+					request.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))),
+				),
+		);
+		const response = await notingProxy(silent, { timeoutMs: 20 })("/Patient/a-80000.E-14545");
+		expect(response.status).toBe(504);
+		expect(requestLines()).toEqual([
+			expect.objectContaining({
+				msg: "fhir",
+				client: "noted-before-the-route",
+				resourceType: "Patient",
+				status: 504,
+				upstream: "timeout",
+				outcome: "no-body",
+			}),
+		]);
+	});
+
+	it("says athena was unreachable when the network failed", async () => {
+		captureLogs();
+		const down = athena(() => {
+			throw new TypeError("Network connection lost.");
+		});
+		expect((await notingProxy(down)("/Patient/a-80000.E-14545")).status).toBe(502);
+		expect(requestLines()).toEqual([expect.objectContaining({ msg: "fhir", status: 502, upstream: "unreachable" })]);
+	});
+
+	it("names the refusal's error code for a path the proxy will not forward", async () => {
+		captureLogs();
+		const upstream = athena(patientJson);
+		expect((await notingProxy(upstream)("/Patient/a%00b")).status).toBe(400);
+		expect(upstream.requests).toHaveLength(0);
+		expect(requestLines()).toEqual([
+			expect.objectContaining({ msg: "fhir", status: 400, error: "fhir_path_refused", outcome: "no-body" }),
+		]);
 	});
 });
