@@ -24,11 +24,7 @@ export const app = new Hono<AppEnv>()
 	.route("/", healthRoutes)
 	.route("/", authRoutes)
 	.route("/", fhirRoutes)
-	// The record page reads through the proxy above, in-process, with the patient's cookie.
-	.route(
-		"/",
-		pageRoutes({ worker: (request, env, ctx): Promise<Response> => Promise.resolve(app.fetch(request, env, ctx)) }),
-	)
+	.route("/", pageRoutes())
 	.get("/assets/app.css", (c) =>
 		c.body(STYLESHEET, 200, {
 			"Content-Type": "text/css; charset=utf-8",

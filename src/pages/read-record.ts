@@ -1,3 +1,6 @@
+import { AppError } from "../errors";
+import { rawTarget } from "../fhir/raw-target";
+import type { UpstreamRead } from "../fhir/upstream-read";
 import {
 	type AllergyItem,
 	activeConditions,
@@ -18,14 +21,19 @@ import {
 	type Series,
 } from "./record-data";
 
+/** A read under athena's FHIR base: the raw path (`/Patient/a-1.E-2`) and the raw query. */
+export interface FhirTarget {
+	path: string;
+	query: string;
+}
+
 /**
- * Sends a GET for a path under the app's own FHIR proxy (`/fhir/r4/...`) and
- * returns the proxy's response. The route passes a function that calls the
- * worker in-process with the patient's cookie, so the page reads exactly what
- * the proxy serves (sessions, refresh, athena's rules) without a second copy
- * of that logic and without a network hop.
+ * Reads one target from athena with the patient's session. The route passes
+ * the FHIR proxy's own upstream reader (src/fhir/upstream-read.ts), so the
+ * page reads under the same session, refresh and outbound rules as the proxy
+ * and switches on the same typed result.
  */
-export type FhirReader = (path: string) => Promise<Response>;
+export type FhirReader = (target: FhirTarget) => Promise<UpstreamRead>;
 
 type Json = Record<string, unknown>;
 
@@ -62,7 +70,6 @@ type Read = { ok: true; body: unknown } | { ok: false; state?: SessionState; mes
 
 /** Pages followed per search at most: enough for years of quarterly vitals, bounded for a slow athena. */
 const MAX_PAGES = 5;
-const PROXY_PATH = "/fhir/r4/";
 const RECENT_ENCOUNTERS = 5;
 /** When athena failed without saying when to retry. */
 const DEFAULT_RETRY_SECONDS = 30;
@@ -80,52 +87,70 @@ async function jsonBody(response: Response): Promise<unknown> {
 	}
 }
 
-/** The proxy's answer in the page's terms (the proxy's session-state bodies are `{ status: ... }`). */
-async function read(reader: FhirReader, path: string): Promise<Read> {
-	const response = await reader(path);
+function busy(retryAfterSeconds: number): Read {
+	return {
+		ok: false,
+		state: { state: "unavailable", reason: "busy", retryAfterSeconds },
+		message: "athenahealth is busy.",
+	};
+}
+
+const DOWN: Read = {
+	ok: false,
+	state: { state: "unavailable", reason: "down", retryAfterSeconds: DEFAULT_RETRY_SECONDS },
+	message: "athenahealth did not answer.",
+};
+
+/** The upstream reader's result in the page's terms. */
+async function read(reader: FhirReader, target: FhirTarget): Promise<Read> {
+	let result: UpstreamRead;
+	try {
+		result = await reader(target);
+	} catch (error) {
+		// A target the outbound rules refuse (say, a next link athena built oddly): that section's problem only.
+		if (!(error instanceof AppError)) throw error;
+		return { ok: false, message: `athenahealth could not provide this (status ${error.status}).` };
+	}
+	if (result.kind === "state") {
+		const { state } = result;
+		if (state.status === "revoked" || state.status === "signed_out") {
+			return { ok: false, state: { state: state.status }, message: "Not connected." };
+		}
+		return state.status === "unavailable" ? busy(state.retryAfterSeconds ?? DEFAULT_RETRY_SECONDS) : DOWN;
+	}
+	const { response } = result;
 	if (response.ok) {
 		const body = await jsonBody(response);
 		return body === undefined ? { ok: false, message: "athenahealth sent something unreadable." } : { ok: true, body };
 	}
-	const body = (await jsonBody(response)) as { status?: unknown } | undefined;
-	if (response.status === 401) {
-		const state = body?.status === "revoked" ? "revoked" : "signed_out";
-		return { ok: false, state: { state }, message: "Not connected." };
-	}
-	if (response.status === 429 || (response.status === 503 && body?.status === "unavailable")) {
-		return {
-			ok: false,
-			state: { state: "unavailable", reason: "busy", retryAfterSeconds: retryAfter(response) },
-			message: "athenahealth is busy.",
-		};
-	}
-	if (response.status === 502 || response.status === 503 || response.status === 504) {
-		return {
-			ok: false,
-			state: { state: "unavailable", reason: "down", retryAfterSeconds: retryAfter(response) },
-			message: "athenahealth did not answer.",
-		};
-	}
+	await response.body?.cancel();
+	if (response.status === 429) return busy(retryAfter(response));
+	// 401 here: athena refused even a refreshed token; a redirect is never followed with the token.
+	const failed = response.status === 401 || response.status >= 500 || response.status < 400;
+	if (failed) return DOWN;
 	if (response.status === 403) return { ok: false, message: "Your practice does not share this part of the record." };
 	return { ok: false, message: `athenahealth could not provide this (status ${response.status}).` };
 }
 
-/** A search with its next pages (up to MAX_PAGES), following only links back into our own proxy. */
+/**
+ * A search with its next pages (up to MAX_PAGES). athena's next links are
+ * absolute URLs on its host; only those under the FHIR base are followed, and
+ * they go through the outbound rules again like any other read.
+ */
 async function search(
 	reader: FhirReader,
-	path: string,
+	first: FhirTarget,
 	type: string,
+	fhirBaseUrl: string,
 ): Promise<{ ok: true; resources: Json[]; more: boolean } | Extract<Read, { ok: false }>> {
 	const resources: Json[] = [];
-	let next: string | undefined = path;
+	let next: FhirTarget | undefined = first;
 	for (let page = 0; next !== undefined && page < MAX_PAGES; page++) {
 		const result = await read(reader, next);
 		if (!result.ok) return result;
 		resources.push(...bundleResources(result.body, type));
 		const link = nextLink(result.body);
-		// The proxy rewrites athena's next links onto its own origin; anything else is not followed.
-		const at = link ? link.indexOf(PROXY_PATH) : -1;
-		next = link && at >= 0 && /^https?:\/\/[^/]+$/.test(link.slice(0, at)) ? link.slice(at) : undefined;
+		next = link?.startsWith(`${fhirBaseUrl}/`) ? rawTarget(link, new URL(fhirBaseUrl).pathname) : undefined;
 	}
 	return { ok: true, resources, more: next !== undefined };
 }
@@ -139,18 +164,29 @@ function section<T>(result: Awaited<ReturnType<typeof search>>, toItems: (resour
 const STATE_PRIORITY: SessionState["state"][] = ["revoked", "signed_out", "unavailable"];
 
 /**
- * Reads everything the record page shows, in parallel, through the proxy.
- * A session state (revoked, signed out, athena busy) anywhere decides the
- * whole page; other failures only empty their own section.
+ * Reads everything the record page shows from athena, in parallel. A session
+ * state (revoked, signed out, athena busy) anywhere decides the whole page;
+ * other failures only empty their own section.
  *
  * @example
- * const outcome = await readRecord(reader, { patient: "a-80000.E-14545", practice: "80000" });
+ * const outcome = await readRecord(reader, {
+ *   patient: "a-80000.E-14545",
+ *   practice: "80000",
+ *   fhirBaseUrl: "https://api.platform.athenahealth.com/fhir/r4",
+ * });
  * if (outcome.state === "record") console.log(outcome.record.name);
  */
 export async function readRecord(
 	reader: FhirReader,
-	session: { patient: string; practice: string },
+	session: {
+		patient: string;
+		practice: string;
+		/** The configured FHIR base, without a trailing slash: athena's next links must lie under it. */
+		fhirBaseUrl: string;
+	},
 ): Promise<RecordOutcome> {
+	const at = (path: string, query = ""): FhirTarget => ({ path, query });
+	const searchOf = (type: string, query: string) => search(reader, at(`/${type}`, query), type, session.fhirBaseUrl);
 	const [
 		patient,
 		practice,
@@ -163,17 +199,17 @@ export async function readRecord(
 		labResult,
 		documentResult,
 	] = await Promise.all([
-		read(reader, `${PROXY_PATH}Patient/${session.patient}`),
-		read(reader, `${PROXY_PATH}Organization/a-1.Practice-${session.practice}`),
-		search(reader, `${PROXY_PATH}AllergyIntolerance?_count=100`, "AllergyIntolerance"),
-		search(reader, `${PROXY_PATH}Condition?_count=100`, "Condition"),
+		read(reader, at(`/Patient/${session.patient}`)),
+		read(reader, at(`/Organization/a-1.Practice-${session.practice}`)),
+		searchOf("AllergyIntolerance", "_count=100"),
+		searchOf("Condition", "_count=100"),
 		// athena requires intent with patient on MedicationRequest searches (athena-reference.md).
-		search(reader, `${PROXY_PATH}MedicationRequest?intent=order&_count=100`, "MedicationRequest"),
-		search(reader, `${PROXY_PATH}Immunization?_count=100`, "Immunization"),
-		search(reader, `${PROXY_PATH}Encounter?_count=100`, "Encounter"),
-		search(reader, `${PROXY_PATH}Observation?category=vital-signs&_count=200`, "Observation"),
-		search(reader, `${PROXY_PATH}Observation?category=laboratory&_count=200`, "Observation"),
-		search(reader, `${PROXY_PATH}DocumentReference?_count=100`, "DocumentReference"),
+		searchOf("MedicationRequest", "intent=order&_count=100"),
+		searchOf("Immunization", "_count=100"),
+		searchOf("Encounter", "_count=100"),
+		searchOf("Observation", "category=vital-signs&_count=200"),
+		searchOf("Observation", "category=laboratory&_count=200"),
+		searchOf("DocumentReference", "_count=100"),
 	]);
 	const all = [
 		patient,

@@ -1,6 +1,13 @@
-import { type Context, type ExecutionContext, Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { deleteCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
+import { AppError } from "../errors";
+import { FhirAudit } from "../fhir/audit-record";
+import { countedBody } from "../fhir/body-streams";
+import { FHIR_JSON } from "../fhir/headers";
+import { fhirTimeoutMs } from "../fhir/settings";
+import { isolateTokenCache } from "../fhir/token-cache";
+import { type UpstreamRead, upstreamReader } from "../fhir/upstream-read";
 import { homePage } from "../pages/home";
 import { pageHeaders } from "../pages/layout";
 import { type FhirReader, readRecord } from "../pages/read-record";
@@ -8,22 +15,13 @@ import { recordPage } from "../pages/record";
 import { revokedPage, unavailablePage } from "../pages/states";
 import type { SessionView } from "../session/contract";
 import { SESSION_COOKIE } from "../session/contract";
-import { sessionFor } from "../session/lookup";
+import { type SessionHandle, sessionFor } from "../session/lookup";
 import { requireConfig } from "./require-config";
 
 /** The connected view's path; `/` sends a connected browser here. */
 export const RECORD_PATH = "/record";
 /** When the session's Durable Object itself could not be reached. */
 const SESSION_RETRY_SECONDS = 5;
-
-export interface PageRouteOptions {
-	/**
-	 * The whole worker, called in-process for the record's FHIR reads (the
-	 * composition passes `app.fetch`), so pages read through the proxy's own
-	 * session, refresh and athena rules rather than a copy of them.
-	 */
-	worker: (request: Request, env: Env, executionCtx: ExecutionContext) => Response | Promise<Response>;
-}
 
 /**
  * Page headers that let the connect form's redirect reach athena's authorize
@@ -39,7 +37,7 @@ function redirect(c: Context<AppEnv>, to: string): Response {
 }
 
 /** The session's own view; a Durable Object failure is "try again shortly", never a 500. */
-async function viewOf(session: NonNullable<Awaited<ReturnType<typeof sessionFor>>>): Promise<SessionView | undefined> {
+async function viewOf(session: SessionHandle): Promise<SessionView | undefined> {
 	try {
 		return await session.api.view();
 	} catch {
@@ -57,14 +55,50 @@ function sessionUnreachable(c: Context<AppEnv>): Response | Promise<Response> {
 }
 
 /**
+ * The record's reads from athena: the FHIR proxy's own upstream reader (same
+ * token cache, timeout, refresh and outbound rules), each read logged with its
+ * own audit record, as the proxy's reads are.
+ */
+function recordReader(c: Context<AppEnv>, session: SessionHandle): FhirReader {
+	const requestId = c.get("requestId");
+	const read = upstreamReader({
+		session,
+		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+		tokenCache: isolateTokenCache,
+		fetch: (input, init) => fetch(input, init),
+		timeoutMs: fhirTimeoutMs(c.env),
+		requestId,
+	});
+	return async function readForRecord(target) {
+		const audit = new FhirAudit({ requestId, method: "GET", route: RECORD_PATH });
+		audit.session = session.idHash.slice(0, 16);
+		let result: UpstreamRead;
+		try {
+			result = await read({ ...target, method: "GET", headers: new Headers({ Accept: FHIR_JSON }) });
+		} catch (error) {
+			audit.error = error instanceof AppError ? error.code : "internal_error";
+			audit.write(0, "no-body");
+			throw error;
+		}
+		audit.noteRead(result);
+		const body = result.kind === "response" ? result.response.body : null;
+		if (result.kind === "state" || body === null) {
+			audit.write(0, "no-body");
+			return result;
+		}
+		return { ...result, response: new Response(countedBody(body, audit), result.response) };
+	};
+}
+
+/**
  * The patient's pages: `/` (what the app does, connect), `/record` (the
  * connected view) and the states a session can be in (revoked, ended, athena
  * busy). Everything is server-rendered; the pages carry no script.
  *
  * @example
- * app.route("/", pageRoutes({ worker: (request, env, ctx) => app.fetch(request, env, ctx) }));
+ * app.route("/", pageRoutes());
  */
-export function pageRoutes(options: PageRouteOptions): Hono<AppEnv> {
+export function pageRoutes(): Hono<AppEnv> {
 	return new Hono<AppEnv>()
 		.get("/", requireConfig(), async (c) => {
 			const config = c.get("config");
@@ -93,13 +127,11 @@ export function pageRoutes(options: PageRouteOptions): Hono<AppEnv> {
 			if (view.status === "signed_out" || !view.patient || !view.practice) return redirect(c, "/");
 			if (view.status === "revoked") return c.html(revokedPage({ practice: view.practice }), 200, headersFor(c, true));
 
-			const cookie = c.req.header("Cookie");
-			const reader: FhirReader = async (path) => {
-				const headers = new Headers({ Accept: "application/fhir+json" });
-				if (cookie) headers.set("Cookie", cookie);
-				return options.worker(new Request(new URL(path, config.publicOrigin), { headers }), c.env, c.executionCtx);
-			};
-			const outcome = await readRecord(reader, { patient: view.patient, practice: view.practice });
+			const outcome = await readRecord(recordReader(c, session), {
+				patient: view.patient,
+				practice: view.practice,
+				fhirBaseUrl: config.athena.fhirBaseUrl,
+			});
 			switch (outcome.state) {
 				case "record":
 					return c.html(recordPage(outcome.record), 200, headersFor(c, true));

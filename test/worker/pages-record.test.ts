@@ -1,6 +1,8 @@
 import { env } from "cloudflare:workers";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { patientRecord } from "../../sandbox/src/data";
+import type { UpstreamRead } from "../../src/fhir/upstream-read";
+import { type FhirTarget, readRecord } from "../../src/pages/read-record";
 import { browserFetch, CookieJar, PATIENTS, sandbox, signIn } from "./support/sign-in";
 
 const html = { headers: { Accept: "text/html" } };
@@ -139,5 +141,70 @@ describe("session states on the connected page", () => {
 		expect(Number(page.headers.get("Retry-After"))).toBeGreaterThan(0);
 		expect(page.text).toContain("<h1>athenahealth is not answering</h1>");
 		expect(page.text).toContain("You are still connected");
+	});
+});
+
+describe("how the page reads athena", () => {
+	const FHIR_BASE = "http://localhost:3001/fhir/r4";
+
+	afterEach(() => {
+		vi.restoreAllMocks();
+	});
+
+	it("reads with the proxy's upstream reader, not through the proxy route: one audit record per read, under the page", async () => {
+		const { jar } = await signIn();
+		const lines: Array<Record<string, unknown>> = [];
+		for (const method of ["log", "warn", "error"] as const) {
+			vi.spyOn(console, method).mockImplementation((line: unknown) => {
+				lines.push(JSON.parse(String(line)) as Record<string, unknown>);
+			});
+		}
+		expect((await recordPage(jar)).status).toBe(200);
+		const [page] = lines.filter((l) => l.msg === "request" && l.route === "/record");
+		const audits = lines.filter((l) => l.msg === "fhir");
+		expect(page?.requestId).toEqual(expect.any(String));
+		expect(audits.length).toBeGreaterThanOrEqual(10);
+		for (const audit of audits) {
+			expect(audit).toMatchObject({ route: "/record", requestId: page?.requestId, upstreamStatus: 200 });
+			expect(audit.outcome).toMatch(/^(complete|no-body)$/);
+		}
+		expect(audits.map((a) => a.resourceType)).toEqual(expect.arrayContaining(["Patient", "Organization", "Condition"]));
+	});
+
+	it("follows athena's next links on the FHIR base, and no link anywhere else", async () => {
+		const asked: FhirTarget[] = [];
+		const bundle = (type: string, next?: string) => ({
+			resourceType: "Bundle",
+			entry: [{ resource: { resourceType: type, code: { text: `${type} ${asked.length}` } } }],
+			link: next ? [{ relation: "next", url: next }] : [],
+		});
+		const answer = (target: FhirTarget): unknown => {
+			if (target.path.startsWith("/Patient/")) return { resourceType: "Patient", name: [{ text: "Jane Testpatient" }] };
+			if (target.path === "/Condition" && !target.query.includes("cursor")) {
+				return bundle("Condition", `${FHIR_BASE}/Condition?_count=100&patient=a-80000.E-14545&cursor=c2`);
+			}
+			if (target.path === "/AllergyIntolerance") {
+				return bundle("AllergyIntolerance", "https://elsewhere.example/fhir/r4/AllergyIntolerance?cursor=a2");
+			}
+			return bundle(target.path.slice(1));
+		};
+		const reader = async (target: FhirTarget): Promise<UpstreamRead> => {
+			asked.push(target);
+			return {
+				kind: "response",
+				response: Response.json(answer(target)),
+				outbound: { url: `${FHIR_BASE}${target.path}`, interaction: "search-type", resourceType: undefined },
+			};
+		};
+		const outcome = await readRecord(reader, { patient: "a-80000.E-14545", practice: "80000", fhirBaseUrl: FHIR_BASE });
+		expect(outcome.state).toBe("record");
+		expect(asked).toContainEqual({ path: "/Condition", query: "_count=100&patient=a-80000.E-14545&cursor=c2" });
+		expect(asked.filter((t) => t.path === "/AllergyIntolerance")).toEqual([
+			{ path: "/AllergyIntolerance", query: "_count=100" },
+		]);
+		if (outcome.state === "record") {
+			expect(outcome.record.conditions).toMatchObject({ ok: true, more: false });
+			expect(outcome.record.conditions.ok && outcome.record.conditions.items).toHaveLength(2);
+		}
 	});
 });
