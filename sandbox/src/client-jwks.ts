@@ -1,6 +1,6 @@
 import type { JSONWebKeySet, JWK } from "jose";
 import { OAuthError } from "./errors";
-import type { JwksCacheEntry } from "./state";
+import type { JwksCacheEntry } from "./records";
 
 /** Used when the client's JWKS response says nothing about caching. */
 const DEFAULT_MAX_AGE_SECONDS = 300;

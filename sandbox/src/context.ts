@@ -1,6 +1,6 @@
 import { applyOverrides, parseConfig, type SandboxConfig } from "./config";
 import type { SandboxEnv } from "./env";
-import type { SandboxState } from "./state";
+import type { SandboxState } from "./sandbox-state";
 
 export type StateStub = DurableObjectStub<SandboxState>;
 

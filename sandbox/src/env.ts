@@ -1,4 +1,4 @@
-import type { SandboxState } from "./state";
+import type { SandboxState } from "./sandbox-state";
 
 /**
  * The sandbox's bindings. Only the edges (routes, the Durable Object) read

@@ -4,7 +4,7 @@ import { controls } from "./controls";
 import { fhir } from "./fhir";
 import { oauth } from "./oauth";
 
-export { SandboxState } from "./state";
+export { SandboxState } from "./sandbox-state";
 
 /**
  * The local athena sandbox: athena's OAuth server at /oauth2/v1/*, its FHIR

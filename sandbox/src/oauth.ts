@@ -8,7 +8,7 @@ import { findUser } from "./data";
 import type { SandboxEnv } from "./env";
 import { OAuthError, oauthErrorResponse } from "./errors";
 import { consentPage, errorPage, htmlFaultPage, signedOutPage, signInPage } from "./pages";
-import type { Grant, IssuedTokens } from "./state";
+import type { Grant, IssuedTokens } from "./records";
 
 /** Pending sign-ins expire like an abandoned Okta session. */
 const PENDING_TTL_MS = 10 * 60_000;

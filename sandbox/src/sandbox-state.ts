@@ -1,153 +1,41 @@
 import { DurableObject } from "cloudflare:workers";
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 import type { ConfigOverrides } from "./config";
 import type { SandboxEnv } from "./env";
+import type {
+	AccessTokenRecord,
+	ClockReading,
+	CodeRecord,
+	Fault,
+	FaultTarget,
+	Grant,
+	IssuedTokens,
+	JwksCacheEntry,
+	PendingAuthorization,
+	Received,
+	ReceivedAssertion,
+	ReceivedEntry,
+	ReceivedTokenCall,
+	RefreshResult,
+	RefreshTokenRecord,
+	SigningKeyPair,
+} from "./records";
+import { decideRefresh, usableRefresh } from "./refresh-chain";
 
 /*
  * Every piece of sandbox state lives in this one SQLite-backed Durable Object
  * (one global instance, `idFromName("sandbox")`), so single-use codes, jti
  * replay, rotation of refresh tokens and the rate limit window are strongly
  * consistent. Each public method is one atomic step: no method awaits the
- * network, so no other request can interleave inside it. Storage keys and
- * lifetimes are listed in ../README.md ("Storage").
+ * network, so no other request can interleave inside it. What it stores is
+ * typed in records.ts; the refresh rules are in refresh-chain.ts. Storage keys
+ * and lifetimes are listed in ../README.md ("Storage").
  *
  * The object is also the sandbox's clock: every time it stores or checks
  * (expiries, the rate limit's minute, a grant's creation, the received log)
  * comes from `now()`, the real time or the instant frozen through
  * `/_sandbox/clock`, so tests can move time without waiting for it.
  */
-
-export interface PendingAuthorization {
-	clientId: string;
-	redirectUri: string;
-	scope: string[];
-	state: string;
-	codeChallenge: string;
-	nonce?: string;
-	/** Set once the user signed in; consent is refused before that. */
-	patient?: string;
-	expiresAt: number;
-}
-
-export interface CodeRecord {
-	clientId: string;
-	redirectUri: string;
-	scope: string[];
-	codeChallenge: string;
-	nonce?: string;
-	patient: string;
-	expiresAt: number;
-	/** Set on first presentation; a second presentation revokes the grant (RFC 6749 §4.1.2). */
-	usedAt?: number;
-	grantId?: string;
-}
-
-export interface Grant {
-	id: string;
-	clientId: string;
-	patient: string;
-	scope: string[];
-	nonce?: string;
-	revoked: boolean;
-	createdAt: number;
-	/** SHA-256 of the grant's live refresh token (one chain per grant). */
-	currentRefresh?: string;
-	/** SHA-256 of the one rotated-out refresh token still usable within the grace period. */
-	previousRefresh?: string;
-}
-
-export interface AccessTokenRecord {
-	grantId: string;
-	clientId: string;
-	patient: string;
-	scope: string[];
-	issuedAt: number;
-	expiresAt: number;
-}
-
-export interface RefreshTokenRecord {
-	grantId: string;
-	clientId: string;
-	patient: string;
-	scope: string[];
-	issuedAt: number;
-	/** Set when rotated out; kept (as the grant's previous token) only while a grace period runs. */
-	rotatedAt?: number;
-	/** rotatedAt + the grace at rotation time, for the sweep. */
-	expiresAt?: number;
-}
-
-export type RefreshResult =
-	| { status: "ok"; grant: Grant; tokens: IssuedTokens; viaGrace: boolean }
-	| { status: "invalid_grant" }
-	| { status: "invalid_scope"; extra: string[] };
-
-export interface IssuedTokens {
-	accessToken: string;
-	refreshToken?: string;
-	expiresIn: number;
-}
-
-export type FaultTarget = "token" | "fhir";
-
-export interface Fault {
-	/** Answer with this HTTP status instead of doing the work. */
-	status?: number;
-	/** Wait this long before answering. */
-	delayMs?: number;
-	/** token only: what to break in an otherwise normal answer. */
-	response?: "html" | "missing_patient" | "missing_access_token";
-	/** fhir only: end the body with an error after this many bytes. */
-	cutAfterBytes?: number;
-	/** Apply to the next N requests only; absent means until cleared. */
-	times?: number;
-}
-
-export interface ReceivedAssertion {
-	at: number;
-	endpoint: string;
-	header: unknown;
-	claims: unknown;
-	accepted: boolean;
-	error?: string;
-}
-
-export interface ReceivedTokenCall {
-	at: number;
-	grantType: string | null;
-	status: number;
-	error?: string;
-}
-
-export interface Received {
-	assertions: ReceivedAssertion[];
-	tokenCalls: ReceivedTokenCall[];
-	counts: Record<string, number>;
-}
-
-export interface JwksCacheEntry {
-	jwks: unknown;
-	fetchedAt: number;
-	expiresAt: number;
-}
-
-export interface SigningKeyPair {
-	privateJwk: JWK;
-	publicJwk: JWK;
-}
-
-/** `GET /_sandbox/clock`: the sandbox's time (epoch ms) and whether a test froze it. */
-export interface ClockReading {
-	now: number;
-	frozen: boolean;
-}
-
-/** What the stateless code asks the object to log; the object stamps `at` with its own clock. */
-export interface ReceivedEntry {
-	count?: string;
-	assertion?: Omit<ReceivedAssertion, "at">;
-	tokenCall?: Omit<ReceivedTokenCall, "at">;
-}
 
 const RECEIVED_CAP = 500;
 const SWEEP_INTERVAL_MS = 5 * 60_000;
@@ -422,26 +310,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return { accessToken, refreshToken, expiresIn: ttlSeconds };
 	}
 
-	/**
-	 * Whether a stored refresh token may be presented now: the grant's live
-	 * token, or (Okta's grace period) the one it replaced, for `graceMs` after
-	 * that rotation. Older tokens, and a previous one after the grace, are spent.
-	 */
-	private usableRefresh(hash: string, record: RefreshTokenRecord, grant: Grant, graceMs: number): boolean {
-		if (record.rotatedAt === undefined) return true;
-		return grant.previousRefresh === hash && this.now() < record.rotatedAt + graceMs;
-	}
-
-	/**
-	 * The refresh grant in one atomic step (rotation). Presenting the live
-	 * refresh token rotates it: a new token set is issued, and the presented
-	 * token becomes the grant's previous one, usable for `graceMs` (0 = spent at
-	 * once; any older previous token is spent now). Presenting the previous
-	 * token within the grace (a client that never received the last answer)
-	 * issues the successor of the current set: the live token it never saw is
-	 * spent, and the previous one keeps its original grace. Anything else is
-	 * `invalid_grant`. A refused scope consumes nothing.
-	 */
+	/** The refresh grant in one atomic step: refresh-chain.ts decides, this applies it and issues the new set. */
 	async refreshGrant(
 		refreshToken: string,
 		clientId: string,
@@ -449,40 +318,17 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		graceMs: number,
 		ttlSeconds: number,
 	): Promise<RefreshResult> {
-		const now = this.now();
 		const hash = await hashSecret(refreshToken);
-		const key = `refresh:${hash}`;
-		const record = await this.ctx.storage.get<RefreshTokenRecord>(key);
-		if (!record || record.clientId !== clientId) return { status: "invalid_grant" };
-		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
-		if (!grant || grant.revoked || !this.usableRefresh(hash, record, grant, graceMs)) {
-			return { status: "invalid_grant" };
-		}
-		const extra = scope.filter((s) => !record.scope.includes(s));
-		if (extra.length > 0) return { status: "invalid_scope", extra };
-		const viaGrace = record.rotatedAt !== undefined;
-		let next: Grant;
-		if (viaGrace) {
-			// The live token was never received by this client: it is spent.
-			if (grant.currentRefresh && grant.currentRefresh !== hash) {
-				await this.ctx.storage.delete(`refresh:${grant.currentRefresh}`);
-			}
-			next = { ...grant, currentRefresh: undefined };
-		} else {
-			if (grant.previousRefresh && grant.previousRefresh !== hash) {
-				await this.ctx.storage.delete(`refresh:${grant.previousRefresh}`);
-			}
-			if (graceMs > 0) {
-				await this.ctx.storage.put(key, { ...record, rotatedAt: now, expiresAt: now + graceMs });
-				next = { ...grant, previousRefresh: hash, currentRefresh: undefined };
-			} else {
-				await this.ctx.storage.delete(key);
-				next = { ...grant, previousRefresh: undefined, currentRefresh: undefined };
-			}
-		}
-		await this.ctx.storage.put(`grant:${grant.id}`, next);
-		const tokens = await this.issueTokens(next, scope, ttlSeconds);
-		return { status: "ok", grant: next, tokens, viaGrace };
+		const record = await this.ctx.storage.get<RefreshTokenRecord>(`refresh:${hash}`);
+		const grant = record ? await this.ctx.storage.get<Grant>(`grant:${record.grantId}`) : undefined;
+		const decision = decideRefresh({ hash, record, grant, clientId, scope, graceMs, now: this.now() });
+		if (decision.status !== "ok") return decision;
+		const { step } = decision;
+		for (const spent of step.spent) await this.ctx.storage.delete(`refresh:${spent}`);
+		if (step.keep) await this.ctx.storage.put(`refresh:${hash}`, step.keep);
+		await this.ctx.storage.put(`grant:${step.grant.id}`, step.grant);
+		const tokens = await this.issueTokens(step.grant, scope, ttlSeconds);
+		return { status: "ok", grant: step.grant, tokens, viaGrace: step.viaGrace };
 	}
 
 	async lookupAccessToken(accessToken: string): Promise<{ record: AccessTokenRecord; grant: Grant } | undefined> {
@@ -502,7 +348,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		const record = await this.ctx.storage.get<RefreshTokenRecord>(`refresh:${hash}`);
 		if (!record) return undefined;
 		const grant = await this.ctx.storage.get<Grant>(`grant:${record.grantId}`);
-		if (!grant || grant.revoked || !this.usableRefresh(hash, record, grant, graceMs)) return undefined;
+		if (!grant || grant.revoked || !usableRefresh(hash, record, grant, graceMs, this.now())) return undefined;
 		return { record, grant };
 	}
 

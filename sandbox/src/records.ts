@@ -1,0 +1,138 @@
+import type { JWK } from "jose";
+
+/*
+ * What the sandbox's state object (sandbox-state.ts) stores and answers.
+ * Storage keys and lifetimes are listed in ../README.md ("Storage").
+ */
+
+export interface PendingAuthorization {
+	clientId: string;
+	redirectUri: string;
+	scope: string[];
+	state: string;
+	codeChallenge: string;
+	nonce?: string;
+	/** Set once the user signed in; consent is refused before that. */
+	patient?: string;
+	expiresAt: number;
+}
+
+export interface CodeRecord {
+	clientId: string;
+	redirectUri: string;
+	scope: string[];
+	codeChallenge: string;
+	nonce?: string;
+	patient: string;
+	expiresAt: number;
+	/** Set on first presentation; a second presentation revokes the grant (RFC 6749 §4.1.2). */
+	usedAt?: number;
+	grantId?: string;
+}
+
+export interface Grant {
+	id: string;
+	clientId: string;
+	patient: string;
+	scope: string[];
+	nonce?: string;
+	revoked: boolean;
+	createdAt: number;
+	/** SHA-256 of the grant's live refresh token (one chain per grant). */
+	currentRefresh?: string;
+	/** SHA-256 of the one rotated-out refresh token still usable within the grace period. */
+	previousRefresh?: string;
+}
+
+export interface AccessTokenRecord {
+	grantId: string;
+	clientId: string;
+	patient: string;
+	scope: string[];
+	issuedAt: number;
+	expiresAt: number;
+}
+
+export interface RefreshTokenRecord {
+	grantId: string;
+	clientId: string;
+	patient: string;
+	scope: string[];
+	issuedAt: number;
+	/** Set when rotated out; kept (as the grant's previous token) only while a grace period runs. */
+	rotatedAt?: number;
+	/** rotatedAt + the grace at rotation time, for the sweep. */
+	expiresAt?: number;
+}
+
+export type RefreshResult =
+	| { status: "ok"; grant: Grant; tokens: IssuedTokens; viaGrace: boolean }
+	| { status: "invalid_grant" }
+	| { status: "invalid_scope"; extra: string[] };
+
+export interface IssuedTokens {
+	accessToken: string;
+	refreshToken?: string;
+	expiresIn: number;
+}
+
+export type FaultTarget = "token" | "fhir";
+
+export interface Fault {
+	/** Answer with this HTTP status instead of doing the work. */
+	status?: number;
+	/** Wait this long before answering. */
+	delayMs?: number;
+	/** token only: what to break in an otherwise normal answer. */
+	response?: "html" | "missing_patient" | "missing_access_token";
+	/** fhir only: end the body with an error after this many bytes. */
+	cutAfterBytes?: number;
+	/** Apply to the next N requests only; absent means until cleared. */
+	times?: number;
+}
+
+export interface ReceivedAssertion {
+	at: number;
+	endpoint: string;
+	header: unknown;
+	claims: unknown;
+	accepted: boolean;
+	error?: string;
+}
+
+export interface ReceivedTokenCall {
+	at: number;
+	grantType: string | null;
+	status: number;
+	error?: string;
+}
+
+export interface Received {
+	assertions: ReceivedAssertion[];
+	tokenCalls: ReceivedTokenCall[];
+	counts: Record<string, number>;
+}
+
+export interface JwksCacheEntry {
+	jwks: unknown;
+	fetchedAt: number;
+	expiresAt: number;
+}
+
+export interface SigningKeyPair {
+	privateJwk: JWK;
+	publicJwk: JWK;
+}
+
+/** `GET /_sandbox/clock`: the sandbox's time (epoch ms) and whether a test froze it. */
+export interface ClockReading {
+	now: number;
+	frozen: boolean;
+}
+
+/** What the stateless code asks the object to log; the object stamps `at` with its own clock. */
+export interface ReceivedEntry {
+	count?: string;
+	assertion?: Omit<ReceivedAssertion, "at">;
+	tokenCall?: Omit<ReceivedTokenCall, "at">;
+}
