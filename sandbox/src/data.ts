@@ -5,44 +5,21 @@
  * fictional; no real person's data is used.
  */
 
+import { JANE, ROWAN, type TestUser } from "./users";
+
 export type FhirResource = { resourceType: string; id: string } & Record<string, unknown>;
 
-export interface TestPatient {
-	id: string;
-	practiceId: string;
-	username: string;
-	password: string;
-	given: string;
-	family: string;
+/** A test login with what its record is generated from. */
+export interface TestPatient extends TestUser {
 	birthDate: string;
 	gender: "female" | "male";
 	seed: number;
 }
 
-/** The preview login athena documents, plus a second practice for isolation tests. */
+/** The test logins (users.ts) with their synthetic records' seeds. */
 export const TEST_PATIENTS: readonly TestPatient[] = [
-	{
-		id: "a-80000.E-14545",
-		practiceId: "80000",
-		username: "phrtest_preview@mailinator.com",
-		password: "Password1",
-		given: "Jane",
-		family: "Testpatient",
-		birthDate: "1968-04-12",
-		gender: "female",
-		seed: 14545,
-	},
-	{
-		id: "a-195900.E-3001",
-		practiceId: "195900",
-		username: "sandbox_second@mailinator.com",
-		password: "Password2",
-		given: "Rowan",
-		family: "Fixturepatient",
-		birthDate: "1979-11-03",
-		gender: "male",
-		seed: 3001,
-	},
+	{ ...JANE, birthDate: "1968-04-12", gender: "female", seed: 14545 },
+	{ ...ROWAN, birthDate: "1979-11-03", gender: "male", seed: 3001 },
 ];
 
 export const practiceReference = (practiceId: string) => `Organization/a-1.Practice-${practiceId}`;

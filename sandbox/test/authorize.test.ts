@@ -108,7 +108,7 @@ describe("authorize", () => {
 		const request = requestIdFrom(await (await call(await authorizeUrl())).text());
 		const wrong = await call(
 			"/oauth2/v1/authorize/signin",
-			form({ request, username: JANE.username, password: "Password2", practice: "" }),
+			form({ request, username: JANE.username, password: ROWAN.password, practice: "" }),
 		);
 		expect(wrong.status).toBe(401);
 		expect(await wrong.text()).toMatch(/not correct/);

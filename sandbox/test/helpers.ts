@@ -1,6 +1,8 @@
 import { env, exports } from "cloudflare:workers";
 import { base64url, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
+import { practiceReference } from "../src/data";
 import type { SandboxEnv } from "../src/env";
+import * as USERS from "../src/users";
 
 export const ORIGIN = "http://sandbox.test";
 export const TOKEN_URL = `${ORIGIN}/oauth2/v1/token`;
@@ -9,18 +11,9 @@ export const CLIENT_ID = "local-dev-client";
 export const REDIRECT_URI = "http://localhost:3000/callback";
 export const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-export const JANE = {
-	id: "a-80000.E-14545",
-	practice: "Organization/a-1.Practice-80000",
-	username: "phrtest_preview@mailinator.com",
-	password: "Password1",
-};
-export const ROWAN = {
-	id: "a-195900.E-3001",
-	practice: "Organization/a-1.Practice-195900",
-	username: "sandbox_second@mailinator.com",
-	password: "Password2",
-};
+/** The test logins, with `practice` as the `ah-practice` reference FHIR searches carry. */
+export const JANE = { ...USERS.JANE, practice: practiceReference(USERS.JANE.practiceId) };
+export const ROWAN = { ...USERS.ROWAN, practice: practiceReference(USERS.ROWAN.practiceId) };
 
 export const SCOPE =
 	"openid fhirUser offline_access launch/patient patient/Patient.read patient/Observation.rs patient/AllergyIntolerance.read patient/MedicationRequest.read patient/Provenance.read patient/DocumentReference.read patient/Binary.read patient/Condition.read";

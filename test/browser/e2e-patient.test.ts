@@ -2,6 +2,8 @@ import { mkdirSync } from "node:fs";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { patientRecord } from "../../sandbox/src/data";
+import type { TestUser } from "../../sandbox/src/users";
+import * as USERS from "../../sandbox/src/users";
 import { launchChromium } from "./chromium";
 import { type DevServers, sandboxControl, startDevServers, WORKER_ORIGIN } from "./support/dev-servers";
 import { SecretWatch } from "./support/secret-watch";
@@ -11,21 +13,24 @@ import { SecretWatch } from "./support/secret-watch";
 
 const SCREENSHOTS = new URL("../../test-results/e2e/", import.meta.url).pathname;
 
-const JANE = {
-	username: "phrtest_preview@mailinator.com",
-	password: "Password1",
-	practice: "80000",
-	id: "a-80000.E-14545",
-	name: "Jane Testpatient",
-};
-const ROWAN = {
-	username: "sandbox_second@mailinator.com",
-	password: "Password2",
-	practice: "195900",
-	id: "a-195900.E-3001",
-	name: "Rowan Fixturepatient",
-};
-type TestPatient = typeof JANE;
+interface TestPatient {
+	username: string;
+	password: string;
+	practice: string;
+	id: string;
+	/** As the record page's heading shows it. */
+	name: string;
+}
+
+const testPatient = (user: TestUser): TestPatient => ({
+	username: user.username,
+	password: user.password,
+	practice: user.practiceId,
+	id: user.id,
+	name: `${user.given} ${user.family}`,
+});
+const JANE = testPatient(USERS.JANE);
+const ROWAN = testPatient(USERS.ROWAN);
 
 /** A phone's viewport: the pages must work at this width without sideways scrolling. */
 const PHONE = { width: 390, height: 844 };

@@ -1,4 +1,5 @@
 import { env, exports } from "cloudflare:workers";
+import { JANE, ROWAN } from "../../../sandbox/src/users";
 
 /** A minimal cookie jar: what a browser would send back to the worker. */
 export class CookieJar {
@@ -58,14 +59,10 @@ export interface Received {
 	tokenCalls: Array<{ grantType: string | null; status: number; error?: string }>;
 }
 
+/** The sandbox's test logins (sandbox/src/users.ts), in the shape these tests use. */
 export const PATIENTS = {
-	jane: { username: "phrtest_preview@mailinator.com", password: "Password1", practice: "80000", id: "a-80000.E-14545" },
-	second: {
-		username: "sandbox_second@mailinator.com",
-		password: "Password2",
-		practice: "195900",
-		id: "a-195900.E-3001",
-	},
+	jane: { username: JANE.username, password: JANE.password, practice: JANE.practiceId, id: JANE.id },
+	second: { username: ROWAN.username, password: ROWAN.password, practice: ROWAN.practiceId, id: ROWAN.id },
 } as const;
 
 function hiddenRequestId(html: string): string {
