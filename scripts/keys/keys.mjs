@@ -170,7 +170,7 @@ export async function rotateAdd(ctx) {
 	if (keys.length >= MAX_PUBLISHED_KEYS) {
 		throw new KeysError(
 			"too_many_keys",
-			`${environment} already publishes ${keys.length} keys, athena's maximum is ${MAX_PUBLISHED_KEYS}. Retire one first: \`${cmd(ctx, "rotate retire <kid>")}\`.`,
+			`${environment} already publishes ${keys.length} keys, athena's maximum is ${MAX_PUBLISHED_KEYS}. Retire one first: \`${cmd(ctx, "rotate retire --kid=<kid>")}\`.`,
 		);
 	}
 	const now = new Date(ctx.now());
@@ -267,21 +267,21 @@ export async function rotateActivate(ctx, { kid, force = false }) {
 }
 
 /**
- * `rotate retire <kid>`: unpublishes an old key and deletes its local private copy.
+ * `rotate retire --kid=<kid>`: unpublishes an old key and deletes its local private copy.
  * Never the active key; and not until the new signer has had time to reach
  * every location, so no in-flight assertion is signed with a key just removed.
  * @param {KeysContext} ctx @param {{ kid: string, force?: boolean }} options
  */
 export async function rotateRetire(ctx, { kid, force = false }) {
 	const environment = env(ctx);
-	if (!kid) throw new KeysError("bad_kid", `Name the key to retire: \`${cmd(ctx, "rotate retire <kid>")}\`.`);
+	if (!kid) throw new KeysError("bad_kid", `Name the key to retire: \`${cmd(ctx, "rotate retire --kid=<kid>")}\`.`);
 	if (!isKid(kid)) throw new KeysError("bad_kid", `"${kid}" is not a kid (a 43-character RFC 7638 thumbprint)`);
 	const { keys, meta } = await readPublishedState(ctx);
 	if (!meta) throw new KeysError("not_initialised", `${environment} has no keys yet.`);
 	if (kid === meta.activeKid) {
 		throw new KeysError(
 			"retiring_active_key",
-			`Key ${kid} is the one ${environment} signs with; activate another key first (\`${cmd(ctx, "rotate activate <kid>")}\`).`,
+			`Key ${kid} is the one ${environment} signs with; activate another key first (\`${cmd(ctx, "rotate activate --kid=<kid>")}\`).`,
 		);
 	}
 	if (!meta.keys.some((k) => k.kid === kid)) {

@@ -318,5 +318,6 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	const redeemed = await redeemCode(c, restoreState, pending, code, await signInClients(c));
 	await startSession(c, pending, redeemed);
 	c.get("logFields").outcome = "connected";
-	return c.redirect(pending.returnTo, 302);
+	// Checked again on the way out: a state stored before a stricter rule still obeys it.
+	return c.redirect(safeReturnTo(pending.returnTo) ?? "/", 302);
 }
