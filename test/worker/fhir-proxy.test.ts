@@ -5,6 +5,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { AppEnv } from "../../src/app-env";
 import { requestLog } from "../../src/log";
 import { fhirProxyRoutes } from "../../src/routes/fhir";
+import { accessTokenNearlyExpired, storedSession } from "./support/faults";
 import { browserFetch, CookieJar, PATIENTS, sandbox, signIn, WORKER_ORIGIN } from "./support/sign-in";
 
 interface Bundle {
@@ -79,9 +80,8 @@ describe("FHIR proxy: sessions", () => {
 	});
 
 	it("refreshes a token that is about to expire before calling athena", async () => {
-		// Tokens that live 30 s are always inside the session's one-minute refresh margin.
-		await sandbox("config", { accessTokenTtl: 30 });
 		const { jar } = await signIn();
+		await accessTokenNearlyExpired((await storedSession(jar)).stub);
 		expect(await refreshCalls()).toBe(0);
 		const response = await browserFetch(jar, `/fhir/r4/Patient/${JANE.id}`);
 		expect(response.status).toBe(200);

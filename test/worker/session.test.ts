@@ -4,6 +4,7 @@ import { SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, type Session } from "../../src/du
 import { sha256 } from "../../src/random";
 import { SESSION_COOKIE } from "../../src/session/contract";
 import { sessionStub } from "../../src/session/lookup";
+import { accessTokenNearlyExpired } from "./support/faults";
 import { browserFetch, CookieJar, PATIENTS, type Received, sandbox, signIn } from "./support/sign-in";
 
 async function sessionOf(jar: CookieJar) {
@@ -11,16 +12,6 @@ async function sessionOf(jar: CookieJar) {
 	if (!id) throw new Error("no session cookie");
 	const idHash = await sha256(id);
 	return { idHash, stub: sessionStub(env, idHash) };
-}
-
-/** The session's hour-long access token, 30 s from its end: inside the refresh margin. */
-async function nearlyExpired(stub: DurableObjectStub<Session>): Promise<void> {
-	await runInDurableObject(stub, async (instance: Session, state) => {
-		const meta = await state.storage.get<Record<string, unknown>>("meta");
-		const now = Date.now();
-		await state.storage.put("meta", { ...meta, accessIssuedAt: now - 3_570_000, accessExpiresAt: now + 30_000 });
-		Reflect.set(instance, "loaded", false);
-	});
 }
 
 async function refreshCalls(): Promise<number> {
@@ -64,7 +55,7 @@ describe("token sessions", () => {
 		// A token about to end is refreshed before use, once for everyone.
 		const { jar } = await signIn();
 		const { stub } = await sessionOf(jar);
-		await nearlyExpired(stub);
+		await accessTokenNearlyExpired(stub);
 		const before = await refreshCalls();
 		const results = await Promise.all(Array.from({ length: 50 }, () => stub.accessToken()));
 		expect(await refreshCalls()).toBe(before + 1);
@@ -99,7 +90,7 @@ describe("token sessions", () => {
 		const { jar } = await signIn();
 		await sandbox("revoke", { patient: PATIENTS.jane.id });
 		const { stub } = await sessionOf(jar);
-		await nearlyExpired(stub);
+		await accessTokenNearlyExpired(stub);
 		expect(await stub.accessToken()).toEqual({ status: "revoked" });
 		const view = await browserFetch(jar, "/session");
 		expect(view.status).toBe(200);

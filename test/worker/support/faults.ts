@@ -124,6 +124,16 @@ export async function storedSession(jar: CookieJar) {
 	return { idHash, stub, ...stored, opened };
 }
 
+/** Makes the session's access token an hour-long one 30 s from its end: inside the refresh margin. */
+export async function accessTokenNearlyExpired(stub: DurableObjectStub): Promise<void> {
+	await runInDurableObject(stub, async (instance: object, state) => {
+		const meta = await state.storage.get<Record<string, unknown>>("meta");
+		const now = Date.now();
+		await state.storage.put("meta", { ...meta, accessIssuedAt: now - 3_570_000, accessExpiresAt: now + 30_000 });
+		Reflect.set(instance, "loaded", false);
+	});
+}
+
 /** Whether the OAuth state behind a callback URL is still waiting for its callback. */
 export async function statePending(callback: URL): Promise<boolean> {
 	const id = env.OAUTH_STATE.idFromName(await sha256(callback.searchParams.get("state") ?? ""));
