@@ -1,4 +1,5 @@
 import * as z from "zod/mini";
+import { AppError } from "./errors";
 
 /**
  * The worker's settings, parsed and validated once per isolate from `env`.
@@ -23,6 +24,10 @@ export interface Config {
 	scopes: string[];
 	defaultPractice: string | undefined;
 	jwksMaxAgeSeconds: number;
+	/** How long each isolate keeps the JWKS it read from KV (0 to 10 s). */
+	jwksKvCacheSeconds: number;
+	/** How long the FHIR proxy and the record page wait for athena's response headers. */
+	fhirTimeoutMs: number;
 	tokenRequestsPerMinute: number;
 	/**
 	 * Share of `tokenRequestsPerMinute` that sign-ins may take (0.1 to 1); the
@@ -40,7 +45,10 @@ export interface Config {
 /** Secrets: their values never appear in a message, only their names. */
 export const SECRET_NAMES = ["SIGNING_KEY", "SESSION_ENCRYPTION_KEYS"] as const;
 
-export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+export type ConfigResult =
+	| { ok: true; config: Config }
+	/** `environment`: what ENVIRONMENT says, even when the rest is invalid (for /health). */
+	| { ok: false; problems: string[]; environment: string };
 
 const urlSetting = z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" });
 const optionalText = z.optional(z.string());
@@ -51,6 +59,9 @@ const integerSetting = (min: number, max: number) =>
 			z.refine((v) => Number(v) >= min && Number(v) <= max, `must be from ${min} to ${max}`),
 		),
 	);
+
+/** The JWKS route's settings when nothing says otherwise. */
+const DEFAULT_JWKS = { maxAgeSeconds: 300, kvCacheSeconds: 10 };
 
 const EnvSchema = z.object({
 	ENVIRONMENT: z.enum(["local", "preview", "production"], {
@@ -68,6 +79,8 @@ const EnvSchema = z.object({
 	SCOPES: z.string().check(z.minLength(1, { error: "is empty" })),
 	DEFAULT_PRACTICE: z.optional(z.string().check(z.regex(/^\d*$/, { error: "must be digits" }))),
 	JWKS_MAX_AGE_SECONDS: integerSetting(0, 86_400),
+	JWKS_KV_CACHE_SECONDS: integerSetting(0, 10),
+	FHIR_TIMEOUT_MS: integerSetting(1, 120_000),
 	TOKEN_REQUESTS_PER_MINUTE: integerSetting(1, 10_000),
 	SIGN_IN_SHARE_PERCENT: integerSetting(10, 100),
 	TOKEN_TIMEOUT_MS: integerSetting(100, 60_000),
@@ -125,9 +138,11 @@ function parseSessionKeys(value: string, problems: string[]): Config["sessionKey
  */
 export function parseConfig(env: Record<string, unknown>): ConfigResult {
 	const parsed = z.safeParse(EnvSchema, env);
+	const environmentName = typeof env.ENVIRONMENT === "string" ? env.ENVIRONMENT : "unknown";
 	if (!parsed.success) {
 		return {
 			ok: false,
+			environment: environmentName,
 			problems: parsed.error.issues.map((issue) => {
 				const setting = String(issue.path[0] ?? "config");
 				const message =
@@ -185,7 +200,7 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 		problems.push("SCOPES: must include launch/patient (the patient standalone launch)");
 	}
 	const sessionKeys = parseSessionKeys(raw.SESSION_ENCRYPTION_KEYS, problems);
-	if (problems.length > 0) return { ok: false, problems };
+	if (problems.length > 0) return { ok: false, problems, environment };
 
 	const trimSlash = (u: string) => u.replace(/\/+$/, "");
 	return {
@@ -206,7 +221,9 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 			},
 			scopes,
 			defaultPractice: raw.DEFAULT_PRACTICE || undefined,
-			jwksMaxAgeSeconds: Number(raw.JWKS_MAX_AGE_SECONDS ?? 300),
+			jwksMaxAgeSeconds: Number(raw.JWKS_MAX_AGE_SECONDS ?? DEFAULT_JWKS.maxAgeSeconds),
+			jwksKvCacheSeconds: Number(raw.JWKS_KV_CACHE_SECONDS ?? DEFAULT_JWKS.kvCacheSeconds),
+			fhirTimeoutMs: Number(raw.FHIR_TIMEOUT_MS ?? 20_000),
 			tokenRequestsPerMinute: Number(raw.TOKEN_REQUESTS_PER_MINUTE ?? 5),
 			// 60 %: 3 of preview's 5 a minute, 30 of production's 50; see README "Token budget".
 			signInShare: Number(raw.SIGN_IN_SHARE_PERCENT ?? 60) / 100,
@@ -227,4 +244,58 @@ export function configFor(env: object): ConfigResult {
 		cache.set(env, result);
 	}
 	return result;
+}
+
+/**
+ * The validated settings, or the one `config_invalid` error (503) whose
+ * detail lists every problem for the operator's log.
+ *
+ * @example
+ * const config = settings(c.env);
+ */
+export function settings(env: object): Config {
+	const result = configFor(env);
+	if (result.ok) return result.config;
+	throw new AppError({
+		code: "config_invalid",
+		status: 503,
+		message: "This service is not configured correctly yet. The operator can see what is missing at /health.",
+		detail: result.problems.join("; "),
+	});
+}
+
+/** What the JWKS route needs: served even before the rest is configured (athena's portal asks for the URL first). */
+export interface JwksSettings {
+	signingKeyPem: string;
+	maxAgeSeconds: number;
+	kvCacheSeconds: number;
+}
+
+const JwksSchema = z.object({
+	JWKS_MAX_AGE_SECONDS: z.catch(integerSetting(0, 86_400), undefined),
+	JWKS_KV_CACHE_SECONDS: z.catch(integerSetting(0, 10), undefined),
+});
+
+/**
+ * The JWKS route's settings: the full config's when it is valid, else these
+ * three read alone, an invalid number falling back to its default (`/health`
+ * still reports it).
+ */
+export function jwksSettings(env: object): JwksSettings {
+	const result = configFor(env);
+	if (result.ok) {
+		const { config } = result;
+		return {
+			signingKeyPem: config.signingKeyPem,
+			maxAgeSeconds: config.jwksMaxAgeSeconds,
+			kvCacheSeconds: config.jwksKvCacheSeconds,
+		};
+	}
+	const raw = env as Record<string, unknown>;
+	const parsed = z.parse(JwksSchema, raw);
+	return {
+		signingKeyPem: typeof raw.SIGNING_KEY === "string" ? raw.SIGNING_KEY : "",
+		maxAgeSeconds: Number(parsed.JWKS_MAX_AGE_SECONDS ?? DEFAULT_JWKS.maxAgeSeconds),
+		kvCacheSeconds: Number(parsed.JWKS_KV_CACHE_SECONDS ?? DEFAULT_JWKS.kvCacheSeconds),
+	};
 }

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { type Config, configFor } from "../config";
+import { type Config, settings } from "../config";
 import { AppError } from "../errors";
 import { log } from "../log";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
@@ -81,15 +81,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	private network: typeof fetch = (input, init) => fetch(input, init);
 
 	private config(): Config {
-		const result = configFor(this.env);
-		if (!result.ok)
-			throw new AppError(
-				"config_invalid",
-				503,
-				"This service is not configured correctly.",
-				result.problems.join("; "),
-			);
-		return result.config;
+		return settings(this.env);
 	}
 
 	private async load(now: number): Promise<SessionMeta | undefined> {
@@ -273,7 +265,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		const session = sessionTag(meta.idHash);
 		// Callers stop waiting after the token timeout (waitAtMost); the request itself gets longer.
 		const client = {
-			...(await athenaClient(this.env, config.clientId, REFRESH_NETWORK_TIMEOUT_MS)),
+			...(await athenaClient(config, REFRESH_NETWORK_TIMEOUT_MS)),
 			fetch: this.network,
 		};
 		const refreshToken = tokens.refreshToken;
@@ -343,7 +335,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		if (tokens) {
 			try {
 				const config = this.config();
-				const client = { ...(await athenaClient(this.env, config.clientId, 5000)), fetch: this.network };
+				const client = { ...(await athenaClient(config, 5000)), fetch: this.network };
 				revokedAtAthena = await revokeGrant(client, config.athena.revokeUrl, tokens);
 			} catch (error) {
 				log("warn", "revoke at athena failed", { code: error instanceof AppError ? error.code : "error" });

@@ -165,7 +165,7 @@ async function redeemCode(
 	let client: OAuthClient | undefined;
 	let codeSent = false;
 	try {
-		const oauthClient = await athenaClient(c.env, config.clientId, config.tokenTimeoutMs);
+		const oauthClient = await athenaClient(config, config.tokenTimeoutMs);
 		client = oauthClient;
 		const budget = {
 			purpose: "sign_in",

@@ -1,6 +1,6 @@
 import { type Context, Hono } from "hono";
 import type { AppEnv } from "../app-env";
-import { configFor } from "../config";
+import { settings } from "../config";
 import { AppError } from "../errors";
 import { FhirAudit } from "../fhir/audit-record";
 import { passedThroughBody, rewrittenBody } from "../fhir/body-streams";
@@ -8,7 +8,6 @@ import { clientResponseHeaders, isJsonBody } from "../fhir/headers";
 import { operationOutcome } from "../fhir/operation-outcome";
 import { rawTarget } from "../fhir/raw-target";
 import { createRewriter } from "../fhir/rewrite-stream";
-import { fhirTimeoutMs } from "../fhir/settings";
 import { AccessTokenCache, isolateTokenCache } from "../fhir/token-cache";
 import { type ReadState, type SessionAccess, upstreamReader } from "../fhir/upstream-read";
 import { sessionFor } from "../session/lookup";
@@ -22,7 +21,7 @@ const ALLOWED_METHODS = "GET, HEAD";
 export interface FhirRouteOptions {
 	/** The session named by the request's cookie (`sessionFor` from src/session/lookup.ts, injectable for tests). */
 	sessionFor?: (c: Context<AppEnv>) => Promise<SessionAccess | undefined>;
-	/** Header timeout; when absent, the `FHIR_TIMEOUT_MS` var, else 20 s. */
+	/** Header timeout; when absent, config's `fhirTimeoutMs` (`FHIR_TIMEOUT_MS`, default 20 s). */
 	timeoutMs?: number;
 	/** The network, for tests that answer athena themselves. */
 	fetch?: typeof fetch;
@@ -84,12 +83,7 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 				return response;
 			};
 			try {
-				const configResult = configFor(c.env);
-				if (!configResult.ok) {
-					const help = "This service is not configured correctly yet. The operator can see what is missing at /health.";
-					throw new AppError("config_invalid", 503, help, configResult.problems.join("; "));
-				}
-				const config = configResult.config;
+				const config = settings(c.env);
 				const session = await findSession(c);
 				if (!session) return noBody(stateResponse(c, { status: "signed_out" }, requestId));
 				audit.session = session.idHash.slice(0, 16);
@@ -100,7 +94,7 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 					fhirBaseUrl: config.athena.fhirBaseUrl,
 					tokenCache,
 					fetch: upstreamFetch,
-					timeoutMs: options.timeoutMs ?? fhirTimeoutMs(c.env),
+					timeoutMs: options.timeoutMs ?? config.fhirTimeoutMs,
 					requestId,
 				});
 				const result = await read({ ...rawTarget(c.req.url, PROXY_PREFIX), method, headers: c.req.raw.headers });

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { version } from "../../package.json";
 import type { AppEnv } from "../app-env";
-import { configFor } from "../config";
+import { configFor, jwksSettings } from "../config";
 import { AppError } from "../errors";
 import { activeSigningKey } from "../signer";
 
@@ -15,12 +15,12 @@ export const healthRoutes = new Hono<AppEnv>().get("/health", async (c) => {
 	const problems = result.ok ? [] : [...result.problems];
 	if (!problems.some((p) => p.startsWith("SIGNING_KEY:"))) {
 		try {
-			await activeSigningKey(c.env);
+			await activeSigningKey(jwksSettings(c.env).signingKeyPem);
 		} catch (error) {
 			problems.push(error instanceof AppError ? error.message : "SIGNING_KEY: could not be imported");
 		}
 	}
-	const environment = result.ok ? result.config.environment : (c.env.ENVIRONMENT ?? "unknown");
+	const environment = result.ok ? result.config.environment : result.environment;
 	c.header("Cache-Control", "no-store");
 	if (problems.length > 0) return c.json({ ok: false, environment, version, problems }, 503);
 	return c.json({ ok: true, environment, version });

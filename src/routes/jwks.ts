@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../app-env";
+import { jwksSettings } from "../config";
 import { AppError } from "../errors";
 import { publishedKeys } from "../keys/jwks";
 import { log } from "../log";
@@ -7,25 +8,17 @@ import { activeSigningKey } from "../signer";
 
 /** KV key holding the published JWKS document `{ "keys": [...] }` (see docs/storage-schema.md). */
 export const JWKS_KV_KEY = "jwks";
-const DEFAULT_MAX_AGE_SECONDS = 300;
 // KV's own edge cache: a freshly published key is visible within about a minute.
 const KV_CACHE_TTL_SECONDS = 60;
 /**
- * Each isolate also keeps what it read for this long (optional var
- * JWKS_KV_CACHE_SECONDS, 0 to 10): a KV read per JWKS request cost two thirds
- * of the route's throughput (BENCHMARKS.md, row 2). The key CLI's activation
- * wait includes the maximum (scripts/keys/config.mjs).
+ * Each isolate also keeps what it read for up to this long (setting
+ * JWKS_KV_CACHE_SECONDS, 0 to 10, default 10): a KV read per JWKS request cost
+ * two thirds of the route's throughput (BENCHMARKS.md, row 2). The key CLI's
+ * activation wait includes the maximum (scripts/keys/config.mjs).
  */
 export const JWKS_ISOLATE_CACHE_SECONDS = 10;
 
 let lastRead: { namespace: KVNamespace; at: number; value: Promise<string | null> } | undefined;
-
-function isolateCacheSeconds(raw: unknown): number {
-	const value = typeof raw === "string" && raw !== "" ? Number(raw) : Number.NaN;
-	return Number.isInteger(value) && value >= 0 && value <= JWKS_ISOLATE_CACHE_SECONDS
-		? value
-		: JWKS_ISOLATE_CACHE_SECONDS;
-}
 
 /** The stored JWKS text, read from KV at most once per `cacheSeconds` per isolate. */
 function storedJwks(
@@ -73,30 +66,23 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
 	});
 }
 
-function maxAge(raw: string | undefined): number {
-	const value = Number(raw);
-	return raw && Number.isInteger(value) && value >= 0 && value <= 86_400 ? value : DEFAULT_MAX_AGE_SECONDS;
-}
-
 /**
  * `GET /.well-known/jwks.json`: the keys athena verifies our client assertions
  * with. Served even when the rest of the configuration is incomplete, because
  * athena's portal asks for the JWKS URL before it issues a client ID.
  */
 export const jwksRoutes = new Hono<AppEnv>().on(["GET", "HEAD"], "/.well-known/jwks.json", async (c) => {
+	const jwksConfig = jwksSettings(c.env);
 	const [signer, stored] = await Promise.all([
-		activeSigningKey(c.env).catch((error: unknown) => {
+		activeSigningKey(jwksConfig.signingKeyPem).catch((error: unknown) => {
 			log("error", "signing key unavailable", {
 				requestId: c.get("requestId"),
 				detail: error instanceof AppError ? error.detail : "import failed",
 			});
 			return undefined;
 		}),
-		storedJwks(
-			c.env.JWKS_KV,
-			Date.now(),
-			isolateCacheSeconds((c.env as unknown as Record<string, unknown>).JWKS_KV_CACHE_SECONDS),
-			() => log("warn", "JWKS KV read failed; serving the signer's key only", { requestId: c.get("requestId") }),
+		storedJwks(c.env.JWKS_KV, Date.now(), jwksConfig.kvCacheSeconds, () =>
+			log("warn", "JWKS KV read failed; serving the signer's key only", { requestId: c.get("requestId") }),
 		),
 	]);
 	const jwks = await render(stored, signer?.kid, async () => {
@@ -115,7 +101,7 @@ export const jwksRoutes = new Hono<AppEnv>().on(["GET", "HEAD"], "/.well-known/j
 	});
 	const headers = {
 		"Content-Type": "application/json",
-		"Cache-Control": `public, max-age=${maxAge(c.env.JWKS_MAX_AGE_SECONDS)}`,
+		"Cache-Control": `public, max-age=${jwksConfig.maxAgeSeconds}`,
 		ETag: jwks.etag,
 		"Access-Control-Allow-Origin": "*",
 	};

@@ -5,7 +5,6 @@ import { AppError } from "../errors";
 import { FhirAudit } from "../fhir/audit-record";
 import { countedBody } from "../fhir/body-streams";
 import { FHIR_JSON } from "../fhir/headers";
-import { fhirTimeoutMs } from "../fhir/settings";
 import { isolateTokenCache } from "../fhir/token-cache";
 import { type UpstreamRead, upstreamReader } from "../fhir/upstream-read";
 import { homePage } from "../pages/home";
@@ -66,7 +65,7 @@ function recordReader(c: Context<AppEnv>, session: SessionHandle): FhirReader {
 		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
 		tokenCache: isolateTokenCache,
 		fetch: (input, init) => fetch(input, init),
-		timeoutMs: fhirTimeoutMs(c.env),
+		timeoutMs: c.get("config").fhirTimeoutMs,
 		requestId,
 	});
 	return async function readForRecord(target) {

@@ -1,21 +1,11 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app-env";
-import { configFor } from "../config";
-import { AppError } from "../errors";
+import { settings } from "../config";
 
-/** Puts the validated config on the context, or stops with a 503 naming what is wrong (for the operator's logs). */
+/** Puts the validated config on the context, or stops with the one `config_invalid` 503 (its detail, for the operator's log, lists what is wrong). */
 export function requireConfig(): MiddlewareHandler<AppEnv> {
 	return async function requireConfigMiddleware(c, next) {
-		const result = configFor(c.env);
-		if (!result.ok) {
-			throw new AppError(
-				"config_invalid",
-				503,
-				"This service is not configured correctly yet. The operator can see what is missing at /health.",
-				result.problems.join("; "),
-			);
-		}
-		c.set("config", result.config);
+		c.set("config", settings(c.env));
 		await next();
 	};
 }

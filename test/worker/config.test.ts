@@ -1,7 +1,8 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/app";
-import { parseConfig } from "../../src/config";
+import { jwksSettings, parseConfig, settings } from "../../src/config";
+import { AppError } from "../../src/errors";
 
 const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
 
@@ -115,6 +116,62 @@ describe("configuration", () => {
 		expect(offOrigin).toMatchObject({
 			ok: false,
 			problems: [expect.stringMatching(/^REDIRECT_URI: must be on PUBLIC_ORIGIN/)],
+		});
+	});
+});
+
+describe("one reader of settings", () => {
+	it("names each new number setting that is out of range, and takes the defaults when they are absent", () => {
+		const bad = parseConfig({
+			...(env as unknown as Record<string, unknown>),
+			SIGN_IN_SHARE_PERCENT: "5",
+			TOKEN_TIMEOUT_MS: "99",
+			FHIR_TIMEOUT_MS: "abc",
+			JWKS_KV_CACHE_SECONDS: "11",
+		});
+		expect(bad.ok).toBe(false);
+		if (bad.ok) return;
+		for (const name of ["SIGN_IN_SHARE_PERCENT", "TOKEN_TIMEOUT_MS", "FHIR_TIMEOUT_MS", "JWKS_KV_CACHE_SECONDS"]) {
+			expect(bad.problems.some((p) => p.startsWith(`${name}:`))).toBe(true);
+		}
+		expect(bad.environment).toBe("local");
+		const {
+			SIGN_IN_SHARE_PERCENT: _share,
+			TOKEN_TIMEOUT_MS: _token,
+			FHIR_TIMEOUT_MS: _fhir,
+			JWKS_KV_CACHE_SECONDS: _cache,
+			...rest
+		} = env as unknown as Record<string, unknown>;
+		const defaults = parseConfig(rest);
+		expect(defaults.ok && defaults.config).toMatchObject({
+			signInShare: 0.6,
+			tokenTimeoutMs: 10_000,
+			fhirTimeoutMs: 20_000,
+			jwksKvCacheSeconds: 10,
+		});
+	});
+
+	it("settings() gives the config or throws the one config_invalid error, naming settings but no secret", () => {
+		expect(settings(env).clientId).toBe("local-dev-client");
+		const { CLIENT_ID: _c, ...rest } = env as unknown as Record<string, unknown>;
+		let thrown: unknown;
+		try {
+			settings({ ...rest });
+		} catch (error) {
+			thrown = error;
+		}
+		expect(thrown).toBeInstanceOf(AppError);
+		expect(thrown).toMatchObject({ code: "config_invalid", status: 503 });
+		expect((thrown as AppError).detail).toContain("CLIENT_ID: is not set");
+		expect((thrown as AppError).detail).not.toContain(String(env.SIGNING_KEY).slice(40, 80));
+	});
+
+	it("serves the JWKS settings even when the rest is not configured, an invalid number falling back to its default", () => {
+		const { CLIENT_ID: _c, ...rest } = env as unknown as Record<string, unknown>;
+		expect(jwksSettings({ ...rest, JWKS_MAX_AGE_SECONDS: "120", JWKS_KV_CACHE_SECONDS: "99" })).toEqual({
+			signingKeyPem: env.SIGNING_KEY,
+			maxAgeSeconds: 120,
+			kvCacheSeconds: 10,
 		});
 	});
 });

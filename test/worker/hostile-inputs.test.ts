@@ -357,7 +357,7 @@ describe("hostile input: the proxy's outbound URL, through the real route", () =
 
 describe("hostile input: athena's token responses", () => {
 	it("any token-endpoint answer is either a usable token set or an AppError with a 401, 502 or 503, never a crash", async () => {
-		const key = await activeSigningKey(env);
+		const key = await activeSigningKey(env.SIGNING_KEY);
 		const field = fc.oneof(
 			fc.string({ maxLength: 20 }),
 			fc.integer(),
