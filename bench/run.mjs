@@ -1,4 +1,4 @@
-// `npm run bench` (issue 7): runs the worker, the local athena sandbox and
+// `npm run bench`: runs the worker, the local athena sandbox and
 // the bench's reference workers in workerd (each under its own `wrangler
 // dev`, on free loopback ports), measures every figure side by side with its
 // reference in the same run, and prints a markdown table that is also written

@@ -3,7 +3,10 @@ import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./app-env";
 import { configFor } from "./config";
 import { AppError } from "./errors";
-import { log, requestIdentity, requestLog } from "./log";
+import { log } from "./log";
+import { requestIdentity, requestLog } from "./middleware/request-log";
+import { requireConfig } from "./middleware/require-config";
+import { sameOriginOnly } from "./middleware/same-origin";
 import { limitSignInAttempts } from "./middleware/sign-in-attempts";
 import { pageHeaders, STYLESHEET } from "./pages/layout";
 import { outcomePage } from "./pages/outcome";
@@ -12,8 +15,6 @@ import { fhirRoutes } from "./routes/fhir";
 import { healthRoutes } from "./routes/health";
 import { jwksRoutes } from "./routes/jwks";
 import { pageRoutes } from "./routes/pages";
-import { requireConfig } from "./routes/require-config";
-import { sameOriginOnly } from "./routes/same-origin";
 
 /** The worker's HTTP surface: sub-apps joined here, errors turned into responses in one place. */
 export const app = new Hono<AppEnv>()

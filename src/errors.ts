@@ -27,20 +27,7 @@ export class AppError extends Error {
 	/** For 429/503: when the caller may try again. */
 	readonly retryAfterSeconds: number | undefined;
 
-	constructor(options: AppErrorOptions);
-	/** @deprecated positional form; pass an options object. */
-	constructor(code: string, status: number, message: string, detail?: string, retryAfterSeconds?: number);
-	constructor(
-		first: AppErrorOptions | string,
-		status?: number,
-		message?: string,
-		detail?: string,
-		retryAfterSeconds?: number,
-	) {
-		const options: AppErrorOptions =
-			typeof first === "string"
-				? { code: first, status: status ?? 500, message: message ?? "", detail, retryAfterSeconds }
-				: first;
+	constructor(options: AppErrorOptions) {
 		super(options.message);
 		this.name = "AppError";
 		this.code = options.code;

@@ -17,12 +17,12 @@ export async function durableCall<T>(call: () => Promise<T>, code: string, messa
 		return await call();
 	} catch (error) {
 		if (error instanceof AppError) throw error;
-		throw new AppError(
+		throw new AppError({
 			code,
-			503,
+			status: 503,
 			message,
-			`Durable Object call failed: ${error instanceof Error ? error.name : typeof error}`,
-			DURABLE_RETRY_SECONDS,
-		);
+			detail: `Durable Object call failed: ${error instanceof Error ? error.name : typeof error}`,
+			retryAfterSeconds: DURABLE_RETRY_SECONDS,
+		});
 	}
 }

@@ -41,7 +41,7 @@ const LITERAL_QUERY_BYTE = /^[A-Za-z0-9\-._~!$()*+,;=:@/?]$/;
 
 /**
  * Searches on these types are confined to one patient's compartment; athena
- * answers `forbidden` unless they name the patient (athena-reference.md), so
+ * answers `forbidden` unless they name the patient (athena's documented search rules), so
  * the proxy names the session's patient when the app did not.
  */
 export const PATIENT_COMPARTMENT_TYPES: ReadonlySet<string> = new Set([
@@ -66,11 +66,21 @@ export const PATIENT_COMPARTMENT_TYPES: ReadonlySet<string> = new Set([
 const PATIENT_PINNING_PARAMETERS = new Set(["patient", "subject", "_id"]);
 
 function refusePath(detail: string): never {
-	throw new AppError("fhir_path_refused", 400, "This FHIR path is not one the proxy forwards", detail);
+	throw new AppError({
+		code: "fhir_path_refused",
+		status: 400,
+		message: "This FHIR path is not one the proxy forwards",
+		detail,
+	});
 }
 
 function refuseQuery(detail: string): never {
-	throw new AppError("fhir_query_refused", 400, "This FHIR query is not one the proxy forwards", detail);
+	throw new AppError({
+		code: "fhir_query_refused",
+		status: 400,
+		message: "This FHIR query is not one the proxy forwards",
+		detail,
+	});
 }
 
 /** Rejects every byte below 0x20 and DEL, whether raw or percent-encoded (`%00`, `%0a`, `%7F`). */
@@ -172,7 +182,12 @@ function baseName(name: string): string {
 function checkBase(fhirBaseUrl: string): URL {
 	const base = new URL(fhirBaseUrl);
 	if (base.search || base.hash || base.username || base.password) {
-		throw new AppError("fhir_base_invalid", 500, "The FHIR base is misconfigured", "base has query, hash or userinfo");
+		throw new AppError({
+			code: "fhir_base_invalid",
+			status: 500,
+			message: "The FHIR base is misconfigured",
+			detail: "base has query, hash or userinfo",
+		});
 	}
 	return base;
 }

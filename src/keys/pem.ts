@@ -39,7 +39,12 @@ function isRsaKeyInfo(der: Uint8Array): boolean {
 }
 
 export function invalidSigningKey(secretName: string, why: string): AppError {
-	return new AppError("signing_key_invalid", 503, `${secretName} ${why}`, `${secretName}: ${why}`);
+	return new AppError({
+		code: "signing_key_invalid",
+		status: 503,
+		message: `${secretName} ${why}`,
+		detail: `${secretName}: ${why}`,
+	});
 }
 
 /**

@@ -33,7 +33,8 @@ export async function verifyIdToken(
 			currentDate: expected.now === undefined ? undefined : new Date(expected.now),
 			clockTolerance: 60,
 		});
-		if (payload.nonce !== expected.nonce) throw new AppError("id_token_invalid", 502, "", "nonce mismatch");
+		if (payload.nonce !== expected.nonce)
+			throw new AppError({ code: "id_token_invalid", status: 502, message: "", detail: "nonce mismatch" });
 		return {
 			fhirUser: typeof payload.fhirUser === "string" ? payload.fhirUser : undefined,
 			subject: payload.sub,
@@ -45,11 +46,11 @@ export async function verifyIdToken(
 				: error instanceof errors.JOSEError
 					? `id_token ${error.code}`
 					: "id_token verification failed";
-		throw new AppError(
-			"id_token_invalid",
-			502,
-			"athenahealth's sign-in confirmation could not be verified. Please try connecting again.",
+		throw new AppError({
+			code: "id_token_invalid",
+			status: 502,
+			message: "athenahealth's sign-in confirmation could not be verified. Please try connecting again.",
 			detail,
-		);
+		});
 	}
 }

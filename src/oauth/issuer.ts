@@ -22,13 +22,13 @@ export function expectedIssuer(
 			});
 			const body = response.ok ? ((await response.json()) as { issuer?: unknown }) : undefined;
 			if (typeof body?.issuer !== "string" || !body.issuer) {
-				throw new AppError(
-					"issuer_unknown",
-					503,
-					"athenahealth's sign-in settings could not be read. Please try again shortly.",
-					`smart-configuration answered ${response.status} without an issuer`,
-					30,
-				);
+				throw new AppError({
+					code: "issuer_unknown",
+					status: 503,
+					message: "athenahealth's sign-in settings could not be read. Please try again shortly.",
+					detail: `smart-configuration answered ${response.status} without an issuer`,
+					retryAfterSeconds: 30,
+				});
 			}
 			return body.issuer;
 		})();

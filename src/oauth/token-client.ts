@@ -49,12 +49,12 @@ export class UnusableTokenResponse extends AppError {
 	readonly refreshToken: string | undefined;
 
 	constructor(detail: string, refreshToken: string | undefined) {
-		super(
-			"token_response_invalid",
-			502,
-			"athenahealth sent an answer this app could not understand. Please try again.",
+		super({
+			code: "token_response_invalid",
+			status: 502,
+			message: "athenahealth sent an answer this app could not understand. Please try again.",
 			detail,
-		);
+		});
 		this.name = "UnusableTokenResponse";
 		this.refreshToken = refreshToken;
 	}
@@ -107,13 +107,13 @@ async function postWithAssertion(client: OAuthClient, url: string, form: Record<
 		});
 	} catch (error) {
 		const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-		throw new AppError(
-			"athena_unavailable",
-			503,
-			"athenahealth did not answer in time. Please try again in a moment.",
-			timedOut ? `no answer from ${url} in time` : `network error calling ${url}`,
-			30,
-		);
+		throw new AppError({
+			code: "athena_unavailable",
+			status: 503,
+			message: "athenahealth did not answer in time. Please try again in a moment.",
+			detail: timedOut ? `no answer from ${url} in time` : `network error calling ${url}`,
+			retryAfterSeconds: 30,
+		});
 	}
 }
 
@@ -122,45 +122,51 @@ async function tokenRequest(client: OAuthClient, tokenUrl: string, form: Record<
 	const response = await postWithAssertion(client, tokenUrl, form);
 	if (response.status === 429) {
 		await response.body?.cancel();
-		throw new AppError(
-			"athena_rate_limited",
-			503,
-			"athenahealth is limiting sign-ins right now. Please try again shortly.",
-			"token endpoint answered 429",
-			retryAfter(response, started),
-		);
+		throw new AppError({
+			code: "athena_rate_limited",
+			status: 503,
+			message: "athenahealth is limiting sign-ins right now. Please try again shortly.",
+			detail: "token endpoint answered 429",
+			retryAfterSeconds: retryAfter(response, started),
+		});
 	}
 	if (response.status >= 500) {
 		await response.body?.cancel();
-		throw new AppError(
-			"athena_unavailable",
-			503,
-			"athenahealth is unavailable right now. Please try again in a moment.",
-			`token endpoint answered ${response.status}`,
-			30,
-		);
+		throw new AppError({
+			code: "athena_unavailable",
+			status: 503,
+			message: "athenahealth is unavailable right now. Please try again in a moment.",
+			detail: `token endpoint answered ${response.status}`,
+			retryAfterSeconds: 30,
+		});
 	}
 	const json = await readJson(response);
 	if (!response.ok) {
 		const error = z.safeParse(ErrorResponse, json);
 		const code = error.success ? error.data.error : `http_${response.status}`;
 		if (code === "invalid_grant") {
-			throw new AppError("invalid_grant", 401, "athenahealth no longer accepts this sign-in.", "invalid_grant");
+			throw new AppError({
+				code: "invalid_grant",
+				status: 401,
+				message: "athenahealth no longer accepts this sign-in.",
+				detail: "invalid_grant",
+			});
 		}
 		if (code === "invalid_client") {
-			throw new AppError(
-				"athena_rejected_client",
-				502,
-				"athenahealth did not accept this app's credentials. The operator should check the client ID and published keys.",
-				"invalid_client",
-			);
+			throw new AppError({
+				code: "athena_rejected_client",
+				status: 502,
+				message:
+					"athenahealth did not accept this app's credentials. The operator should check the client ID and published keys.",
+				detail: "invalid_client",
+			});
 		}
-		throw new AppError(
-			"token_request_refused",
-			502,
-			"athenahealth refused the sign-in request.",
-			`token endpoint error ${code} (HTTP ${response.status})`,
-		);
+		throw new AppError({
+			code: "token_request_refused",
+			status: 502,
+			message: "athenahealth refused the sign-in request.",
+			detail: `token endpoint error ${code} (HTTP ${response.status})`,
+		});
 	}
 	const parsed = z.safeParse(TokenResponse, json);
 	if (!parsed.success) {

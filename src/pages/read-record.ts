@@ -203,7 +203,7 @@ export async function readRecord(
 		read(reader, at(`/Organization/a-1.Practice-${session.practice}`)),
 		searchOf("AllergyIntolerance", "_count=100"),
 		searchOf("Condition", "_count=100"),
-		// athena requires intent with patient on MedicationRequest searches (athena-reference.md).
+		// athena requires intent with patient on MedicationRequest searches (athena answers 403 without it).
 		searchOf("MedicationRequest", "intent=order&_count=100"),
 		searchOf("Immunization", "_count=100"),
 		searchOf("Encounter", "_count=100"),

@@ -4,7 +4,7 @@ import { retryWhen } from "./outcome";
 /**
  * The session's grant ended at athena (refresh answered `invalid_grant`): the
  * patient or the practice revoked the app. A normal state with a way back,
- * not an error (athena-reference.md, "Revocation").
+ * not an error (a patient or their practice can revoke the app at any time).
  */
 export function revokedPage(props: { practice: string | undefined }) {
 	return page({

@@ -2,11 +2,11 @@ import { type Context, Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
 import { type ConsumeResult, type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
-import { SESSION_ABSOLUTE_MS } from "../durable/session";
 import { tokenBudget } from "../durable/token-budget";
 import { durableCall } from "../durable/unavailable";
 import { AppError } from "../errors";
 import { log } from "../log";
+import { requireConfig } from "../middleware/require-config";
 import { BROWSER_COOKIE, launchCookie, limitSignInAttempts, signInClients } from "../middleware/sign-in-attempts";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
 import { verifyIdToken } from "../oauth/id-token";
@@ -24,8 +24,8 @@ import {
 import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
 import { SESSION_COOKIE, sessionTag } from "../session/contract";
 import { sessionFor, sessionStub } from "../session/lookup";
+import { SESSION_ABSOLUTE_MS } from "../session/session-object";
 import { athenaClient } from "../signer";
-import { requireConfig } from "./require-config";
 
 export { BROWSER_COOKIE };
 
@@ -37,7 +37,7 @@ const PATIENT_PATTERN = /^a-(\d+)\.E-(\d+)$/;
 const cookieBase = { path: "/", secure: true, httpOnly: true, sameSite: "Lax" } as const;
 
 function refused(code: string, message: string, detail?: string): AppError {
-	return new AppError(code, 400, message, detail);
+	return new AppError({ code, status: 400, message, detail });
 }
 
 function param(c: Context<AppEnv>, name: string): string | undefined {
@@ -55,22 +55,23 @@ const SESSION_UNAVAILABLE = "Your session could not be reached right now. Please
 /** Checks a token response against the launch that asked for it. */
 async function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization): Promise<string> {
 	if (!tokens.patient) {
-		throw new AppError(
-			"token_response_invalid",
-			502,
-			"athenahealth did not say which patient signed in. Please try connecting again.",
-			"token response has no patient for launch/patient",
-		);
+		throw new AppError({
+			code: "token_response_invalid",
+			status: 502,
+			message: "athenahealth did not say which patient signed in. Please try connecting again.",
+			detail: "token response has no patient for launch/patient",
+		});
 	}
 	const match = PATIENT_PATTERN.exec(tokens.patient);
 	// The practice was chosen before OAuth; a patient of another practice means a mix-up.
 	if (!match || match[1] !== pending.practice) {
-		throw new AppError(
-			"practice_mismatch",
-			400,
-			"The signed-in patient does not belong to the practice you chose. Please check the practice and connect again.",
-			`patient id does not match practice from state`,
-		);
+		throw new AppError({
+			code: "practice_mismatch",
+			status: 400,
+			message:
+				"The signed-in patient does not belong to the practice you chose. Please check the practice and connect again.",
+			detail: `patient id does not match practice from state`,
+		});
 	}
 	return tokens.patient;
 }
@@ -211,7 +212,12 @@ async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, r
 		patient = await acceptedPatient(tokens, pending);
 		if (tokens.idToken) {
 			if (!pending.nonce)
-				throw new AppError("id_token_invalid", 502, "Unexpected sign-in confirmation.", "id_token without nonce");
+				throw new AppError({
+					code: "id_token_invalid",
+					status: 502,
+					message: "Unexpected sign-in confirmation.",
+					detail: "id_token without nonce",
+				});
 			await verifyIdToken(tokens.idToken, {
 				jwksUrl: config.athena.jwksUrl,
 				issuer: await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch),
@@ -288,14 +294,15 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		// Burnt if possible; the state's alarm deletes it anyway, and the patient still learns what happened.
 		await stateObject.consume(browserHash).catch(() => undefined);
 		c.get("logFields").outcome = error === "access_denied" ? "denied" : "authorize_error";
-		throw new AppError(
-			error === "access_denied" ? "access_denied" : "authorize_error",
-			error === "access_denied" ? 403 : 400,
-			error === "access_denied"
-				? "You chose not to share your athenahealth record with this app. Nothing was shared."
-				: "athenahealth could not complete the sign-in. Please try connecting again.",
-			`authorize error ${error.slice(0, 40)}`,
-		);
+		throw new AppError({
+			code: error === "access_denied" ? "access_denied" : "authorize_error",
+			status: error === "access_denied" ? 403 : 400,
+			message:
+				error === "access_denied"
+					? "You chose not to share your athenahealth record with this app. Nothing was shared."
+					: "athenahealth could not complete the sign-in. Please try connecting again.",
+			detail: `authorize error ${error.slice(0, 40)}`,
+		});
 	}
 	if (!code) {
 		throw refused("code_missing", "This sign-in link is incomplete. Please start connecting again.", "no code");

@@ -10,12 +10,13 @@ import { rawTarget } from "../fhir/raw-target";
 import { createRewriter } from "../fhir/rewrite-stream";
 import { AccessTokenCache, isolateTokenCache } from "../fhir/token-cache";
 import { type ReadState, type SessionAccess, upstreamReader } from "../fhir/upstream-read";
+import { sessionTag } from "../session/contract";
 import { sessionFor } from "../session/lookup";
 
 /** Where the proxy is mounted: the app's FHIR base is `{PUBLIC_ORIGIN}/fhir/r4`. */
 const PROXY_PREFIX = "/fhir/r4";
 const ROUTE = `${PROXY_PREFIX}/*`;
-/** Read interactions only (issue 5); `POST {type}/_search` is not forwarded. */
+/** Read interactions only: a patient app reads its record; `POST {type}/_search` is not forwarded. */
 const ALLOWED_METHODS = "GET, HEAD";
 
 export interface FhirRouteOptions {
@@ -86,7 +87,7 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 				const config = settings(c.env);
 				const session = await findSession(c);
 				if (!session) return noBody(stateResponse(c, { status: "signed_out" }, requestId));
-				audit.session = session.idHash.slice(0, 16);
+				audit.session = sessionTag(session.idHash);
 
 				const method = c.req.method === "HEAD" ? "HEAD" : "GET";
 				const read = upstreamReader({

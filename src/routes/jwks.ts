@@ -90,11 +90,11 @@ export const jwksRoutes = new Hono<AppEnv>().on(["GET", "HEAD"], "/.well-known/j
 		for (const warning of warnings) log("warn", "JWKS entry left out", { warning });
 		if (keys.length === 0) {
 			// Never publish an empty set: athena would then fail every assertion.
-			throw new AppError(
-				"jwks_unavailable",
-				503,
-				"No signing key is available: set the SIGNING_KEY secret or publish keys to KV",
-			);
+			throw new AppError({
+				code: "jwks_unavailable",
+				status: 503,
+				message: "No signing key is available: set the SIGNING_KEY secret or publish keys to KV",
+			});
 		}
 		const body = JSON.stringify({ keys });
 		return { body, etag: await etagOf(body) };

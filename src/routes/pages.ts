@@ -7,15 +7,14 @@ import { countedBody } from "../fhir/body-streams";
 import { FHIR_JSON } from "../fhir/headers";
 import { isolateTokenCache } from "../fhir/token-cache";
 import { type UpstreamRead, upstreamReader } from "../fhir/upstream-read";
+import { requireConfig } from "../middleware/require-config";
 import { homePage } from "../pages/home";
 import { pageHeaders } from "../pages/layout";
 import { type FhirReader, readRecord } from "../pages/read-record";
 import { recordPage } from "../pages/record";
 import { revokedPage, unavailablePage } from "../pages/states";
-import type { SessionView } from "../session/contract";
-import { SESSION_COOKIE } from "../session/contract";
+import { SESSION_COOKIE, type SessionView, sessionTag } from "../session/contract";
 import { type SessionHandle, sessionFor } from "../session/lookup";
-import { requireConfig } from "./require-config";
 
 /** The connected view's path; `/` sends a connected browser here. */
 export const RECORD_PATH = "/record";
@@ -70,7 +69,7 @@ function recordReader(c: Context<AppEnv>, session: SessionHandle): FhirReader {
 	});
 	return async function readForRecord(target) {
 		const audit = new FhirAudit({ requestId, method: "GET", route: RECORD_PATH });
-		audit.session = session.idHash.slice(0, 16);
+		audit.session = sessionTag(session.idHash);
 		let result: UpstreamRead;
 		try {
 			result = await read({ ...target, method: "GET", headers: new Headers({ Accept: FHIR_JSON }) });

@@ -12,7 +12,7 @@ export function sessionTag(idHash: string): string {
 	return idHash.slice(0, 16);
 }
 
-/** Refresh when the access token has less than this left (issue 4: "within a minute"). */
+/** Refresh when the access token has less than this left: a minute covers a slow refresh and clock skew with athena. */
 export const REFRESH_MARGIN_MS = 60_000;
 
 /** The answer to "give me a usable access token for this session". */

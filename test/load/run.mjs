@@ -1,5 +1,5 @@
 // `npm run test:load`: the worker and the local athena sandbox under load, on
-// loopback only, bounded in count and time (issue 10). Not part of `npm test`.
+// loopback only, bounded in count and time, as every load run here must be. Not part of `npm test`.
 //
 //   1. sign-ins driven like a browser: /launch → sandbox sign-in form →
 //      consent form → /callback (default 1,000, concurrency 16);

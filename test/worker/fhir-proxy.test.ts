@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { AppEnv } from "../../src/app-env";
-import { requestLog } from "../../src/log";
+import { requestLog } from "../../src/middleware/request-log";
 import { fhirProxyRoutes } from "../../src/routes/fhir";
 import { accessTokenNearlyExpired, storedSession } from "./support/faults";
 import { browserFetch, CookieJar, PATIENTS, sandbox, signIn, WORKER_ORIGIN } from "./support/sign-in";

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AppEnv } from "../../src/app-env";
 import { AppError } from "../../src/errors";
 import type { ReadSessionApi } from "../../src/fhir/upstream-read";
-import { requestLog } from "../../src/log";
+import { requestLog } from "../../src/middleware/request-log";
 import { type FhirRouteOptions, fhirProxyRoutes } from "../../src/routes/fhir";
 import type { AccessResult } from "../../src/session/contract";
 

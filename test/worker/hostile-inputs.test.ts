@@ -6,7 +6,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import type { AppEnv } from "../../src/app-env";
 import { AppError } from "../../src/errors";
 import { importSigningKey } from "../../src/keys/signing-key";
-import { requestLog } from "../../src/log";
+import { requestLog } from "../../src/middleware/request-log";
 import { exchangeCode } from "../../src/oauth/token-client";
 import { RANDOM_TOKEN_PATTERN, sha256 } from "../../src/random";
 import { BROWSER_COOKIE } from "../../src/routes/auth";

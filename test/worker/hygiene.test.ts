@@ -3,10 +3,10 @@ import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { PendingAuthorization } from "../../src/durable/oauth-state";
-import type { Session } from "../../src/durable/session";
 import { sha256 } from "../../src/random";
 import { SESSION_COOKIE } from "../../src/session/contract";
 import { sessionStub } from "../../src/session/lookup";
+import type { Session } from "../../src/session/session-object";
 import { openTokens, type SealedTokens } from "../../src/session/token-vault";
 import { authorizeAtSandbox, browserFetch, CookieJar, launch, PATIENTS, sandbox } from "./support/sign-in";
 

@@ -1,9 +1,9 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, type Session } from "../../src/durable/session";
 import { sha256 } from "../../src/random";
 import { SESSION_COOKIE } from "../../src/session/contract";
 import { sessionStub } from "../../src/session/lookup";
+import { SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, type Session } from "../../src/session/session-object";
 import { accessTokenNearlyExpired } from "./support/faults";
 import { browserFetch, CookieJar, PATIENTS, type Received, sandbox, signIn } from "./support/sign-in";
 

@@ -1,19 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Config, settings } from "../config";
+import { tokenBudget } from "../durable/token-budget";
 import { AppError } from "../errors";
 import { log } from "../log";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
 import { refreshTokens, revokeGrant, revokeToken, type TokenSet, UnusableTokenResponse } from "../oauth/token-client";
-import {
-	type AccessResult,
-	REFRESH_MARGIN_MS,
-	type SessionApi,
-	type SessionView,
-	sessionTag,
-} from "../session/contract";
-import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "../session/token-vault";
 import { athenaClient } from "../signer";
-import { tokenBudget } from "./token-budget";
+import { type AccessResult, REFRESH_MARGIN_MS, type SessionApi, type SessionView, sessionTag } from "./contract";
+import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "./token-vault";
 
 /** A session ends after this long without use... */
 export const SESSION_IDLE_MS = 24 * 60 * 60_000;
@@ -112,7 +106,13 @@ export class Session extends DurableObject<Env> implements SessionApi {
 
 	private async storeTokens(meta: SessionMeta, tokens: SessionTokens): Promise<void> {
 		const key = this.config().sessionKeys[0];
-		if (!key) throw new AppError("config_invalid", 503, "This service is not configured correctly.", "no session key");
+		if (!key)
+			throw new AppError({
+				code: "config_invalid",
+				status: 503,
+				message: "This service is not configured correctly.",
+				detail: "no session key",
+			});
 		// Stored before anyone is handed the new access token: a crash after a
 		// refresh must not lose the rotated refresh token.
 		await this.writeMeta(meta, { [TOKENS]: await sealTokens(tokens, key, meta.idHash) });

@@ -19,12 +19,12 @@ export function sameOriginOnly(): MiddlewareHandler<AppEnv> {
 		const fetchSite = c.req.header("Sec-Fetch-Site");
 		const sameOrigin = origin ? origin === expected : fetchSite === "same-origin";
 		if (!sameOrigin) {
-			throw new AppError(
-				"cross_site_refused",
-				403,
-				"This request did not come from this site.",
-				`origin ${origin ?? "none"}`,
-			);
+			throw new AppError({
+				code: "cross_site_refused",
+				status: 403,
+				message: "This request did not come from this site.",
+				detail: `origin ${origin ?? "none"}`,
+			});
 		}
 		await next();
 	};
