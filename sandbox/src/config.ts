@@ -40,10 +40,23 @@ export const DEFAULT_ALLOWED_SCOPES = [
 	...PATIENT_ACCESS_TYPES.flatMap((t) => [`patient/${t}.read`, `patient/${t}.rs`]),
 ];
 
+/**
+ * The sandbox's issuer: an Okta authorization server's URL, like athena's
+ * (`https://athena.okta.com/oauth2/aus...`, shared/athena-observed.md), on
+ * another host than the API (127.0.0.1, not localhost) so a client that
+ * assumes "issuer = API origin" fails here as it would at athena. Nothing is
+ * served there: clients compare it, they do not fetch it.
+ */
+export const DEFAULT_ISSUER = "http://127.0.0.1:3001/oauth2/aus5sandbox0preview";
+
 /** The one registered client, as athena would hold the app's registration. */
 export interface SandboxConfig {
+	/** `iss` of id_tokens and of authorization responses (RFC 9207), and discovery's `issuer`. */
+	issuer: string;
 	clientId: string;
 	redirectUris: readonly string[];
+	/** Okta's "Sign-out redirect URIs": where `/oauth2/v1/logout` may send the browser (exact match). */
+	postLogoutRedirectUris: readonly string[];
 	jwksUrl: string;
 	allowedScopes: ReadonlySet<string>;
 	accessTokenTtl: number;
@@ -59,6 +72,8 @@ export interface SandboxConfig {
 
 /** Runtime overrides set through `/_sandbox/config`, stored in the Durable Object. */
 export interface ConfigOverrides {
+	issuer?: string;
+	postLogoutRedirectUris?: string[];
 	accessTokenTtl?: number;
 	tokenRateLimit?: number;
 	refreshGraceSeconds?: number;
@@ -78,6 +93,23 @@ function nonNegativeInt(name: string, value: string | undefined, fallback: numbe
 	return n;
 }
 
+/** An absolute http(s) URL without query or fragment, as an issuer or a registered URI must be. */
+export function isPlainHttpUrl(value: string): boolean {
+	try {
+		const url = new URL(value);
+		return (url.protocol === "http:" || url.protocol === "https:") && url.search === "" && url.hash === "";
+	} catch {
+		return false;
+	}
+}
+
+function urlList(name: string, value: string | undefined, fallback: string[]): string[] {
+	const list = words(value) ?? fallback;
+	const bad = list.find((uri) => !isPlainHttpUrl(uri));
+	if (bad !== undefined) throw new Error(`${name} must list absolute http(s) URLs without query or fragment`);
+	return list;
+}
+
 /** Okta allows a refresh token rotation grace period of 0 to 60 seconds. */
 export const MAX_REFRESH_GRACE_SECONDS = 60;
 
@@ -89,9 +121,15 @@ export function parseConfig(env: SandboxEnv): SandboxConfig {
 	if (refreshGrace > MAX_REFRESH_GRACE_SECONDS) {
 		throw new Error(`SANDBOX_REFRESH_GRACE_SECONDS must be at most ${MAX_REFRESH_GRACE_SECONDS} (Okta's range)`);
 	}
+	const issuer = env.SANDBOX_ISSUER?.trim() || DEFAULT_ISSUER;
+	if (!isPlainHttpUrl(issuer)) throw new Error("SANDBOX_ISSUER must be an absolute http(s) URL without query");
 	return {
+		issuer,
 		clientId: env.SANDBOX_CLIENT_ID?.trim() || "local-dev-client",
 		redirectUris: words(env.SANDBOX_REDIRECT_URIS) ?? ["http://localhost:3000/callback"],
+		postLogoutRedirectUris: urlList("SANDBOX_POST_LOGOUT_REDIRECT_URIS", env.SANDBOX_POST_LOGOUT_REDIRECT_URIS, [
+			"http://localhost:3000/",
+		]),
 		jwksUrl: env.SANDBOX_CLIENT_JWKS_URL?.trim() || "http://localhost:3000/.well-known/jwks.json",
 		allowedScopes: new Set(words(env.SANDBOX_ALLOWED_SCOPES) ?? DEFAULT_ALLOWED_SCOPES),
 		accessTokenTtl: ttl,
@@ -103,17 +141,20 @@ export function parseConfig(env: SandboxEnv): SandboxConfig {
 export function applyOverrides(config: SandboxConfig, overrides: ConfigOverrides): SandboxConfig {
 	return {
 		...config,
+		issuer: overrides.issuer ?? config.issuer,
+		postLogoutRedirectUris: overrides.postLogoutRedirectUris ?? config.postLogoutRedirectUris,
 		accessTokenTtl: overrides.accessTokenTtl ?? config.accessTokenTtl,
 		tokenRateLimit: overrides.tokenRateLimit ?? config.tokenRateLimit,
 		refreshGraceSeconds: overrides.refreshGraceSeconds ?? config.refreshGraceSeconds,
 	};
 }
 
-/** athena's URLs as seen from this sandbox, derived from the request's origin. */
+/**
+ * athena's endpoint URLs as seen from this sandbox, derived from the request's
+ * origin. The issuer is not among them: it is configuration (`issuer`).
+ */
 export interface SandboxUrls {
 	origin: string;
-	/** Okta-style issuer: deliberately not the FHIR base, as on athena. */
-	issuer: string;
 	authorize: string;
 	token: string;
 	revoke: string;
@@ -127,7 +168,6 @@ export function sandboxUrls(requestUrl: string): SandboxUrls {
 	const origin = new URL(requestUrl).origin;
 	return {
 		origin,
-		issuer: `${origin}/oauth2`,
 		authorize: `${origin}/oauth2/v1/authorize`,
 		token: `${origin}/oauth2/v1/token`,
 		revoke: `${origin}/oauth2/v1/revoke`,

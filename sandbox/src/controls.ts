@@ -1,8 +1,8 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { MAX_REFRESH_GRACE_SECONDS } from "./config";
+import { isPlainHttpUrl, MAX_REFRESH_GRACE_SECONDS } from "./config";
 import { type AppEnv, effectiveConfig, stateStub } from "./context";
-import { TEST_PATIENTS } from "./data";
+import { findLogin, findRecord, RECORDS } from "./users";
 
 /*
  * Test and demo controls. They exist only in the sandbox (never in athena or
@@ -24,7 +24,7 @@ async function jsonBody(request: Request): Promise<unknown> {
 }
 
 const RevokeBody = z.object({
-	patient: z.string().refine((id) => TEST_PATIENTS.some((p) => p.id === id), "unknown patient"),
+	patient: z.string().refine((id) => findRecord(id) !== undefined, "unknown patient"),
 });
 
 controls.post("/revoke", async (c) => {
@@ -83,8 +83,11 @@ controls.post("/reset", async (c) => {
 	return c.json({ reset: true });
 });
 
+const plainUrl = z.string().refine(isPlainHttpUrl, "must be an absolute http(s) URL without query or fragment");
 const ConfigBody = z
 	.object({
+		issuer: plainUrl.optional(),
+		postLogoutRedirectUris: z.array(plainUrl).optional(),
 		tokenRateLimit: z.number().int().min(0).optional(),
 		accessTokenTtl: positiveInt.optional(),
 		refreshGraceSeconds: z.number().int().min(0).max(MAX_REFRESH_GRACE_SECONDS).optional(),
@@ -93,8 +96,10 @@ const ConfigBody = z
 
 function publicConfig(config: Awaited<ReturnType<typeof effectiveConfig>>) {
 	return {
+		issuer: config.issuer,
 		clientId: config.clientId,
 		redirectUris: config.redirectUris,
+		postLogoutRedirectUris: config.postLogoutRedirectUris,
 		jwksUrl: config.jwksUrl,
 		allowedScopes: [...config.allowedScopes],
 		accessTokenTtl: config.accessTokenTtl,
@@ -150,14 +155,16 @@ controls.delete("/clock", async (c) => c.json(await stateStub(c.env).unfreezeClo
 
 controls.get("/received", async (c) => c.json(await stateStub(c.env).getReceived()));
 
+/** Every record a test login can open (users.ts), with the login's credentials. */
 controls.get("/patients", (c) =>
 	c.json(
-		TEST_PATIENTS.map((p) => ({
-			id: p.id,
-			practice: p.practiceId,
-			username: p.username,
-			password: p.password,
-			name: `${p.given} ${p.family}`,
+		RECORDS.map((record) => ({
+			id: record.patient,
+			practice: record.practice,
+			name: record.display,
+			relationship: record.relationship,
+			username: record.login,
+			password: findLogin(record.login)?.password,
 		})),
 	),
 );

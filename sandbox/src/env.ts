@@ -12,8 +12,10 @@ export interface SandboxEnv {
 	 * can let the worker under test serve its own JWKS without sockets.
 	 */
 	CLIENT?: Fetcher;
+	SANDBOX_ISSUER?: string;
 	SANDBOX_CLIENT_ID?: string;
 	SANDBOX_REDIRECT_URIS?: string;
+	SANDBOX_POST_LOGOUT_REDIRECT_URIS?: string;
 	SANDBOX_CLIENT_JWKS_URL?: string;
 	SANDBOX_ALLOWED_SCOPES?: string;
 	SANDBOX_ACCESS_TOKEN_TTL?: string;

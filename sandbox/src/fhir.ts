@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { PATIENT_ACCESS_TYPES, type ResourceType, sandboxUrls } from "./config";
-import { type AppEnv, effectiveConfig, sleep, stateStub } from "./context";
+import { type AppEnv, sleep, stateStub } from "./context";
 import {
 	type FhirResource,
 	type PatientRecord,
@@ -73,35 +73,7 @@ function scopeAllows(scope: readonly string[], type: string, interaction: "read"
 	});
 }
 
-fhir.get("/.well-known/smart-configuration", async (c) => {
-	const urls = sandboxUrls(c.req.url);
-	const config = await effectiveConfig(c.env, stateStub(c.env));
-	return c.json({
-		issuer: urls.issuer,
-		jwks_uri: urls.keys,
-		authorization_endpoint: urls.authorize,
-		token_endpoint: urls.token,
-		revocation_endpoint: urls.revoke,
-		introspection_endpoint: urls.introspect,
-		// athena lists no refresh_token grant here, yet issues refresh tokens with offline_access.
-		grant_types_supported: ["authorization_code"],
-		response_types_supported: ["code"],
-		token_endpoint_auth_methods_supported: ["private_key_jwt"],
-		token_endpoint_auth_signing_alg_values_supported: ["RS384"],
-		scopes_supported: [...config.allowedScopes],
-		code_challenge_methods_supported: ["S256"],
-		capabilities: [
-			"launch-standalone",
-			"client-confidential-asymmetric",
-			"context-standalone-patient",
-			"permission-offline",
-			"permission-patient",
-			"permission-v1",
-			"permission-v2",
-			"sso-openid-connect",
-		],
-	});
-});
+// `/.well-known/smart-configuration` is the OAuth side's (discovery.ts, routed in index.ts).
 
 fhir.get("/metadata", (c) => {
 	const urls = sandboxUrls(c.req.url);

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./context";
 import { controls } from "./controls";
+import { smartConfiguration } from "./discovery";
 import { fhir } from "./fhir";
 import { oauth } from "./oauth";
 
@@ -20,6 +21,8 @@ app.get("/", (c) =>
 	}),
 );
 app.route("/oauth2", oauth);
+// Discovery lives under the FHIR base, as at athena; it describes the OAuth side, so it is served from there.
+app.get("/fhir/r4/.well-known/smart-configuration", smartConfiguration);
 app.route("/fhir/r4", fhir);
 app.route("/_sandbox", controls);
 // athena serves no discovery at the root: /.well-known/* is 404 like everything else.

@@ -1,20 +1,29 @@
 import { type Context, Hono } from "hono";
-import { importJWK, SignJWT } from "jose";
+import { getCookie } from "hono/cookie";
+import { compactVerify, importJWK, SignJWT } from "jose";
 import { CLIENT_ASSERTION_TYPE, decodeAssertion, verifyClientAssertion } from "./assertion";
 import { clientJwks } from "./client-jwks";
 import { type SandboxConfig, sandboxUrls } from "./config";
 import { type AppEnv, effectiveConfig, type StateStub, sleep, stateStub } from "./context";
-import { findUser } from "./data";
 import type { SandboxEnv } from "./env";
 import { OAuthError, oauthErrorResponse } from "./errors";
-import { consentPage, errorPage, htmlFaultPage, signedOutPage, signInPage } from "./pages";
-import type { Grant, IssuedTokens } from "./records";
+import { consentPage, errorPage, htmlFaultPage, recordPickerPage, signedOutPage, signInPage } from "./pages";
+import type { Grant, IssuedTokens, PendingAuthorization } from "./records";
+import { findLogin, findRecord, recordsFor } from "./users";
 
 /** Pending sign-ins expire like an abandoned Okta session. */
 const PENDING_TTL_MS = 10 * 60_000;
 /** Codes are short-lived (RFC 6749 §4.1.2 recommends at most 10 minutes; Okta uses 60 s). */
 const CODE_TTL_MS = 90_000;
 const ID_TOKEN_TTL_SECONDS = 3600;
+/** Okta's default idle lifetime of a sign-in session is 2 hours; the sandbox counts it from the sign-in. */
+const BROWSER_SESSION_TTL_MS = 2 * 60 * 60_000;
+/**
+ * athena's browser session cookie, on the sandbox's origin. Scoped to /oauth2:
+ * cookies ignore ports, so on localhost the worker on :3000 would otherwise
+ * receive it too.
+ */
+const SESSION_COOKIE = "athena_sandbox_sid";
 /** RFC 7636 §4.1: 43 to 128 unreserved characters. */
 const VERIFIER_PATTERN = /^[A-Za-z0-9\-._~]{43,128}$/;
 
@@ -62,7 +71,7 @@ oauth.get("/v1/authorize", async (c) => {
 			error,
 			error_description: description,
 			state,
-			iss: urls.issuer,
+			iss: config.issuer,
 		});
 	if (q("response_type") !== "code") return fail("unsupported_response_type", "response_type must be code");
 	// Okta refuses a request without state; the client's CSRF defence depends on it.
@@ -81,34 +90,79 @@ oauth.get("/v1/authorize", async (c) => {
 		return fail("invalid_request", "code_challenge must be a base64url SHA-256 digest");
 	}
 	const nonce = q("nonce");
+	// athena's sign-in widget reuses the browser's athena session: no password
+	// again until /oauth2/v1/logout ends it (shared/athena-observed.md).
+	const cookie = getCookie(c, SESSION_COOKIE);
+	const session = cookie ? await stub.browserSession(cookie) : undefined;
 	const requestId = await stub.createPending(
-		{ clientId, redirectUri, scope, state, codeChallenge, ...(nonce ? { nonce } : {}) },
+		{
+			clientId,
+			redirectUri,
+			scope,
+			state,
+			codeChallenge,
+			...(nonce ? { nonce } : {}),
+			...(session ? { login: session.login } : {}),
+		},
 		PENDING_TTL_MS,
 	);
+	if (session) {
+		await stub.record({ count: "sessionReused" });
+		return recordPickerPage(requestId, recordsFor(session.login));
+	}
 	return signInPage(requestId);
 });
+
+const EXPIRED_REQUEST = "This sign-in request has expired or was already used. Start again from the app.";
 
 oauth.post("/v1/authorize/signin", async (c) => {
 	const stub = stateStub(c.env);
 	const form = await c.req.formData();
 	const requestId = String(form.get("request") ?? "");
-	const pending = await stub.getPending(requestId);
-	if (!pending) return errorPage("This sign-in request has expired or was already used. Start again from the app.");
-	const user = findUser(String(form.get("username") ?? ""));
-	if (!user || user.password !== String(form.get("password") ?? "")) {
+	if (!(await stub.getPending(requestId))) return errorPage(EXPIRED_REQUEST);
+	const login = findLogin(String(form.get("username") ?? ""));
+	if (!login || login.password !== String(form.get("password") ?? "")) {
 		return signInPage(requestId, "The username or password is not correct.", 401);
 	}
-	const practice = String(form.get("practice") ?? "");
-	if (practice !== "" && practice !== user.practiceId) {
-		return signInPage(requestId, `This account has no portal access at practice ${practice}.`, 401);
+	await stub.signInPending(requestId, login.username);
+	const cookie = await stub.startBrowserSession(login.username, BROWSER_SESSION_TTL_MS);
+	await stub.record({ count: "passwordSignIn" });
+	// athena shows the picker even when the login opens one record only.
+	const response = recordPickerPage(requestId, recordsFor(login.username));
+	response.headers.append("Set-Cookie", sessionCookie(c.req.url, cookie, BROWSER_SESSION_TTL_MS / 1000));
+	return response;
+});
+
+/** `Secure` only over https: the local sandbox is plain http. */
+function sessionCookie(requestUrl: string, value: string, maxAgeSeconds: number): string {
+	const secure = new URL(requestUrl).protocol === "https:" ? "; Secure" : "";
+	return `${SESSION_COOKIE}=${value}; Path=/oauth2; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSeconds}${secure}`;
+}
+
+/** The picked record, if it is one the signed-in login may open. */
+function pickedRecord(pending: PendingAuthorization, patient: string) {
+	const record = findRecord(patient);
+	return record && pending.login && recordsFor(pending.login).includes(record) ? record : undefined;
+}
+
+oauth.post("/v1/authorize/select", async (c) => {
+	const stub = stateStub(c.env);
+	const form = await c.req.formData();
+	const requestId = String(form.get("request") ?? "");
+	const pending = await stub.getPending(requestId);
+	if (!pending) return errorPage(EXPIRED_REQUEST);
+	if (!pending.login) return errorPage("Sign in before choosing a health record.");
+	const record = pickedRecord(pending, String(form.get("record") ?? ""));
+	if (!record) {
+		return recordPickerPage(requestId, recordsFor(pending.login), "Choose one of the health records listed.", 400);
 	}
-	await stub.signInPending(requestId, user.id);
-	return consentPage(requestId, `${user.given} ${user.family}`, pending.scope);
+	await stub.selectRecord(requestId, record.patient);
+	return consentPage(requestId, record, pending.scope);
 });
 
 oauth.post("/v1/authorize/consent", async (c) => {
 	const stub = stateStub(c.env);
-	const urls = sandboxUrls(c.req.url);
+	const { issuer } = await effectiveConfig(c.env, stub);
 	const form = await c.req.formData();
 	const allow = form.get("decision") === "allow";
 	const decided = await stub.decidePending(String(form.get("request") ?? ""), allow, CODE_TTL_MS);
@@ -119,12 +173,12 @@ oauth.post("/v1/authorize/consent", async (c) => {
 		return redirectWith(pending.redirectUri, {
 			error: "access_denied",
 			state: pending.state,
-			iss: urls.issuer,
+			iss: issuer,
 		});
 	return redirectWith(pending.redirectUri, {
 		code,
 		state: pending.state,
-		iss: urls.issuer,
+		iss: issuer,
 	});
 });
 
@@ -329,7 +383,7 @@ oauth.post("/v1/token", async (c) => {
 			);
 			const tokens = await stub.issueTokens(grant, record.scope, config.accessTokenTtl);
 			const idToken = record.scope.includes("openid")
-				? await signIdToken(stub, urls.issuer, urls.fhirBase, grant, record.nonce, now)
+				? await signIdToken(stub, config.issuer, urls.fhirBase, grant, record.nonce, now)
 				: undefined;
 			body = tokenBody(tokens, record.scope, grant, idToken);
 		} else {
@@ -354,7 +408,7 @@ oauth.post("/v1/token", async (c) => {
 			// Counted so a run can see how often a client needed the grace (a lost answer, or a second refresher).
 			if (refreshed.viaGrace) await stub.record({ count: "refreshViaGrace" });
 			const idToken = scope.includes("openid")
-				? await signIdToken(stub, urls.issuer, urls.fhirBase, refreshed.grant, undefined, now)
+				? await signIdToken(stub, config.issuer, urls.fhirBase, refreshed.grant, undefined, now)
 				: undefined;
 			body = tokenBody(refreshed.tokens, scope, refreshed.grant, idToken);
 		}
@@ -444,7 +498,7 @@ oauth.post(
 			sub: patient,
 			patient,
 			scope: scope.join(" "),
-			iss: urls.issuer,
+			iss: config.issuer,
 			aud: urls.fhirBase,
 		});
 		if (hint !== "refresh_token") {
@@ -477,24 +531,87 @@ oauth.post(
 	}),
 );
 
+/**
+ * An Okta-style error body (`errorCode`, `errorSummary`, ...), as Okta answers
+ * a bad `client_id` outside the RFC 6749 endpoints. The exact wording athena's
+ * keys endpoint uses is unobserved; see sandbox/README.md.
+ */
+function oktaError(status: number, errorCode: string, errorSummary: string): Response {
+	return Response.json(
+		{
+			errorCode,
+			errorSummary,
+			errorLink: errorCode,
+			errorId: `oae${crypto.randomUUID().replaceAll("-", "")}`,
+			errorCauses: [],
+		},
+		{ status, headers: { "Cache-Control": "no-store" } },
+	);
+}
+
+/** athena documents `client_id` as required here: the key set is the client's to ask for. */
 oauth.get("/v1/keys", async (c) => {
-	const { publicJwk } = await stateStub(c.env).getSigningKey();
+	const stub = stateStub(c.env);
+	const clientId = c.req.query("client_id");
+	if (!clientId) return oktaError(400, "invalid_client", "A client_id must be provided in the request.");
+	const config = await effectiveConfig(c.env, stub);
+	if (clientId !== config.clientId) return oktaError(400, "invalid_client", "Invalid value for 'client_id' parameter.");
+	const { publicJwk } = await stub.getSigningKey();
 	return c.json({ keys: [publicJwk] }, 200, {
 		"Cache-Control": "public, max-age=300",
 	});
 });
 
-/** Okta-style RP-initiated logout; the sandbox keeps no browser session, so it only redirects. */
+/** The claims of an id_token this sandbox signed for the client, expired or not; undefined otherwise. */
+async function ownIdToken(stub: StateStub, config: SandboxConfig, token: string) {
+	try {
+		const { publicJwk } = await stub.getSigningKey();
+		const { payload, protectedHeader } = await compactVerify(token, await importJWK(publicJwk, "RS256"), {
+			algorithms: ["RS256"],
+		});
+		if (protectedHeader.kid !== publicJwk.kid) return undefined;
+		const claims = JSON.parse(new TextDecoder().decode(payload)) as { iss?: unknown; aud?: unknown };
+		const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+		return claims.iss === config.issuer && audiences.includes(config.clientId) ? claims : undefined;
+	} catch {
+		return undefined;
+	}
+}
+
+/**
+ * Okta's RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): ends
+ * athena's browser session, so the next authorize asks for the password
+ * again. Okta requires `id_token_hint` (one it issued to the client; an
+ * expired one is accepted, since the app may sign out long after sign-in) and
+ * redirects only to a registered sign-out redirect URI, exactly. Tokens
+ * already issued stay valid: revocation is `/oauth2/v1/revoke`'s job.
+ */
 oauth.get("/v1/logout", async (c) => {
 	const stub = stateStub(c.env);
 	const config = await effectiveConfig(c.env, stub);
 	const target = c.req.query("post_logout_redirect_uri");
-	if (!target) return signedOutPage();
-	let allowed = false;
-	try {
-		const origin = new URL(target).origin;
-		allowed = config.redirectUris.some((uri) => new URL(uri).origin === origin);
-	} catch {}
-	if (!allowed) return errorPage("post_logout_redirect_uri is not registered for this client.");
-	return redirectWith(target, { state: c.req.query("state") });
+	const refuse = async (message: string) => {
+		await stub.record({
+			count: "logout",
+			logout: { sessionEnded: false, ...(target ? { postLogoutRedirectUri: target } : {}), error: message },
+		});
+		return errorPage(message);
+	};
+	const hint = c.req.query("id_token_hint");
+	if (!hint) return refuse("id_token_hint is required.");
+	if (!(await ownIdToken(stub, config, hint))) {
+		return refuse("id_token_hint is not an id_token this server issued to a registered client.");
+	}
+	if (target !== undefined && !config.postLogoutRedirectUris.includes(target)) {
+		return refuse("post_logout_redirect_uri is not registered for this client (exact match required).");
+	}
+	const cookie = getCookie(c, SESSION_COOKIE);
+	const sessionEnded = cookie ? await stub.endBrowserSession(cookie) : false;
+	await stub.record({
+		count: "logout",
+		logout: { sessionEnded, ...(target ? { postLogoutRedirectUri: target } : {}) },
+	});
+	const response = target ? redirectWith(target, { state: c.req.query("state") }) : signedOutPage();
+	response.headers.append("Set-Cookie", sessionCookie(c.req.url, "", 0));
+	return response;
 });

@@ -1,4 +1,4 @@
-import { TEST_PATIENTS } from "./data";
+import { type HealthRecord, LOGINS } from "./users";
 
 const escapeHtml = (value: string) =>
 	value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c);
@@ -17,7 +17,8 @@ function page(title: string, body: string, status = 200): Response {
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}
 .banner{background:#fff3cd;padding:.5rem;border-radius:4px;font-size:.9rem}
-label{display:block;margin:.75rem 0 .25rem}input,select{width:100%;padding:.4rem}
+label{display:block;margin:.75rem 0 .25rem}input[type=text],input[type=password]{width:100%;padding:.4rem}
+.record label{display:inline;margin:0 0 0 .5rem}.practice{color:#555}
 button{margin:1rem .5rem 0 0;padding:.5rem 1.25rem}.error{color:#a00}</style></head>
 <body><p class="banner">Local athena sandbox: synthetic data, development only.</p>
 <h1>${escapeHtml(title)}</h1>
@@ -32,32 +33,65 @@ export function errorPage(message: string, status = 400): Response {
 }
 
 export function signInPage(requestId: string, error?: string, status = 200): Response {
-	const practices = [...new Set(TEST_PATIENTS.map((p) => p.practiceId))]
-		.map((id) => `<option value="${escapeHtml(id)}">Practice ${escapeHtml(id)}</option>`)
-		.join("");
 	return page(
 		"Sign in to your patient portal",
 		`${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ""}
 <form method="post" action="/oauth2/v1/authorize/signin">
 <input type="hidden" name="request" value="${escapeHtml(requestId)}">
-<label for="practice">Practice</label>
-<select id="practice" name="practice"><option value="">Use my account's practice</option>${practices}</select>
 <label for="username">Username</label>
 <input id="username" name="username" type="text" autocomplete="username" required>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form>
-<p>Test logins: ${TEST_PATIENTS.map((p) => `<code>${escapeHtml(p.username)}</code> / <code>${escapeHtml(p.password)}</code> (practice ${escapeHtml(p.practiceId)})`).join(", ")}</p>`,
+<p>Test logins: ${LOGINS.map((l) => `<code>${escapeHtml(l.username)}</code> / <code>${escapeHtml(l.password)}</code>`).join(", ")}</p>`,
 		status,
 	);
 }
 
-export function consentPage(requestId: string, patientName: string, scopes: readonly string[]): Response {
+/** How the picker names a record: "Jake Medlock (you)", or the dependent's name. */
+export function recordLabel(record: HealthRecord): string {
+	return record.relationship === "self" ? `${record.display} (you)` : record.display;
+}
+
+/**
+ * athena's "Select a health record": the patient, not the app, picks whose
+ * record to share and at which practice. One radio button per record, named
+ * `record`, valued with its patient id.
+ */
+export function recordPickerPage(
+	requestId: string,
+	records: readonly HealthRecord[],
+	error?: string,
+	status = 200,
+): Response {
+	const options = records
+		.map(
+			(
+				record,
+				i,
+			) => `<p class="record"><input type="radio" id="record-${i}" name="record" value="${escapeHtml(record.patient)}" required>
+<label for="record-${i}">${escapeHtml(recordLabel(record))} <span class="practice">at practice ${escapeHtml(record.practice)}</span></label></p>`,
+		)
+		.join("\n");
+	return page(
+		"Select a health record",
+		`${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ""}
+<p>Whose record do you want to share with the app?</p>
+<form method="post" action="/oauth2/v1/authorize/select">
+<input type="hidden" name="request" value="${escapeHtml(requestId)}">
+${options}
+<button type="submit">Continue</button>
+</form>`,
+		status,
+	);
+}
+
+export function consentPage(requestId: string, record: HealthRecord, scopes: readonly string[]): Response {
 	const items = scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join("");
 	return page(
 		"Allow access to your health record?",
-		`<p>Signed in as ${escapeHtml(patientName)}. The app asks for:</p>
+		`<p>Sharing the record of ${escapeHtml(recordLabel(record))} at practice ${escapeHtml(record.practice)}. The app asks for:</p>
 <ul>${items}</ul>
 <form method="post" action="/oauth2/v1/authorize/consent">
 <input type="hidden" name="request" value="${escapeHtml(requestId)}">
@@ -68,7 +102,7 @@ export function consentPage(requestId: string, patientName: string, scopes: read
 }
 
 export function signedOutPage(): Response {
-	return page("Signed out", "<p>You are signed out of the sandbox.</p>");
+	return page("Signed out", "<p>You are signed out of athenahealth in this browser.</p>");
 }
 
 /** Used by the token fault "html": a proxy's error page where JSON was expected. */

@@ -12,8 +12,21 @@ export interface PendingAuthorization {
 	state: string;
 	codeChallenge: string;
 	nonce?: string;
-	/** Set once the user signed in; consent is refused before that. */
+	/** The username, once signed in (by password, or by the browser's athena session). */
+	login?: string;
+	/** The record picked on "Select a health record"; consent is refused before that. */
 	patient?: string;
+	expiresAt: number;
+}
+
+/**
+ * athena's (Okta's) browser session: after a password sign-in, a new
+ * authorize request in the same browser skips the login page until
+ * `/oauth2/v1/logout` ends it or it expires.
+ */
+export interface BrowserSession {
+	login: string;
+	createdAt: number;
 	expiresAt: number;
 }
 
@@ -107,9 +120,20 @@ export interface ReceivedTokenCall {
 	error?: string;
 }
 
+/** One `/oauth2/v1/logout` request, accepted or refused. */
+export interface ReceivedLogout {
+	at: number;
+	/** Whether the request carried a browser session that this logout ended. */
+	sessionEnded: boolean;
+	postLogoutRedirectUri?: string;
+	/** Set when the logout was refused (bad hint, unregistered URI). */
+	error?: string;
+}
+
 export interface Received {
 	assertions: ReceivedAssertion[];
 	tokenCalls: ReceivedTokenCall[];
+	logouts: ReceivedLogout[];
 	counts: Record<string, number>;
 }
 
@@ -135,4 +159,5 @@ export interface ReceivedEntry {
 	count?: string;
 	assertion?: Omit<ReceivedAssertion, "at">;
 	tokenCall?: Omit<ReceivedTokenCall, "at">;
+	logout?: Omit<ReceivedLogout, "at">;
 }

@@ -4,6 +4,7 @@ import type { ConfigOverrides } from "./config";
 import type { SandboxEnv } from "./env";
 import type {
 	AccessTokenRecord,
+	BrowserSession,
 	ClockReading,
 	CodeRecord,
 	Fault,
@@ -15,6 +16,7 @@ import type {
 	Received,
 	ReceivedAssertion,
 	ReceivedEntry,
+	ReceivedLogout,
 	ReceivedTokenCall,
 	RefreshResult,
 	RefreshTokenRecord,
@@ -40,7 +42,7 @@ import { decideRefresh, usableRefresh } from "./refresh-chain";
 const RECEIVED_CAP = 500;
 const SWEEP_INTERVAL_MS = 5 * 60_000;
 
-type ReceivedLog = "assertion" | "token";
+type ReceivedLog = "assertion" | "token" | "logout";
 
 const receivedPrefix = (log: ReceivedLog) => `received:${log}:`;
 /** Zero-padded so storage's key order is arrival order. */
@@ -144,7 +146,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	override async alarm(): Promise<void> {
 		const now = this.now();
 		let remaining = 0;
-		for (const prefix of ["pending:", "code:", "jti:", "access:", "jwks:", "ratelimit:"]) {
+		for (const prefix of ["pending:", "code:", "jti:", "access:", "jwks:", "ratelimit:", "session:"]) {
 			const entries = await this.ctx.storage.list<{ expiresAt?: number }>({
 				prefix,
 			});
@@ -192,12 +194,47 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		return this.getLive<PendingAuthorization>(`pending:${id}`);
 	}
 
-	async signInPending(id: string, patient: string): Promise<PendingAuthorization | undefined> {
+	/** The user signed in: the record is picked next (a new sign-in forgets an earlier pick). */
+	async signInPending(id: string, login: string): Promise<PendingAuthorization | undefined> {
 		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`);
 		if (!pending) return undefined;
+		const { patient: _earlier, ...rest } = pending;
+		const next = { ...rest, login };
+		await this.ctx.storage.put(`pending:${id}`, next);
+		return next;
+	}
+
+	/** The record picked on "Select a health record"; only after sign-in. */
+	async selectRecord(id: string, patient: string): Promise<PendingAuthorization | undefined> {
+		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`);
+		if (!pending?.login) return undefined;
 		const next = { ...pending, patient };
 		await this.ctx.storage.put(`pending:${id}`, next);
 		return next;
+	}
+
+	// --- athena's browser session --------------------------------------------
+
+	/** Starts a browser session for the login; returns the cookie value (stored only hashed). */
+	async startBrowserSession(login: string, ttlMs: number): Promise<string> {
+		const cookie = randomToken(32);
+		const now = this.now();
+		const session: BrowserSession = { login, createdAt: now, expiresAt: now + ttlMs };
+		await this.ctx.storage.put(`session:${await hashSecret(cookie)}`, session);
+		await this.ensureSweep();
+		return cookie;
+	}
+
+	async browserSession(cookie: string): Promise<BrowserSession | undefined> {
+		return this.getLive<BrowserSession>(`session:${await hashSecret(cookie)}`);
+	}
+
+	/** Ends the session; false when there was no live one. */
+	async endBrowserSession(cookie: string): Promise<boolean> {
+		const key = `session:${await hashSecret(cookie)}`;
+		const live = await this.getLive<BrowserSession>(key);
+		await this.ctx.storage.delete(key);
+		return live !== undefined;
 	}
 
 	/** Consumes the pending request (consent is answered once) and, on allow, mints a code. */
@@ -207,7 +244,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		codeTtlMs: number,
 	): Promise<{ pending: PendingAuthorization; code?: string } | undefined> {
 		const pending = await this.getLive<PendingAuthorization>(`pending:${id}`);
-		if (!pending?.patient) return undefined;
+		if (!pending?.patient || !pending.login) return undefined;
 		await this.ctx.storage.delete(`pending:${id}`);
 		if (!allow) return { pending };
 		const code = randomToken(32);
@@ -457,7 +494,10 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 	/** Next sequence number per log, loaded once from storage. */
 	private nextSeq: Partial<Record<ReceivedLog, number>> = {};
 
-	private async appendReceived(log: ReceivedLog, entry: ReceivedAssertion | ReceivedTokenCall): Promise<void> {
+	private async appendReceived(
+		log: ReceivedLog,
+		entry: ReceivedAssertion | ReceivedTokenCall | ReceivedLogout,
+	): Promise<void> {
 		let seq = this.nextSeq[log];
 		if (seq === undefined) {
 			const last = await this.ctx.storage.list({ prefix: receivedPrefix(log), reverse: true, limit: 1 });
@@ -480,6 +520,7 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		if (entry.count) await this.count(entry.count);
 		if (entry.assertion) await this.appendReceived("assertion", { at, ...entry.assertion });
 		if (entry.tokenCall) await this.appendReceived("token", { at, ...entry.tokenCall });
+		if (entry.logout) await this.appendReceived("logout", { at, ...entry.logout });
 	}
 
 	async getReceived(): Promise<Received> {
@@ -489,7 +530,13 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 		}
 		const assertions = await this.ctx.storage.list<ReceivedAssertion>({ prefix: receivedPrefix("assertion") });
 		const tokenCalls = await this.ctx.storage.list<ReceivedTokenCall>({ prefix: receivedPrefix("token") });
-		return { assertions: [...assertions.values()], tokenCalls: [...tokenCalls.values()], counts };
+		const logouts = await this.ctx.storage.list<ReceivedLogout>({ prefix: receivedPrefix("logout") });
+		return {
+			assertions: [...assertions.values()],
+			tokenCalls: [...tokenCalls.values()],
+			logouts: [...logouts.values()],
+			counts,
+		};
 	}
 
 	/**
