@@ -121,7 +121,7 @@ describe("/_sandbox/clock", () => {
 		await advanceClock(600_000);
 		const late = await call(
 			"/oauth2/v1/authorize/signin",
-			form({ request, username: JANE.username, password: JANE.password, practice: "" }),
+			form({ request, username: JANE.username, password: JANE.password }),
 		);
 		expect(late.status).toBe(400);
 		expect(await late.text()).toMatch(/expired/);

@@ -122,6 +122,8 @@ describe("/_sandbox controls", () => {
 		});
 		expect(await updated.json()).toMatchObject({ accessTokenTtl: 60, tokenRateLimit: 2 });
 		expect((await control("config", { accessTokenTtl: -1 })).status).toBe(400);
+		expect((await control("config", { issuer: "not a url" })).status).toBe(400);
+		expect((await control("config", { postLogoutRedirectUris: ["http://localhost:3000/?next=x"] })).status).toBe(400);
 		expect((await control("faults", { target: "fhir", response: "html" })).status).toBe(400);
 	});
 
@@ -149,18 +151,19 @@ describe("/_sandbox controls", () => {
 	});
 
 	it("reset forgets tokens, faults and overrides but keeps the id_token signing key", async () => {
-		const keysBefore = await (await call("/oauth2/v1/keys")).text();
+		const keysBefore = await (await call("/oauth2/v1/keys?client_id=local-dev-client")).text();
 		const jane = await login(key);
 		await control("faults", { target: "fhir", status: 503 });
 		await control("reset");
 		expect((await fhirGet(`/Patient/${JANE.id}`, jane.access_token)).status).toBe(401);
 		expect(await (await call("/_sandbox/faults")).json()).toEqual({});
 		expect(((await (await call("/_sandbox/config")).json()) as { tokenRateLimit: number }).tokenRateLimit).toBe(5);
-		expect(await (await call("/oauth2/v1/keys")).text()).toBe(keysBefore);
+		expect(await (await call("/oauth2/v1/keys?client_id=local-dev-client")).text()).toBe(keysBefore);
 		// Only the one FHIR call made after the reset is left in the log.
 		expect(await (await call("/_sandbox/received")).json()).toEqual({
 			assertions: [],
 			tokenCalls: [],
+			logouts: [],
 			counts: { fhir: 1 },
 		});
 	});

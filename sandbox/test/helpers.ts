@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { base64url, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from "jose";
+import { DEFAULT_ISSUER } from "../src/config";
 import { practiceReference } from "../src/data";
 import type { SandboxEnv } from "../src/env";
 import * as USERS from "../src/users";
@@ -10,10 +11,20 @@ export const FHIR_BASE = `${ORIGIN}/fhir/r4`;
 export const CLIENT_ID = "local-dev-client";
 export const REDIRECT_URI = "http://localhost:3000/callback";
 export const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/** The sandbox's Okta-style issuer: not its own origin (sandbox.test), as at athena. */
+export const ISSUER = DEFAULT_ISSUER;
+/** Where the registered client may be sent after `/oauth2/v1/logout`. */
+export const POST_LOGOUT_REDIRECT_URI = "http://localhost:3000/";
 
-/** The test logins, with `practice` as the `ah-practice` reference FHIR searches carry. */
-export const JANE = { ...USERS.JANE, practice: practiceReference(USERS.JANE.practiceId) };
+/**
+ * Test logins with the record each picks on "Select a health record", with
+ * `practice` as the `ah-practice` reference FHIR searches carry. JANE is the
+ * preview login's own record (Jake Medlock; the name is older than the record).
+ */
+export const JANE = { ...USERS.JAKE, practice: practiceReference(USERS.JAKE.practiceId) };
 export const ROWAN = { ...USERS.ROWAN, practice: practiceReference(USERS.ROWAN.practiceId) };
+/** The preview login, picking the dependent's record (Lily) instead of its own. */
+export const LILY = { ...USERS.LILY, practice: practiceReference(USERS.LILY.practiceId) };
 
 export const SCOPE =
 	"openid fhirUser offline_access launch/patient patient/Patient.read patient/Observation.rs patient/AllergyIntolerance.read patient/MedicationRequest.read patient/Provenance.read patient/DocumentReference.read patient/Binary.read patient/Condition.read";
@@ -152,32 +163,62 @@ export function form(fields: Record<string, string>): RequestInit {
 	};
 }
 
-/** Walks the sign-in and consent pages as a browser would and returns the redirect. */
+/** The name=value of the athena session cookie a response sets, if any. */
+export function sessionCookieFrom(response: Response): string | undefined {
+	const header = response.headers.getSetCookie().find((c) => c.startsWith("athena_sandbox_sid="));
+	return header?.split(";")[0];
+}
+
+export interface SignInOptions {
+	decision?: "allow" | "deny";
+	scope?: string;
+	/** The record to pick on "Select a health record"; the user's own `id` by default. */
+	record?: string;
+	/** A browser's athena session cookie (`name=value`): the login page is skipped. */
+	cookie?: string;
+}
+
+/**
+ * Walks the pages as a browser would (login, "Select a health record",
+ * consent) and returns the redirect, and the session cookie the login set.
+ */
 export async function signIn(
-	user: { username: string; password: string } = JANE,
-	options: { decision?: "allow" | "deny"; scope?: string } = {},
-): Promise<{ location: URL; verifier: string }> {
+	user: { username: string; password: string; id: string } = JANE,
+	options: SignInOptions = {},
+): Promise<{ location: URL; verifier: string; cookie: string | undefined }> {
 	const verifier = newVerifier();
 	const start = await call(
 		await authorizeUrl({
 			code_challenge: await challengeFor(verifier),
 			...(options.scope ? { scope: options.scope } : {}),
 		}),
+		options.cookie ? { headers: { Cookie: options.cookie } } : {},
 	);
 	if (start.status !== 200) throw new Error(`authorize answered ${start.status}`);
-	const request = requestIdFrom(await start.text());
+	let picker = start;
+	let cookie = options.cookie;
+	if (!options.cookie) {
+		picker = await call(
+			"/oauth2/v1/authorize/signin",
+			form({ request: requestIdFrom(await start.text()), username: user.username, password: user.password }),
+		);
+		if (picker.status !== 200) throw new Error(`sign-in answered ${picker.status}`);
+		cookie = sessionCookieFrom(picker);
+	}
+	const pickerHtml = await picker.text();
+	if (!pickerHtml.includes("Select a health record")) throw new Error("no record picker after sign-in");
 	const consent = await call(
-		"/oauth2/v1/authorize/signin",
-		form({ request, username: user.username, password: user.password, practice: "" }),
+		"/oauth2/v1/authorize/select",
+		form({ request: requestIdFrom(pickerHtml), record: options.record ?? user.id }),
 	);
-	if (consent.status !== 200) throw new Error(`sign-in answered ${consent.status}`);
+	if (consent.status !== 200) throw new Error(`record picker answered ${consent.status}`);
 	const decided = await call(
 		"/oauth2/v1/authorize/consent",
 		form({ request: requestIdFrom(await consent.text()), decision: options.decision ?? "allow" }),
 	);
 	const location = decided.headers.get("Location");
 	if (decided.status !== 302 || !location) throw new Error(`consent answered ${decided.status}`);
-	return { location: new URL(location), verifier };
+	return { location: new URL(location), verifier, cookie };
 }
 
 export interface TokenBody {
@@ -204,8 +245,12 @@ export async function exchangeCode(
 	);
 }
 
-/** Signs in as the user and exchanges the code: a full login. */
-export async function login(key: TestClientKey, user = JANE, scope?: string): Promise<TokenBody> {
+/** Signs in as the user, picks the user's record and exchanges the code: a full login. */
+export async function login(
+	key: TestClientKey,
+	user: { username: string; password: string; id: string } = JANE,
+	scope?: string,
+): Promise<TokenBody> {
 	const { location, verifier } = await signIn(user, scope ? { scope } : {});
 	const code = location.searchParams.get("code");
 	if (!code) throw new Error("no code in the redirect");

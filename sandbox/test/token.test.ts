@@ -9,6 +9,7 @@ import {
 	fhirGet,
 	freezeClock,
 	freshSandbox,
+	ISSUER,
 	JANE,
 	login,
 	REDIRECT_URI,
@@ -194,9 +195,9 @@ describe("token endpoint", () => {
 
 	it("issues an id_token signed with the key at /oauth2/v1/keys, carrying the nonce", async () => {
 		const tokens = await login(key);
-		const keys = await (await call("/oauth2/v1/keys")).json();
+		const keys = await (await call(`/oauth2/v1/keys?client_id=${CLIENT_ID}`)).json();
 		const { payload, protectedHeader } = await jwtVerify(tokens.id_token ?? "", createLocalJWKSet(keys as never), {
-			issuer: "http://sandbox.test/oauth2",
+			issuer: ISSUER,
 			audience: CLIENT_ID,
 		});
 		expect(protectedHeader.alg).toBe("RS256");
