@@ -112,7 +112,7 @@ describe("callback refusals", () => {
 
 	it("refuses an iss that is not the expected issuer (RFC 9207)", async () => {
 		const { jar, callback } = await readyCallback();
-		expect(callback.searchParams.get("iss")).toBe("http://localhost:3001/oauth2");
+		expect(callback.searchParams.get("iss")).toBe("http://127.0.0.1:3001/oauth2/aus5sandbox0preview");
 		callback.searchParams.set("iss", "https://evil.example/oauth2");
 		const response = await browserFetch(jar, `${callback.pathname}${callback.search}`);
 		expect(await response.json()).toMatchObject({ error: "issuer_mismatch" });

@@ -134,7 +134,7 @@ describe("hostile input: OAuth state", () => {
 			fc.asyncProperty(state, async (candidate) => {
 				fc.pre(candidate !== realState);
 				runs++;
-				const query = new URLSearchParams({ state: candidate, code, iss: "http://localhost:3001/oauth2" });
+				const query = new URLSearchParams({ state: candidate, code, iss: callback.searchParams.get("iss") ?? "" });
 				const response = await browserFetch(jar, `/callback?${query}`, {}, unlimited);
 				expect(response.status).toBe(400);
 				const body = (await response.json()) as { error: string };

@@ -1,5 +1,5 @@
 import { env, exports } from "cloudflare:workers";
-import { JANE, ROWAN } from "../../../sandbox/src/users";
+import { JAKE, JAKE_SECOND_PRACTICE, LILY, ROWAN, type TestUser } from "../../../sandbox/src/users";
 
 /** A minimal cookie jar: what a browser would send back to the worker. */
 export class CookieJar {
@@ -59,10 +59,25 @@ export interface Received {
 	tokenCalls: Array<{ grantType: string | null; status: number; error?: string }>;
 }
 
-/** The sandbox's test logins (sandbox/src/users.ts), in the shape these tests use. */
+const patient = (user: TestUser) => ({
+	username: user.username,
+	password: user.password,
+	practice: user.practiceId,
+	id: user.id,
+});
+
+/**
+ * The sandbox's test logins (sandbox/src/users.ts), each with the record it
+ * picks on athena's "Select a health record" page (`id`), in the shape these
+ * tests use. `jane` is the preview login's own record (Jake Medlock at 80000).
+ */
 export const PATIENTS = {
-	jane: { username: JANE.username, password: JANE.password, practice: JANE.practiceId, id: JANE.id },
-	second: { username: ROWAN.username, password: ROWAN.password, practice: ROWAN.practiceId, id: ROWAN.id },
+	jane: patient(JAKE),
+	second: patient(ROWAN),
+	/** The preview login picking Jake's record at his second practice. */
+	janeElsewhere: patient(JAKE_SECOND_PRACTICE),
+	/** The preview login picking its dependent's record (Lily, at 80000). */
+	dependent: patient(LILY),
 } as const;
 
 function hiddenRequestId(html: string): string {
@@ -82,22 +97,30 @@ async function sandboxForm(path: string, fields: Record<string, string>): Promis
 
 /**
  * Runs the athena side of a sign-in: the worker's /launch redirect is followed
- * to the sandbox's sign-in and consent pages, and the sandbox's redirect back
- * (the callback URL with code and state) is returned without following it.
+ * to the sandbox's login page, its "Select a health record" page (picking
+ * `record`, the patient's own `id` unless told otherwise) and consent, and the
+ * sandbox's redirect back (the callback URL with code and state) is returned
+ * without following it.
  */
 export async function authorizeAtSandbox(
 	authorizeUrl: string,
-	patient: { username: string; password: string },
+	patient: { username: string; password: string; id: string },
 	decision: "allow" | "deny" = "allow",
+	record: string = patient.id,
 ): Promise<URL> {
 	const signInPage = await env.SANDBOX.fetch(authorizeUrl);
 	if (signInPage.status !== 200) throw new Error(`authorize: ${signInPage.status} ${await signInPage.text()}`);
-	const consent = await sandboxForm("/oauth2/v1/authorize/signin", {
+	const picker = await sandboxForm("/oauth2/v1/authorize/signin", {
 		request: hiddenRequestId(await signInPage.text()),
 		username: patient.username,
 		password: patient.password,
-		practice: "",
 	});
+	if (picker.status !== 200) throw new Error(`sign-in: ${picker.status} ${await picker.text()}`);
+	const consent = await sandboxForm("/oauth2/v1/authorize/select", {
+		request: hiddenRequestId(await picker.text()),
+		record,
+	});
+	if (consent.status !== 200) throw new Error(`record picker: ${consent.status} ${await consent.text()}`);
 	const decided = await sandboxForm("/oauth2/v1/authorize/consent", {
 		request: hiddenRequestId(await consent.text()),
 		decision,
@@ -119,8 +142,13 @@ export async function launch(
 	return new URL(location);
 }
 
-/** The whole patient sign-in through real requests; returns the browser's cookie jar. */
-export async function signIn(patient: { username: string; password: string; practice: string } = PATIENTS.jane) {
+/**
+ * The whole patient sign-in through real requests, picking the patient's
+ * record (`id`) at athena; returns the browser's cookie jar.
+ */
+export async function signIn(
+	patient: { username: string; password: string; practice: string; id: string } = PATIENTS.jane,
+) {
 	const jar = new CookieJar();
 	const authorize = await launch(jar, `practice=${patient.practice}`);
 	const callbackUrl = await authorizeAtSandbox(authorize.toString(), patient);
