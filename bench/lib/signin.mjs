@@ -1,5 +1,6 @@
 // Sign-in as a browser would do it, over HTTP: the worker's /launch, the
-// sandbox's sign-in and consent forms, the worker's callback. And, for the
+// sandbox's login, "Select a health record" and consent forms, the worker's
+// callback. And, for the
 // direct sandbox reads, the same authorize dance with the bench's own PKCE
 // and a code redeemed in Node with a client assertion signed by the bench's
 // throwaway key (the one the worker under test also signs with).
@@ -25,7 +26,10 @@ const form = (fields) => ({
 	body: new URLSearchParams(fields).toString(),
 });
 
-/** The sandbox's authorize page → sign-in form → consent: returns the redirect with the code. */
+/**
+ * The sandbox's authorize page → login form → record picker (the test
+ * patient's own record) → consent: returns the redirect with the code.
+ */
 async function authorizeAtSandbox(authorizeUrl) {
 	const page = expect(await send(authorizeUrl), 200, "sandbox authorize page");
 	const request = /name="request" value="([^"]+)"/.exec(page.body)?.[1];
@@ -35,6 +39,11 @@ async function authorizeAtSandbox(authorizeUrl) {
 		await send(`${origin}/oauth2/v1/authorize/signin`, form({ request, username: USERNAME, password: PASSWORD })),
 		200,
 		"sandbox sign-in form",
+	);
+	expect(
+		await send(`${origin}/oauth2/v1/authorize/select`, form({ request, record: PATIENT })),
+		200,
+		"sandbox record picker",
 	);
 	const consent = expect(
 		await send(`${origin}/oauth2/v1/authorize/consent`, form({ request, decision: "allow" })),

@@ -50,7 +50,8 @@ export async function mainStack({ tree, dir, log }) {
 			ATHENA_AUTHORIZE_URL: `${S}/oauth2/v1/authorize`,
 			ATHENA_TOKEN_URL: `${S}/oauth2/v1/token`,
 			ATHENA_REVOKE_URL: `${S}/oauth2/v1/revoke`,
-			ATHENA_ISSUER: `${S}/oauth2`,
+			// The sandbox's Okta-style issuer (sandbox/src/config.ts DEFAULT_ISSUER): a name, not where this sandbox listens.
+			ATHENA_ISSUER: "http://127.0.0.1:3001/oauth2/aus5sandbox0preview",
 			ATHENA_JWKS_URL: `${S}/oauth2/v1/keys`,
 			FHIR_BASE_URL: `${S}/fhir/r4`,
 			TOKEN_REQUESTS_PER_MINUTE: TOKEN_BUDGET,

@@ -255,17 +255,23 @@ async function signIn(worker, sandbox, patient) {
 	const authorize = await request(launch.headers.location);
 	if (authorize.status !== 200) throw new Error(`authorize ${authorize.status}`);
 	const form = { "Content-Type": "application/x-www-form-urlencoded", Origin: sandbox };
-	const consent = await request(`${sandbox}/oauth2/v1/authorize/signin`, {
+	const picker = await request(`${sandbox}/oauth2/v1/authorize/signin`, {
 		method: "POST",
 		headers: form,
 		body: new URLSearchParams({
 			request: hiddenRequest(authorize.body),
 			username: patient.username,
 			password: patient.password,
-			practice: "",
 		}).toString(),
 	});
-	if (consent.status !== 200) throw new Error(`sign-in form ${consent.status}`);
+	if (picker.status !== 200) throw new Error(`sign-in form ${picker.status}`);
+	// athena's "Select a health record": the patient picks the record (and with it the practice).
+	const consent = await request(`${sandbox}/oauth2/v1/authorize/select`, {
+		method: "POST",
+		headers: form,
+		body: new URLSearchParams({ request: hiddenRequest(picker.body), record: patient.id }).toString(),
+	});
+	if (consent.status !== 200) throw new Error(`record picker ${consent.status}`);
 	const decided = await request(`${sandbox}/oauth2/v1/authorize/consent`, {
 		method: "POST",
 		headers: form,
@@ -428,7 +434,8 @@ async function main() {
 		ATHENA_AUTHORIZE_URL: `${sandbox}/oauth2/v1/authorize`,
 		ATHENA_TOKEN_URL: `${sandbox}/oauth2/v1/token`,
 		ATHENA_REVOKE_URL: `${sandbox}/oauth2/v1/revoke`,
-		ATHENA_ISSUER: `${sandbox}/oauth2`,
+		// The sandbox's Okta-style issuer (sandbox/src/config.ts DEFAULT_ISSUER): a name, not where this sandbox listens.
+		ATHENA_ISSUER: "http://127.0.0.1:3001/oauth2/aus5sandbox0preview",
 		ATHENA_JWKS_URL: `${sandbox}/oauth2/v1/keys`,
 		FHIR_BASE_URL: `${sandbox}/fhir/r4`,
 		// The config's ceiling; the sandbox's own limit is lifted (0 = unlimited).
