@@ -15,8 +15,10 @@
 
 /** Values the sandbox reads from its vars; all optional, defaults in src/config.ts. */
 export interface SandboxVars {
+	SANDBOX_ISSUER?: string;
 	SANDBOX_CLIENT_ID?: string;
 	SANDBOX_REDIRECT_URIS?: string;
+	SANDBOX_POST_LOGOUT_REDIRECT_URIS?: string;
 	SANDBOX_CLIENT_JWKS_URL?: string;
 	SANDBOX_ALLOWED_SCOPES?: string;
 	SANDBOX_ACCESS_TOKEN_TTL?: string;
