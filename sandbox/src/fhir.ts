@@ -4,16 +4,36 @@ import { type AppEnv, sleep, stateStub } from "./context";
 import {
 	type FhirResource,
 	type PatientRecord,
+	patientIds,
 	patientRecord,
 	practiceReference,
 	practiceResources,
-	TEST_PATIENTS,
 } from "./data";
-import { cutAfter, largeSearchset, minimumLargeSearchsetBytes } from "./stream";
+import {
+	applyFilters,
+	combinationText,
+	missingCombination,
+	PRACTICE_LEVEL,
+	resourceDate,
+	scopeAllows,
+	searchPage,
+} from "./fhir-search";
+import { bulkIndex, cutAfter, largeSearchset, minimumLargeSearchsetBytes } from "./stream";
+
+/*
+ * athena's FHIR R4 API as its preview answered (shared/athena-observed.md
+ * "FHIR R4, as recorded"): a patient token reads and searches its own
+ * chart; ah-practice is optional but must name the patient's practice when
+ * sent; athena's required parameter combinations and the token's scopes are
+ * enforced with athena's OperationOutcomes; searches page by cursor with no
+ * total; every answer carries athena's headers.
+ */
 
 const FHIR_JSON = "application/fhir+json; charset=utf-8";
 const DEFAULT_COUNT = 20;
-const MAX_COUNT = 200;
+/** athena's cap is unrecorded; 100 keeps pages of the large chart reasonable. */
+const MAX_COUNT = 100;
+const RATE_LIMIT = "500";
 /** Upper bound of the large-response parameter: 2 GiB. */
 const MAX_SANDBOX_BYTES = 2 * 1024 ** 3;
 /** Sandbox-only search parameter asking for a streamed Bundle of about this many bytes. */
@@ -25,12 +45,6 @@ export const SANDBOX_BYTES_PARAM = "_sandbox_bytes";
  */
 export const SANDBOX_CONTENT_TYPE_PARAM = "_sandbox_content_type";
 const SANDBOX_CONTENT_TYPES = new Set(["application/octet-stream"]);
-/** athena's text, verbatim up to its ellipsis. */
-const MISSING_PRACTICE_TEXT =
-	"Could not determine what practice the request was for. Add the ah-practice search parameter with the practice ID, e.g. ah-practice=Organization/a-1.Practice-{practiceid}.";
-
-/** Types whose resources belong to a practice rather than a patient's compartment. */
-const PRACTICE_LEVEL = new Set<string>(["Organization", "Practitioner", "Location", "Medication"]);
 
 interface Access {
 	patientId: string;
@@ -43,35 +57,65 @@ type FhirEnv = AppEnv & { Variables: { access: Access } };
 
 export const fhir = new Hono<FhirEnv>();
 
-function outcome(status: number, code: string, text: string, headers: Record<string, string> = {}): Response {
-	return new Response(
-		JSON.stringify({
-			resourceType: "OperationOutcome",
-			issue: [{ severity: "error", code, diagnostics: text, details: { text } }],
-		}),
-		{ status, headers: { "Content-Type": FHIR_JSON, ...headers } },
-	);
+/**
+ * athena's error shape: severity fatal, `details.text` and `expression`, no
+ * `diagnostics`. Recorded for 403s; the sandbox answers every error so.
+ */
+function outcome(
+	status: number,
+	code: string,
+	text: string,
+	options: { expression?: string[]; headers?: Record<string, string> } = {},
+): Response {
+	const issue = {
+		severity: "fatal",
+		code,
+		details: { text },
+		...(options.expression ? { expression: options.expression } : {}),
+	};
+	return new Response(JSON.stringify({ resourceType: "OperationOutcome", issue: [issue] }), {
+		status,
+		headers: { "Content-Type": FHIR_JSON, ...options.headers },
+	});
 }
 
-function fhirJson(body: unknown, status = 200): Response {
+function fhirJson(body: unknown, location?: string): Response {
 	return new Response(JSON.stringify(body), {
-		status,
-		headers: { "Content-Type": FHIR_JSON },
+		headers: { "Content-Type": FHIR_JSON, ...(location ? { Location: location } : {}) },
 	});
 }
 
 const isResourceType = (type: string): type is ResourceType =>
 	(PATIENT_ACCESS_TYPES as readonly string[]).includes(type);
 
-/** SMART v1 `.read` covers read and search; v2 `.rs` letters name each interaction. */
-function scopeAllows(scope: readonly string[], type: string, interaction: "read" | "search"): boolean {
-	const letter = interaction === "read" ? "r" : "s";
-	return scope.some((s) => {
-		const match = /^patient\/([A-Za-z*]+)\.(read|[cruds]+)$/.exec(s);
-		if (!match || (match[1] !== type && match[1] !== "*")) return false;
-		return match[2] === "read" || (match[2] ?? "").includes(letter);
-	});
+function randomHex(bytes: number): string {
+	return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/**
+ * athena's headers on every answer: no caching, HSTS, a request id, its rate
+ * limit headers (the sandbox never runs out: Remaining is always Limit - 1),
+ * and on errors the request and practice ids athena adds.
+ */
+fhir.use("*", async (c, next) => {
+	await next();
+	const headers = c.res.headers;
+	headers.set("Cache-Control", "no-cache, no-store, must-revalidate");
+	headers.set("Pragma", "no-cache");
+	headers.set("Expires", "0");
+	headers.set("Strict-Transport-Security", "max-age=31536000; includeSubDomains");
+	headers.set("X-Request-Id", `rrt-${randomHex(8)}-c-sbx`);
+	headers.set("Ratelimit-Limit", RATE_LIMIT);
+	headers.set("Ratelimit-Remaining", String(Number(RATE_LIMIT) - 1));
+	headers.set("Ratelimit-Reset", "1");
+	headers.set("X-Ratelimit-Limit", RATE_LIMIT);
+	headers.set("X-Ratelimit-Remaining", String(Number(RATE_LIMIT) - 1));
+	if (c.res.status >= 400) {
+		headers.set("X-Athena-Request-Id", crypto.randomUUID());
+		const practice = c.get("access")?.practiceId;
+		if (practice) headers.set("X-Athenanet-Practice-Id", practice);
+	}
+});
 
 // `/.well-known/smart-configuration` is the OAuth side's (discovery.ts, routed in index.ts).
 
@@ -129,13 +173,13 @@ fhir.use("*", async (c, next) => {
 	const { access: found, fault } = await stateStub(c.env).admitFhir(match?.[1]);
 	if (!match?.[1]) {
 		return outcome(401, "login", "A bearer access token is required", {
-			"WWW-Authenticate": 'Bearer realm="fhir"',
+			headers: { "WWW-Authenticate": 'Bearer realm="fhir"' },
 		});
 	}
 	const record = found ? patientRecord(found.record.patient) : undefined;
 	if (!found || !record) {
 		return outcome(401, "login", "The access token is invalid, expired or revoked", {
-			"WWW-Authenticate": 'Bearer realm="fhir", error="invalid_token"',
+			headers: { "WWW-Authenticate": 'Bearer realm="fhir", error="invalid_token"' },
 		});
 	}
 	c.set("access", {
@@ -147,12 +191,9 @@ fhir.use("*", async (c, next) => {
 
 	if (fault?.delayMs) await sleep(fault.delayMs);
 	if (fault?.status) {
-		return outcome(
-			fault.status,
-			fault.status === 429 ? "throttled" : "transient",
-			"Injected fault",
-			fault.status === 429 ? { "Retry-After": "60" } : {},
-		);
+		return outcome(fault.status, fault.status === 429 ? "throttled" : "transient", "Injected fault", {
+			headers: fault.status === 429 ? { "Retry-After": "60" } : {},
+		});
 	}
 	await next();
 	if (fault?.cutAfterBytes !== undefined && c.res.body) {
@@ -160,14 +201,15 @@ fhir.use("*", async (c, next) => {
 	}
 });
 
-function insufficientScope(type: string): Response {
-	return outcome(403, "forbidden", `The access token does not grant access to ${type}`, {
-		"WWW-Authenticate": 'Bearer realm="fhir", error="insufficient_scope"',
-	});
+/** athena's answer to a type outside the token's scopes (recorded for ServiceRequest). */
+function invalidScope(type: string): Response {
+	return outcome(403, "forbidden", "Invalid Token Scope", { expression: [type] });
 }
 
-function compartmentDenied(): Response {
-	return outcome(403, "forbidden", "The requested data is outside the authorized patient's record");
+function compartmentDenied(type: string): Response {
+	return outcome(403, "forbidden", "The requested data is outside the authorized patient's record", {
+		expression: [type],
+	});
 }
 
 /** Where a resource lives: the caller's compartment or practice, someone else's, or nowhere. */
@@ -178,158 +220,82 @@ function locate(access: Access, type: string, id: string): FhirResource | "elsew
 		const shared = practiceResources(access.practiceId).find((r) => r.resourceType === type && r.id === id);
 		if (shared) return shared;
 	}
-	for (const other of TEST_PATIENTS) {
-		if (other.id === access.patientId) continue;
-		const record = patientRecord(other.id);
-		if (record?.byType.get(type)?.some((r) => r.id === id) || record?.binaries.has(id)) return "elsewhere";
-		if (practiceResources(other.practiceId).some((r) => r.resourceType === type && r.id === id)) return "elsewhere";
+	for (const otherId of patientIds()) {
+		if (otherId === access.patientId) continue;
+		const other = patientRecord(otherId);
+		if (!other) continue;
+		if (other.byType.get(type)?.some((r) => r.id === id) || (type === "Binary" && other.binaries.has(id))) {
+			return "elsewhere";
+		}
+		const practice = practiceResources(other.patient.practiceId);
+		if (practice.some((r) => r.resourceType === type && r.id === id)) return "elsewhere";
 	}
 	return undefined;
 }
 
 fhir.get("/Binary/:id", (c) => {
 	const access = c.get("access");
-	if (!scopeAllows(access.scope, "Binary", "read")) return insufficientScope("Binary");
+	if (!scopeAllows(access.scope, "Binary", "read")) return invalidScope("Binary");
 	const id = c.req.param("id");
 	const binary = access.record.binaries.get(id);
 	if (!binary) {
 		return locate(access, "Binary", id) === "elsewhere"
-			? compartmentDenied()
-			: outcome(404, "not-found", `Binary/${id} is not known`);
+			? compartmentDenied("Binary")
+			: outcome(404, "not-found", `Binary/${id} is not known`, { expression: ["Binary"] });
 	}
+	const location = `${sandboxUrls(c.req.url).fhirBase}/Binary/${id}`;
 	// FHIR R4 Binary: raw bytes by default, the resource itself when FHIR JSON is asked for.
 	if ((c.req.header("Accept") ?? "").includes("application/fhir+json")) {
 		let text = "";
 		for (const b of binary.bytes) text += String.fromCharCode(b);
-		return fhirJson({
-			resourceType: "Binary",
-			id,
-			contentType: binary.contentType,
-			data: btoa(text),
-		});
+		return fhirJson({ resourceType: "Binary", id, contentType: binary.contentType, data: btoa(text) }, location);
 	}
-	return new Response(binary.bytes, {
-		headers: { "Content-Type": binary.contentType },
-	});
+	return new Response(binary.bytes, { headers: { "Content-Type": binary.contentType, Location: location } });
 });
 
 fhir.get("/:type/:id", (c) => {
 	const access = c.get("access");
 	const { type, id } = c.req.param();
-	if (!isResourceType(type)) return outcome(404, "not-supported", `Resource type ${type} is not supported`);
-	if (!scopeAllows(access.scope, type, "read")) return insufficientScope(type);
-	const found = locate(access, type, id);
-	if (found === "elsewhere") return compartmentDenied();
-	if (!found) return outcome(404, "not-found", `${type}/${id} is not known`);
-	return fhirJson(found);
-});
-
-/** athena's required parameter combinations; null when satisfied. */
-function missingCombination(type: string, has: (name: string) => boolean): string | null {
-	switch (type) {
-		case "AllergyIntolerance":
-			return has("patient") ? null : "AllergyIntolerance searches require the patient parameter";
-		case "MedicationRequest":
-			return (has("patient") && has("intent")) || has("_id")
-				? null
-				: "MedicationRequest searches require patient and intent, or _id";
-		case "Patient":
-			return has("_id") || has("identifier") || has("name") || (has("family") && has("birthdate"))
-				? null
-				: "Patient searches require _id, identifier, name, or family and birthdate";
-		case "Provenance":
-			return has("target") ? null : "Provenance searches require the target parameter";
-		default:
-			if (PRACTICE_LEVEL.has(type)) return null;
-			// Assumed (unconfirmed): other compartment searches need patient or _id too.
-			return has("patient") || has("subject") || has("_id") ? null : `${type} searches require the patient parameter`;
+	if (!isResourceType(type)) {
+		return outcome(404, "not-supported", `Resource type ${type} is not supported`, { expression: [type] });
 	}
-}
-
-const tokens = (value: string | undefined) =>
-	(value ?? "")
-		.split(",")
-		.map((v) => v.trim())
-		.filter(Boolean);
-
-function codings(value: unknown): Array<{ system?: string; code?: string }> {
-	const list = Array.isArray(value) ? value : value ? [value] : [];
-	return list.flatMap((cc) => (cc as { coding?: Array<{ system?: string; code?: string }> }).coding ?? []);
-}
-
-function matchesToken(value: unknown, wanted: string[]): boolean {
-	return codings(value).some((coding) =>
-		wanted.some((w) => {
-			const [system, code] = w.includes("|") ? w.split("|") : [undefined, w];
-			return coding.code === code && (system === undefined || system === "" || coding.system === system);
-		}),
-	);
-}
-
-function resourceDate(resource: FhirResource): string | undefined {
-	const r = resource as Record<string, unknown>;
-	const candidates = [
-		r.effectiveDateTime,
-		(r.period as { start?: string } | undefined)?.start,
-		r.onsetDateTime,
-		r.occurrenceDateTime,
-		r.authoredOn,
-		r.date,
-		r.performedDateTime,
-	];
-	return candidates.find((v): v is string => typeof v === "string");
-}
-
-/** FHIR date search with ge/gt/le/lt/eq prefixes, compared on the ISO prefix. */
-function matchesDate(resource: FhirResource, filters: string[]): boolean {
-	const date = resourceDate(resource);
-	if (!date) return false;
-	return filters.every((filter) => {
-		const match = /^(ge|gt|le|lt|eq)?(.+)$/.exec(filter);
-		const prefix = match?.[1] ?? "eq";
-		const target = match?.[2] ?? "";
-		const value = date.slice(0, target.length);
-		switch (prefix) {
-			case "ge":
-				return value >= target;
-			case "gt":
-				return value > target;
-			case "le":
-				return value <= target;
-			case "lt":
-				return value < target;
-			default:
-				return value === target;
-		}
-	});
-}
+	if (!scopeAllows(access.scope, type, "read")) return invalidScope(type);
+	// Unlisted resources (cancelled or entered-in-error encounters, pending results) are read like any other.
+	const found = locate(access, type, id);
+	if (found === "elsewhere") return compartmentDenied(type);
+	if (!found) return outcome(404, "not-found", `${type}/${id} is not known`, { expression: [type] });
+	return fhirJson(found, `${sandboxUrls(c.req.url).fhirBase}/${type}/${id}`);
+});
 
 /** Query string with athena's unencoded `/` in ah-practice and references. */
 function queryString(params: Array<[string, string]>): string {
 	return params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v).replaceAll("%2F", "/")}`).join("&");
 }
 
-async function fingerprint(params: Array<[string, string]>): Promise<string> {
-	const canonical = queryString([...params].sort(([a], [b]) => a.localeCompare(b)));
-	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical)));
-	return [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function encodeCursor(offset: number, print: string): string {
-	return btoa(JSON.stringify({ o: offset, q: print }))
-		.replaceAll("+", "-")
-		.replaceAll("/", "_")
-		.replace(/=+$/, "");
-}
-
-function decodeCursor(cursor: string): { o: number; q: string } | undefined {
-	try {
-		const parsed = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/"))) as { o?: unknown; q?: unknown };
-		if (typeof parsed.o === "number" && Number.isInteger(parsed.o) && parsed.o >= 0 && typeof parsed.q === "string") {
-			return { o: parsed.o, q: parsed.q };
-		}
-	} catch {}
-	return undefined;
+/** Provenance for each target in the caller's chart, made up on demand (athena's were never recorded). */
+function provenanceFor(access: Access, targets: string[]): FhirResource[] {
+	return targets.flatMap((target) => {
+		const [targetType, targetId] = target.split("/");
+		if (!targetType || !targetId) return [];
+		const found = locate(access, targetType, targetId);
+		if (!found || found === "elsewhere") return [];
+		return [
+			{
+				resourceType: "Provenance",
+				id: `a-${access.practiceId}.Provenance-${targetType}-${targetId}`,
+				target: [{ reference: `${targetType}/${targetId}` }],
+				recorded: `${(resourceDate(found) ?? "2020-01-01").slice(0, 10)}T00:00:00Z`,
+				agent: [
+					{
+						type: {
+							coding: [{ system: "http://terminology.hl7.org/CodeSystem/provenance-participant-type", code: "author" }],
+						},
+						who: { reference: practiceReference(access.practiceId) },
+					},
+				],
+			},
+		];
+	});
 }
 
 fhir.get("/:type", async (c) => {
@@ -337,111 +303,50 @@ fhir.get("/:type", async (c) => {
 	const type = c.req.param("type");
 	const urls = sandboxUrls(c.req.url);
 	if (!isResourceType(type) || type === "Binary") {
-		return outcome(400, "not-supported", `Search is not supported for ${type}`);
+		return outcome(400, "not-supported", `Search is not supported for ${type}`, { expression: [type] });
 	}
-	if (!scopeAllows(access.scope, type, "search")) return insufficientScope(type);
+	if (!scopeAllows(access.scope, type, "search")) return invalidScope(type);
 	const all = [...new URL(c.req.url).searchParams.entries()];
 	const get = (name: string) => all.find(([k]) => k === name)?.[1];
 	const has = (name: string) => (get(name) ?? "") !== "";
 
+	// Optional with a patient's token (athena-observed.md); when sent it must be the patient's practice.
 	const practice = get("ah-practice");
-	if (!practice) return outcome(400, "processing", MISSING_PRACTICE_TEXT);
-	if (practice !== practiceReference(access.practiceId)) {
-		return outcome(400, "processing", "The ah-practice parameter does not match the authorized patient's practice");
+	if (practice !== undefined && practice !== practiceReference(access.practiceId)) {
+		return outcome(400, "processing", "The ah-practice parameter does not name the authorized patient's practice", {
+			expression: ["ah-practice"],
+		});
 	}
 	const missing = missingCombination(type, has);
-	if (missing) return outcome(403, "forbidden", missing);
+	if (missing) return outcome(403, "forbidden", combinationText(missing), { expression: [type] });
 
 	for (const name of ["patient", "subject"]) {
 		const value = get(name);
-		if (value !== undefined && value.replace(/^Patient\//, "") !== access.patientId) return compartmentDenied();
+		if (value !== undefined && value.replace(/^Patient\//, "") !== access.patientId) return compartmentDenied(type);
 	}
-
-	let candidates: FhirResource[];
-	if (PRACTICE_LEVEL.has(type)) {
-		candidates = practiceResources(access.practiceId).filter((r) => r.resourceType === type);
-	} else if (type === "Provenance") {
-		candidates = tokens(get("target")).flatMap((target) => {
-			const [targetType, targetId] = target.split("/");
-			if (!targetType || !targetId) return [];
-			const found = locate(access, targetType, targetId);
-			if (!found || found === "elsewhere") return [];
-			return [
-				{
-					resourceType: "Provenance",
-					id: `a-${access.practiceId}.Provenance-${targetType}-${targetId}`,
-					target: [{ reference: `${targetType}/${targetId}` }],
-					recorded: `${resourceDate(found) ?? "2020-01-01"}`.slice(0, 10).concat("T00:00:00Z"),
-					agent: [
-						{
-							type: {
-								coding: [
-									{
-										system: "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-										code: "author",
-									},
-								],
-							},
-							who: { reference: practiceReference(access.practiceId) },
-						},
-					],
-				},
-			];
-		});
-	} else {
-		candidates = access.record.byType.get(type) ?? [];
-	}
-
-	const ids = tokens(get("_id"));
-	if (ids.length > 0) candidates = candidates.filter((r) => ids.includes(r.id));
-	if (type === "Patient") {
-		const p = access.record.patient;
-		const identifier = get("identifier");
-		const name = get("name")?.toLowerCase();
-		const family = get("family")?.toLowerCase();
-		const birthdate = get("birthdate");
-		candidates = candidates.filter(
-			() =>
-				(identifier === undefined || identifier.split("|").pop() === p.id.split(".E-")[1]) &&
-				(name === undefined || `${p.given} ${p.family}`.toLowerCase().includes(name)) &&
-				(family === undefined || p.family.toLowerCase().startsWith(family)) &&
-				(birthdate === undefined || birthdate === p.birthDate),
-		);
-	}
-	const category = tokens(get("category"));
-	if (category.length > 0) candidates = candidates.filter((r) => matchesToken(r.category, category));
-	const code = tokens(get("code"));
-	if (code.length > 0) {
-		candidates = candidates.filter((r) => matchesToken(r.code ?? r.vaccineCode ?? r.medicationCodeableConcept, code));
-	}
-	const intent = tokens(get("intent"));
-	if (intent.length > 0) candidates = candidates.filter((r) => intent.includes(String(r.intent)));
-	const status = tokens(get("status"));
-	if (status.length > 0) candidates = candidates.filter((r) => status.includes(String(r.status)));
-	const dates = all.filter(([k]) => k === "date").map(([, v]) => v);
-	if (dates.length > 0) candidates = candidates.filter((r) => matchesDate(r, dates));
 
 	const countParam = get("_count");
 	const count = countParam === undefined ? DEFAULT_COUNT : Number(countParam);
-	if (!Number.isInteger(count) || count < 1) return outcome(400, "invalid", "_count must be a positive integer");
-	const pageSize = Math.min(count, MAX_COUNT);
-	const base = all.filter(([k]) => k !== "cursor");
-	const print = await fingerprint(base);
-	let offset = 0;
-	const cursor = get("cursor");
-	if (cursor !== undefined) {
-		const decoded = decodeCursor(cursor);
-		// The cursor is opaque and bound to the search it came from.
-		if (!decoded || decoded.q !== print) return outcome(400, "invalid", "The cursor is not valid for this search");
-		offset = decoded.o;
+	if (!Number.isInteger(count) || count < 1) {
+		return outcome(400, "invalid", "_count must be a positive integer", { expression: ["_count"] });
 	}
-	const searchUrl = `${urls.fhirBase}/${type}?`;
-	const selfUrl = searchUrl + queryString(all);
-	const nextUrl = (at: number) => searchUrl + queryString([...base, ["cursor", encodeCursor(at, print)]]);
+	const base = all.filter(([k]) => k !== "cursor");
+	const searchUrl = `${urls.fhirBase}/${type}`;
+	// The next link repeats the query as sent and adds the cursor: the id of the next page's first match.
+	const nextUrl = (cursor: string) => `${searchUrl}?${queryString([...base, ["cursor", cursor]])}`;
+	const selfUrl = `${searchUrl}?${queryString(all)}`;
+	const timestamp = new Date(await stateStub(c.env).now()).toISOString();
 
 	const sandboxBytes = get(SANDBOX_BYTES_PARAM);
 	if (sandboxBytes !== undefined) {
-		if (type !== "Observation") return outcome(400, "not-supported", `${SANDBOX_BYTES_PARAM} is only for Observation`);
+		if (type !== "Observation") {
+			return outcome(400, "not-supported", `${SANDBOX_BYTES_PARAM} is only for Observation`, {
+				expression: [SANDBOX_BYTES_PARAM],
+			});
+		}
+		const cursor = get("cursor");
+		const first = cursor === undefined ? 0 : bulkIndex(access.practiceId, cursor);
+		if (first === undefined) return outcome(400, "invalid", "The cursor is not valid for this search");
 		const totalBytes = Number(sandboxBytes);
 		const options = {
 			fhirBase: urls.fhirBase,
@@ -449,7 +354,9 @@ fhir.get("/:type", async (c) => {
 			practiceId: access.practiceId,
 			totalBytes,
 			selfUrl,
-			nextUrl: nextUrl(offset + 1),
+			nextUrl,
+			timestamp,
+			first,
 		};
 		const minimum = minimumLargeSearchsetBytes(options);
 		if (!Number.isInteger(totalBytes) || totalBytes < minimum || totalBytes > MAX_SANDBOX_BYTES) {
@@ -457,6 +364,9 @@ fhir.get("/:type", async (c) => {
 				400,
 				"invalid",
 				`${SANDBOX_BYTES_PARAM} must be an integer from ${minimum} to ${MAX_SANDBOX_BYTES}`,
+				{
+					expression: [SANDBOX_BYTES_PARAM],
+				},
 			);
 		}
 		const contentType = get(SANDBOX_CONTENT_TYPE_PARAM);
@@ -464,24 +374,52 @@ fhir.get("/:type", async (c) => {
 			return outcome(400, "not-supported", `${SANDBOX_CONTENT_TYPE_PARAM} may only be application/octet-stream`);
 		}
 		return new Response(largeSearchset(options), {
-			headers: { "Content-Type": contentType ?? FHIR_JSON },
+			headers: { "Content-Type": contentType ?? FHIR_JSON, Location: searchUrl },
 		});
 	}
 
-	const page = candidates.slice(offset, offset + pageSize);
-	const link = [{ relation: "self", url: selfUrl }];
-	if (offset + pageSize < candidates.length) link.push({ relation: "next", url: nextUrl(offset + pageSize) });
-	return fhirJson({
-		resourceType: "Bundle",
-		type: "searchset",
-		total: candidates.length,
-		link,
-		entry: page.map((resource) => ({
-			fullUrl: `${urls.fhirBase}/${resource.resourceType}/${resource.id}`,
-			resource,
-			search: { mode: "match" },
-		})),
+	let candidates: FhirResource[];
+	if (PRACTICE_LEVEL.has(type)) {
+		candidates = practiceResources(access.practiceId).filter((r) => r.resourceType === type);
+	} else if (type === "Provenance") {
+		candidates = provenanceFor(
+			access,
+			(get("target") ?? "")
+				.split(",")
+				.map((t) => t.trim())
+				.filter(Boolean),
+		);
+	} else {
+		candidates = access.record.byType.get(type) ?? [];
+	}
+	const page = searchPage(applyFilters(type, candidates, all), {
+		count: Math.min(count, MAX_COUNT),
+		cursor: get("cursor"),
+		unlisted: access.record.unlisted,
 	});
+	if (!page.ok) return outcome(400, "invalid", "The cursor is not valid for this search", { expression: ["cursor"] });
+	const link = [{ relation: "self", url: selfUrl }];
+	if (page.nextCursor !== undefined) link.push({ relation: "next", url: nextUrl(page.nextCursor) });
+	// athena's searchsets carry a timestamp and no total.
+	return fhirJson(
+		{
+			resourceType: "Bundle",
+			type: "searchset",
+			timestamp,
+			link,
+			// FHIR JSON has no empty arrays: an empty page has no entry at all.
+			...(page.resources.length > 0
+				? {
+						entry: page.resources.map((resource) => ({
+							fullUrl: `${urls.fhirBase}/${resource.resourceType}/${resource.id}`,
+							resource,
+							search: { mode: "match" },
+						})),
+					}
+				: {}),
+		},
+		searchUrl,
+	);
 });
 
 fhir.all("*", () => outcome(405, "not-supported", "The sandbox serves read and search interactions only"));

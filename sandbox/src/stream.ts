@@ -4,10 +4,15 @@
  * so the sandbox can serve hundreds of MB for the worker's streaming and
  * memory tests. Every entry carries an absolute fullUrl on the sandbox's own
  * FHIR base, and the Bundle carries absolute self/next links, so a proxy that
- * rewrites URLs has real work to do all the way through.
+ * rewrites URLs has real work to do all the way through. The next link's
+ * cursor names the entry after the page's last, and a request with that
+ * cursor continues the numbering: the series has no last page, so a reader
+ * decides when to stop.
  */
 
 const CHUNK_BYTES = 64 * 1024;
+const BULK_KIND = "bulkvitals";
+const ID_DIGITS = 10;
 
 export interface LargeSearchsetOptions {
 	fhirBase: string;
@@ -15,15 +20,39 @@ export interface LargeSearchsetOptions {
 	practiceId: string;
 	totalBytes: number;
 	selfUrl: string;
-	nextUrl: string;
+	/** The search's next link for a page that starts at this resource id (athena's cursor). */
+	nextUrl: (cursor: string) => string;
+	/** The Bundle's `timestamp`: 24 characters, as `Date.toISOString()` writes it. */
+	timestamp: string;
+	/** Number of the page's first entry: 0, or the one the cursor names. */
+	first: number;
+}
+
+/** Bulk entries' ids: athena's shape, fixed width, so every entry has the same size. */
+export const bulkId = (practiceId: string, index: number) =>
+	`a-${practiceId}.${BULK_KIND}-${String(index).padStart(ID_DIGITS, "0")}`;
+
+/** The entry number a bulk cursor names, or undefined when it is not one of this practice's. */
+export function bulkIndex(practiceId: string, cursor: string): number | undefined {
+	const match = new RegExp(`^a-${practiceId}\\.${BULK_KIND}-(\\d{${ID_DIGITS}})$`).exec(cursor);
+	return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
 function entry(options: LargeSearchsetOptions, index: number, note?: string): string {
-	const id = `a-${options.practiceId}.Observation-bulk-${String(index).padStart(10, "0")}`;
-	const value = 60 + (index % 40);
+	const id = bulkId(options.practiceId, index);
 	const resource = {
 		resourceType: "Observation",
 		id,
+		extension: [
+			{
+				url: "https://fhir.athena.io/StructureDefinition/ah-practice",
+				valueReference: { reference: `Organization/a-1.Practice-${options.practiceId}` },
+			},
+			{
+				url: "https://fhir.athena.io/StructureDefinition/ah-chart-sharing-group",
+				valueReference: { reference: `Organization/a-${options.practiceId}.CSG-2` },
+			},
+		],
 		status: "final",
 		category: [
 			{
@@ -41,9 +70,9 @@ function entry(options: LargeSearchsetOptions, index: number, note?: string): st
 			text: "Heart rate",
 		},
 		subject: { reference: `Patient/${options.patientId}` },
-		effectiveDateTime: "2024-01-01T00:00:00Z",
+		effectiveDateTime: "2024-01-01",
 		valueQuantity: {
-			value,
+			value: 60 + (index % 40),
 			unit: "/min",
 			system: "http://unitsofmeasure.org",
 			code: "/min",
@@ -57,37 +86,51 @@ function entry(options: LargeSearchsetOptions, index: number, note?: string): st
 	});
 }
 
-function frame(options: LargeSearchsetOptions): { head: string; tail: string } {
-	const head = `{"resourceType":"Bundle","type":"searchset","link":${JSON.stringify([
-		{ relation: "self", url: options.selfUrl },
-		{ relation: "next", url: options.nextUrl },
-	])},"entry":[`;
+/** The Bundle around the entries; its size does not depend on `nextIndex` (fixed-width ids). */
+function frame(options: LargeSearchsetOptions, nextIndex: number): { head: string; tail: string } {
+	const head = `{"resourceType":"Bundle","type":"searchset","timestamp":${JSON.stringify(options.timestamp)},"link":${JSON.stringify(
+		[
+			{ relation: "self", url: options.selfUrl },
+			{ relation: "next", url: options.nextUrl(bulkId(options.practiceId, nextIndex)) },
+		],
+	)},"entry":[`;
 	return { head, tail: "]}" };
 }
 
 /** The smallest size this Bundle can have (one entry, no padding). */
 export function minimumLargeSearchsetBytes(options: LargeSearchsetOptions): number {
-	const { head, tail } = frame(options);
+	const { head, tail } = frame(options, 0);
 	return byteLength(head) + byteLength(tail) + byteLength(entry(options, 0, ""));
 }
 
 const encoder = new TextEncoder();
 const byteLength = (text: string) => encoder.encode(text).byteLength;
 
+/** How the bytes divide: `regular` fixed-size entries, then one padded to land on the size. */
+function layout(options: LargeSearchsetOptions): { regular: number; padding: number; regularBytes: number } {
+	const { head, tail } = frame(options, 0);
+	const regularBytes = byteLength(entry(options, 0)) + 1;
+	const budget = options.totalBytes - byteLength(head) - byteLength(tail) - byteLength(entry(options, 0, ""));
+	if (budget < 0) throw new RangeError("totalBytes is below the minimum Bundle size");
+	const regular = Math.floor(budget / regularBytes);
+	return { regular, padding: budget - regular * regularBytes, regularBytes };
+}
+
+/** How many resources a Bundle of `options.totalBytes` carries. */
+export function largeSearchsetEntries(options: LargeSearchsetOptions): number {
+	return layout(options).regular + 1;
+}
+
 /**
  * Exactly `totalBytes` bytes of valid JSON: `regular` fixed-size entries, then
  * one last entry whose note is padded to land on the size.
  */
 export function largeSearchset(options: LargeSearchsetOptions): ReadableStream<Uint8Array> {
-	const { head, tail } = frame(options);
-	const regularBytes = byteLength(entry(options, 0)) + 1;
-	const lastBase = byteLength(entry(options, 0, ""));
-	const budget = options.totalBytes - byteLength(head) - byteLength(tail) - lastBase;
-	if (budget < 0) throw new RangeError("totalBytes is below the minimum Bundle size");
-	const regular = Math.floor(budget / regularBytes);
-	const padding = budget - regular * regularBytes;
+	const { regular, padding, regularBytes } = layout(options);
+	const last = options.first + regular;
+	const { head, tail } = frame(options, last + 1);
 	const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / regularBytes));
-	let next = 0;
+	let next = options.first;
 	let started = false;
 	let finished = false;
 	return new ReadableStream<Uint8Array>(
@@ -99,10 +142,10 @@ export function largeSearchset(options: LargeSearchsetOptions): ReadableStream<U
 					text += head;
 					started = true;
 				}
-				const stop = Math.min(regular, next + perChunk);
+				const stop = Math.min(last, next + perChunk);
 				for (; next < stop; next++) text += `${entry(options, next)},`;
-				if (next >= regular) {
-					text += entry(options, regular, "x".repeat(padding)) + tail;
+				if (next >= last) {
+					text += entry(options, last, "x".repeat(padding)) + tail;
 					finished = true;
 				}
 				controller.enqueue(encoder.encode(text));
