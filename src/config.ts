@@ -16,8 +16,19 @@ export interface Config {
 		authorizeUrl: string;
 		tokenUrl: string;
 		revokeUrl: string;
-		/** Expected `iss` of id_tokens and of the callback; undefined = read from smart-configuration. */
+		/** Expected `iss` of id_tokens and of the callback; undefined = read from smart-configuration at launch. */
 		issuer: string | undefined;
+		/**
+		 * athena's end-session endpoint: signing out here also ends the patient's
+		 * athena browser session there (shared computers); undefined = not ended.
+		 */
+		logoutUrl: string | undefined;
+		/**
+		 * The client assertion's `aud` for token calls; undefined = the URL posted
+		 * to. Which one athena's gateway expects is unknown (Okta's own rule is its
+		 * token URL), so it is a setting.
+		 */
+		assertionAudience: string | undefined;
 		jwksUrl: string;
 		fhirBaseUrl: string;
 	};
@@ -74,6 +85,8 @@ const EnvSchema = z.object({
 	ATHENA_TOKEN_URL: urlSetting,
 	ATHENA_REVOKE_URL: urlSetting,
 	ATHENA_ISSUER: optionalText,
+	ATHENA_LOGOUT_URL: optionalText,
+	ATHENA_ASSERTION_AUDIENCE: optionalText,
 	ATHENA_JWKS_URL: urlSetting,
 	FHIR_BASE_URL: urlSetting,
 	SCOPES: z.string().check(z.minLength(1, { error: "is empty" })),
@@ -167,6 +180,8 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 		ATHENA_JWKS_URL: raw.ATHENA_JWKS_URL,
 		FHIR_BASE_URL: raw.FHIR_BASE_URL,
 		...(raw.ATHENA_ISSUER ? { ATHENA_ISSUER: raw.ATHENA_ISSUER } : {}),
+		...(raw.ATHENA_LOGOUT_URL ? { ATHENA_LOGOUT_URL: raw.ATHENA_LOGOUT_URL } : {}),
+		...(raw.ATHENA_ASSERTION_AUDIENCE ? { ATHENA_ASSERTION_AUDIENCE: raw.ATHENA_ASSERTION_AUDIENCE } : {}),
 	};
 	for (const [name, value] of Object.entries(urls)) {
 		let url: URL;
@@ -216,6 +231,8 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 				tokenUrl: raw.ATHENA_TOKEN_URL,
 				revokeUrl: raw.ATHENA_REVOKE_URL,
 				issuer: raw.ATHENA_ISSUER || undefined,
+				logoutUrl: raw.ATHENA_LOGOUT_URL || undefined,
+				assertionAudience: raw.ATHENA_ASSERTION_AUDIENCE || undefined,
 				jwksUrl: raw.ATHENA_JWKS_URL,
 				fhirBaseUrl: trimSlash(raw.FHIR_BASE_URL),
 			},

@@ -15,7 +15,7 @@ export function activeSigningKey(signingKeyPem: string): Promise<SigningKey> {
 
 /** How this worker calls athena's OAuth endpoints: our client ID, the active key, the network. */
 export async function athenaClient(
-	config: Pick<Config, "clientId" | "signingKeyPem">,
+	config: Pick<Config, "clientId" | "signingKeyPem" | "athena">,
 	timeoutMs: number,
 ): Promise<OAuthClient> {
 	return {
@@ -23,5 +23,6 @@ export async function athenaClient(
 		key: await activeSigningKey(config.signingKeyPem),
 		fetch: (input, init) => fetch(input, init),
 		timeoutMs,
+		tokenAudience: config.athena.assertionAudience,
 	};
 }

@@ -9,7 +9,10 @@ export interface PendingAuthorization {
 	browserHash: string;
 	codeVerifier: string;
 	nonce: string | undefined;
-	practice: string;
+	/** The practice the app was told to expect (`?practice=` or DEFAULT_PRACTICE), checked against the patient athena returns; absent when the patient picks it at athena. */
+	practice?: string | undefined;
+	/** The authorization server's issuer, known (configured or discovered) at launch: the callback never depends on discovery being up. */
+	issuer?: string | undefined;
 	returnTo: string;
 	createdAt: number;
 	expiresAt: number;

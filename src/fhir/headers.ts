@@ -24,6 +24,13 @@ const FORWARDED_RESPONSE_HEADERS = [
 	"etag",
 	"last-modified",
 	"retry-after",
+	// athena's rate limit as it counts it (IETF RateLimit fields and the older X- form):
+	// an app that reads them can slow down before athena answers 429.
+	"ratelimit-limit",
+	"ratelimit-remaining",
+	"ratelimit-reset",
+	"x-ratelimit-limit",
+	"x-ratelimit-remaining",
 ] as const;
 
 /**

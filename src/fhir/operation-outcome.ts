@@ -1,7 +1,7 @@
 import { FHIR_JSON } from "./headers";
 
 /** FHIR R4 issue-type codes (valueset-issue-type) the proxy reports with. */
-export type IssueCode = "exception" | "timeout" | "not-supported" | "transient" | "security";
+export type IssueCode = "exception" | "timeout" | "not-supported" | "transient" | "security" | "required";
 
 /**
  * A FHIR R4 OperationOutcome response for failures the proxy itself reports

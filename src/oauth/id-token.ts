@@ -3,12 +3,18 @@ import { AppError } from "../errors";
 
 const remoteSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
-/** athena's JWKS, fetched and cached per isolate by jose (refetched on an unknown kid). */
-function issuerKeys(jwksUrl: string) {
-	let set = remoteSets.get(jwksUrl);
+/**
+ * athena's JWKS, fetched and cached per isolate by jose (refetched on an
+ * unknown kid). athena documents `client_id` as required on its keys endpoint:
+ * without it the set may be refused or lack the id_token's key.
+ */
+function issuerKeys(jwksUrl: string, clientId: string) {
+	const url = new URL(jwksUrl);
+	if (!url.searchParams.has("client_id")) url.searchParams.set("client_id", clientId);
+	let set = remoteSets.get(url.href);
 	if (!set) {
-		set = createRemoteJWKSet(new URL(jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
-		remoteSets.set(jwksUrl, set);
+		set = createRemoteJWKSet(url, { timeoutDuration: 5000, cooldownDuration: 30_000 });
+		remoteSets.set(url.href, set);
 	}
 	return set;
 }
@@ -25,7 +31,7 @@ export async function verifyIdToken(
 	expected: { jwksUrl: string; issuer: string; clientId: string; nonce: string; now?: number },
 ): Promise<{ fhirUser: string | undefined; subject: string | undefined }> {
 	try {
-		const { payload } = await jwtVerify(idToken, issuerKeys(expected.jwksUrl), {
+		const { payload } = await jwtVerify(idToken, issuerKeys(expected.jwksUrl, expected.clientId), {
 			issuer: expected.issuer,
 			audience: expected.clientId,
 			algorithms: ["RS256", "RS384", "RS512", "ES256", "PS256"],

@@ -11,6 +11,8 @@ export interface OAuthClient {
 	/** No response headers within this long: athena is treated as unavailable. */
 	timeoutMs?: number;
 	now?: () => number;
+	/** The client assertion's `aud` on token calls, when not the token URL itself (athena's expectation is unknown). */
+	tokenAudience?: string | undefined;
 }
 
 /** A validated token response. */
@@ -88,14 +90,22 @@ async function readJson(response: Response): Promise<unknown> {
 }
 
 /** Posts a client-authenticated form to an athena OAuth endpoint. */
-async function postWithAssertion(client: OAuthClient, url: string, form: Record<string, string>): Promise<Response> {
+async function postWithAssertion(
+	client: OAuthClient,
+	url: string,
+	form: Record<string, string>,
+	audience = url,
+): Promise<Response> {
 	const now = client.now?.() ?? Date.now();
 	const body = new URLSearchParams(form);
 	// Sent on every call (code, refresh, revoke): athena authenticates each one.
+	// client_id beside the assertion is allowed (RFC 7521 §4.2) and names the app
+	// even where a server reads it before the assertion.
+	body.set("client_id", client.clientId);
 	body.set("client_assertion_type", CLIENT_ASSERTION_TYPE);
 	body.set(
 		"client_assertion",
-		await signClientAssertion({ key: client.key, clientId: client.clientId, audience: url, now }),
+		await signClientAssertion({ key: client.key, clientId: client.clientId, audience, now }),
 	);
 	try {
 		return await client.fetch(url, {
@@ -119,7 +129,7 @@ async function postWithAssertion(client: OAuthClient, url: string, form: Record<
 
 async function tokenRequest(client: OAuthClient, tokenUrl: string, form: Record<string, string>): Promise<TokenSet> {
 	const started = client.now?.() ?? Date.now();
-	const response = await postWithAssertion(client, tokenUrl, form);
+	const response = await postWithAssertion(client, tokenUrl, form, client.tokenAudience ?? tokenUrl);
 	if (response.status === 429) {
 		await response.body?.cancel();
 		throw new AppError({

@@ -6,7 +6,7 @@ import { ConnectForm, page } from "./layout";
  * longer knows (idle or absolute expiry), so the patient learns why they see
  * this page again.
  */
-export function homePage(props: { defaultPractice: string | undefined; ended?: boolean; sandbox?: boolean }) {
+export function homePage(props: { ended?: boolean; sandbox?: boolean }) {
 	return page({
 		title: "See your athenahealth record",
 		children: (
@@ -28,12 +28,12 @@ export function homePage(props: { defaultPractice: string | undefined; ended?: b
 				</ul>
 				<section class="card" aria-labelledby="connect-heading">
 					<h2 id="connect-heading">Connect</h2>
-					<ConnectForm practice={props.defaultPractice} />
+					<ConnectForm />
 				</section>
 				{props.sandbox ? (
 					<p class="muted">
-						Local sandbox: sign in with <code>phrtest_preview@mailinator.com</code> / <code>Password1</code> (practice
-						80000). All data is synthetic.
+						Local sandbox: sign in with <code>phrtest_preview@mailinator.com</code> / <code>Password1</code>, then
+						choose a record. All data is synthetic.
 					</p>
 				) : null}
 			</>

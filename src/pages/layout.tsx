@@ -98,40 +98,14 @@ export function Actions(props: { actions: PageAction[] }) {
 }
 
 /**
- * The sign-in form: a plain GET to /launch, which redirects to athena. With
- * `practice` fixed (reconnecting), the field is hidden; on the home page the
- * patient types it.
+ * The sign-in button: a plain GET to /launch, which redirects to athena.
+ * Patients do not know practice IDs and need none: athena's own sign-in asks
+ * which record (and practice) to share. A deployment for one practice sets
+ * DEFAULT_PRACTICE on the server instead.
  */
-export function ConnectForm(props: {
-	practice: string | undefined;
-	fixedPractice?: boolean;
-	returnTo?: string;
-	label?: string;
-	secondary?: { label: string; href: string };
-}) {
+export function ConnectForm(props: { returnTo?: string; label?: string; secondary?: { label: string; href: string } }) {
 	return (
 		<form method="get" action="/launch" class="connect">
-			{props.fixedPractice ? (
-				<input type="hidden" name="practice" value={props.practice ?? ""} />
-			) : (
-				<>
-					<label for="practice">Your practice's athenahealth ID</label>
-					<input
-						id="practice"
-						name="practice"
-						type="text"
-						inputmode="numeric"
-						pattern="[0-9]{1,12}"
-						autocomplete="off"
-						required
-						value={props.practice ?? ""}
-						aria-describedby="practice-hint"
-					/>
-					<p id="practice-hint" class="hint">
-						A number your practice or its patient portal gives you, for example 80000.
-					</p>
-				</>
-			)}
 			{props.returnTo ? <input type="hidden" name="return_to" value={props.returnTo} /> : null}
 			<div class="actions">
 				<button type="submit">{props.label ?? "Connect with athenahealth"}</button>

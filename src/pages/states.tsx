@@ -6,7 +6,7 @@ import { retryWhen } from "./outcome";
  * patient or the practice revoked the app. A normal state with a way back,
  * not an error (a patient or their practice can revoke the app at any time).
  */
-export function revokedPage(props: { practice: string | undefined }) {
+export function revokedPage() {
 	return page({
 		title: "Access was revoked",
 		signedIn: true,
@@ -19,12 +19,7 @@ export function revokedPage(props: { practice: string | undefined }) {
 					Nothing more will be read. If you want to see your record here again, reconnect and allow access when
 					athenahealth asks. Otherwise, sign out to forget this session.
 				</p>
-				<ConnectForm
-					practice={props.practice}
-					fixedPractice={props.practice !== undefined}
-					returnTo="/record"
-					label="Reconnect with athenahealth"
-				/>
+				<ConnectForm returnTo="/record" label="Reconnect with athenahealth" />
 			</>
 		),
 	});

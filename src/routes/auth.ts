@@ -1,6 +1,7 @@
 import { type Context, Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
+import type { Config } from "../config";
 import { type ConsumeResult, type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
 import { tokenBudget } from "../durable/token-budget";
 import { durableCall } from "../durable/unavailable";
@@ -22,7 +23,7 @@ import {
 	UnusableTokenResponse,
 } from "../oauth/token-client";
 import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
-import { SESSION_COOKIE, sessionTag } from "../session/contract";
+import { type LogoutResult, SESSION_COOKIE, sessionTag } from "../session/contract";
 import { sessionFor, sessionStub } from "../session/lookup";
 import { SESSION_ABSOLUTE_MS } from "../session/session-object";
 import { athenaClient } from "../signer";
@@ -52,8 +53,8 @@ function param(c: Context<AppEnv>, name: string): string | undefined {
 const SIGN_IN_UNAVAILABLE = "Sign-in is not available right now. Please try again in a moment.";
 const SESSION_UNAVAILABLE = "Your session could not be reached right now. Please try again in a moment.";
 
-/** Checks a token response against the launch that asked for it. */
-async function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization): Promise<string> {
+/** Checks a token response against the launch that asked for it: the patient, and the practice it names. */
+function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization): { patient: string; practice: string } {
 	if (!tokens.patient) {
 		throw new AppError({
 			code: "token_response_invalid",
@@ -63,8 +64,17 @@ async function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization):
 		});
 	}
 	const match = PATIENT_PATTERN.exec(tokens.patient);
-	// The practice was chosen before OAuth; a patient of another practice means a mix-up.
-	if (!match || match[1] !== pending.practice) {
+	if (!match?.[1]) {
+		throw new AppError({
+			code: "token_response_invalid",
+			status: 502,
+			message: "athenahealth named the patient in a way this app does not understand. Please try connecting again.",
+			detail: "patient id is not a-{practice}.E-{id}",
+		});
+	}
+	// The patient picks the record, and so the practice, inside athena's sign-in. A deployment
+	// that was told its practice still checks it: a patient of another practice means a mix-up.
+	if (pending.practice !== undefined && match[1] !== pending.practice) {
 		throw new AppError({
 			code: "practice_mismatch",
 			status: 400,
@@ -73,16 +83,17 @@ async function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization):
 			detail: `patient id does not match practice from state`,
 		});
 	}
-	return tokens.patient;
+	return { patient: tokens.patient, practice: match[1] };
 }
 
 export const authRoutes = new Hono<AppEnv>()
 	/** Starts the patient's standalone launch: state, PKCE and nonce kept in a Durable Object. */
 	.get("/launch", limitSignInAttempts("launch"), requireConfig(), async (c) => {
 		const config = c.get("config");
+		// Optional: athena's own sign-in asks the patient which record (and practice) to share.
 		const practice = param(c, "practice") || config.defaultPractice;
-		if (!practice || !PRACTICE_PATTERN.test(practice)) {
-			throw refused("practice_invalid", "Choose your practice: its ID is a number, e.g. 80000.");
+		if (practice !== undefined && !PRACTICE_PATTERN.test(practice)) {
+			throw refused("practice_invalid", "A practice ID is a number, e.g. 80000.");
 		}
 		const rawReturnTo = param(c, "return_to");
 		const returnTo = rawReturnTo === undefined || rawReturnTo === "" ? "/" : safeReturnTo(rawReturnTo);
@@ -93,6 +104,8 @@ export const authRoutes = new Hono<AppEnv>()
 		const state = randomToken();
 		const pkce = await createPkce();
 		const nonce = config.scopes.includes("openid") ? randomToken() : undefined;
+		// Known now and kept with the state, so a discovery outage never loses a callback.
+		const issuer = await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch);
 		const now = Date.now();
 		const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
 		const pending: PendingAuthorization = {
@@ -100,6 +113,7 @@ export const authRoutes = new Hono<AppEnv>()
 			codeVerifier: pkce.verifier,
 			nonce,
 			practice,
+			issuer,
 			returnTo,
 			createdAt: now,
 			expiresAt: now + STATE_LIFETIME_MS,
@@ -118,7 +132,7 @@ export const authRoutes = new Hono<AppEnv>()
 		query.set("code_challenge", pkce.challenge);
 		query.set("code_challenge_method", "S256");
 		if (nonce) query.set("nonce", nonce);
-		c.get("logFields").practice = practice;
+		if (practice) c.get("logFields").practice = practice;
 		c.header("Cache-Control", "no-store");
 		return c.redirect(authorize.toString(), 302);
 	})
@@ -131,12 +145,15 @@ export const authRoutes = new Hono<AppEnv>()
 	.post("/logout", requireConfig(), async (c) => {
 		const session = await sessionFor(c);
 		// A session that cannot be reached is not signed out: keep the cookie so the patient can retry.
-		const result = session
+		const result: LogoutResult = session
 			? await durableCall(() => session.api.logout(), "session_unavailable", SESSION_UNAVAILABLE)
 			: { revokedAtAthena: false };
 		deleteCookie(c, SESSION_COOKIE, cookieBase);
 		c.header("Cache-Control", "no-store");
-		if (c.req.header("Accept")?.includes("text/html")) return c.redirect("/", 303);
+		if (c.req.header("Accept")?.includes("text/html")) {
+			c.header("Referrer-Policy", "no-referrer");
+			return c.redirect(athenaEndSession(c.get("config"), result.idTokenHint) ?? "/", 303);
+		}
 		return c.json({ status: "signed_out", revokedAtAthena: result.revokedAtAthena });
 	});
 
@@ -148,6 +165,22 @@ export const authRoutes = new Hono<AppEnv>()
 interface Redeemed {
 	tokens: TokenSet;
 	client: OAuthClient;
+}
+
+/**
+ * Where the browser goes after signing out here: athena's end-session
+ * endpoint (OpenID RP-Initiated Logout), which ends the patient's athena
+ * browser session and sends them back to our home page, so on a shared
+ * computer the next person is asked to sign in. The id_token travels only to
+ * athena, in the one place the protocol puts it; without one (or without the
+ * setting) the patient lands on our home page.
+ */
+function athenaEndSession(config: Config, idTokenHint: string | undefined): string | undefined {
+	if (!config.athena.logoutUrl || !idTokenHint) return undefined;
+	const url = new URL(config.athena.logoutUrl);
+	url.searchParams.set("id_token_hint", idTokenHint);
+	url.searchParams.set("post_logout_redirect_uri", `${config.publicOrigin}/`);
+	return url.toString();
 }
 
 /**
@@ -207,9 +240,9 @@ async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, r
 	const config = c.get("config");
 	const { tokens, client } = redeemed;
 	const handBack = () => c.executionCtx.waitUntil(revokeGrant(client, config.athena.revokeUrl, tokens));
-	let patient: string;
+	let accepted: { patient: string; practice: string };
 	try {
-		patient = await acceptedPatient(tokens, pending);
+		accepted = acceptedPatient(tokens, pending);
 		if (tokens.idToken) {
 			if (!pending.nonce)
 				throw new AppError({
@@ -220,7 +253,7 @@ async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, r
 				});
 			await verifyIdToken(tokens.idToken, {
 				jwksUrl: config.athena.jwksUrl,
-				issuer: await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch),
+				issuer: pending.issuer ?? (await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch)),
 				clientId: config.clientId,
 				nonce: pending.nonce,
 			});
@@ -236,7 +269,7 @@ async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, r
 	const idHash = await sha256(sessionId);
 	try {
 		await durableCall(
-			() => sessionStub(c.env, idHash).begin({ idHash, tokens, patient, practice: pending.practice }),
+			() => sessionStub(c.env, idHash).begin({ idHash, tokens, ...accepted }),
 			"session_unavailable",
 			"Your sign-in worked but could not be saved. Please connect again in a moment.",
 		);
@@ -246,7 +279,7 @@ async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, r
 	}
 	setCookie(c, SESSION_COOKIE, sessionId, { ...cookieBase, maxAge: SESSION_ABSOLUTE_MS / 1000 });
 	c.get("logFields").session = sessionTag(idHash);
-	log("info", "patient connected", { session: sessionTag(idHash), practice: pending.practice });
+	log("info", "patient connected", { session: sessionTag(idHash), practice: accepted.practice });
 	return idHash;
 }
 
@@ -276,17 +309,6 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 			"This sign-in was started in another browser or its cookie was lost. Please start connecting again here.",
 			"launch cookie missing",
 		);
-	}
-	// RFC 9207: a callback naming another issuer is a mix-up attack; refuse before anything else.
-	if (iss !== undefined) {
-		const issuer = await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch);
-		if (iss !== issuer) {
-			throw refused(
-				"issuer_mismatch",
-				"This sign-in came back from an unexpected server. Please start connecting again.",
-				"iss mismatch",
-			);
-		}
 	}
 	const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
 	const browserHash = await sha256(browser);
@@ -320,7 +342,19 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		} as const;
 		throw refused(`state_${consumed.reason}`, messages[consumed.reason], `state ${consumed.reason}`);
 	}
-	const pending = consumed.pending;
+	// The issuer was settled at launch (states from before that fall back to discovery).
+	const pending = {
+		...consumed.pending,
+		issuer: consumed.pending.issuer ?? (await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch)),
+	};
+	// RFC 9207: a callback naming another issuer is a mix-up attack; its state stays spent.
+	if (iss !== undefined && iss !== pending.issuer) {
+		throw refused(
+			"issuer_mismatch",
+			"This sign-in came back from an unexpected server. Please start connecting again.",
+			"iss mismatch",
+		);
+	}
 	const restoreState = () => stateObject.restore(pending).catch(() => undefined);
 	const redeemed = await redeemCode(c, restoreState, pending, code, await signInClients(c));
 	await startSession(c, pending, redeemed);

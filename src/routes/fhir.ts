@@ -7,6 +7,7 @@ import { passedThroughBody, rewrittenBody } from "../fhir/body-streams";
 import { clientResponseHeaders, isJsonBody } from "../fhir/headers";
 import { operationOutcome } from "../fhir/operation-outcome";
 import { rawTarget } from "../fhir/raw-target";
+import { describeCombinations, requiredCombinations, smallBody } from "../fhir/required-parameters";
 import { createRewriter } from "../fhir/rewrite-stream";
 import { AccessTokenCache, isolateTokenCache } from "../fhir/token-cache";
 import { type ReadState, type SessionAccess, upstreamReader } from "../fhir/upstream-read";
@@ -60,6 +61,25 @@ function troubleResponse(upstreamStatus: number, requestId: string): Response | 
 }
 
 /**
+ * athena's 403 for a search missing a required parameter combination becomes
+ * a 400 that names the combinations; any other 403 goes on as athena sent it.
+ */
+async function parameterRefusal(
+	body: ReadableStream<Uint8Array>,
+	requestId: string,
+): Promise<{ kind: "answer"; response: Response } | { kind: "pass"; text: string }> {
+	const text = await smallBody(body);
+	if (text === undefined) {
+		const response = operationOutcome(403, "security", "athena refused this read", requestId);
+		return { kind: "answer", response };
+	}
+	const combinations = requiredCombinations(text);
+	if (!combinations) return { kind: "pass", text };
+	const message = `athena needs one of these search parameter combinations: ${describeCombinations(combinations)}`;
+	return { kind: "answer", response: operationOutcome(400, "required", message, requestId) };
+}
+
+/**
  * `GET|HEAD /fhir/r4/*`: the patient's record from athena, with the session's
  * token, streamed back with athena's URLs pointing at this proxy. Each request
  * logs one audit record (audit-record.ts) in place of the generic request line.
@@ -102,9 +122,14 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 				audit.noteRead(result);
 				if (result.kind === "state") return noBody(stateResponse(c, result.state, requestId));
 
-				const upstream = result.response;
+				let upstream = result.response;
 				const trouble = troubleResponse(upstream.status, requestId);
 				const json = isJsonBody(upstream.headers.get("content-type"));
+				if (upstream.status === 403 && json && upstream.body && method === "GET") {
+					const refusal = await parameterRefusal(upstream.body, requestId);
+					if (refusal.kind === "answer") return noBody(refusal.response);
+					upstream = new Response(refusal.text, upstream);
+				}
 				const headers = clientResponseHeaders(upstream.headers, requestId, { bodyUnchanged: !json });
 				if (trouble || !upstream.body || method === "HEAD") {
 					await upstream.body?.cancel();

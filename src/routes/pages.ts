@@ -110,11 +110,7 @@ export function pageRoutes(): Hono<AppEnv> {
 				ended = true;
 				deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true, httpOnly: true, sameSite: "Lax" });
 			}
-			return c.html(
-				homePage({ defaultPractice: config.defaultPractice, ended, sandbox: config.environment === "local" }),
-				200,
-				headersFor(c, false),
-			);
+			return c.html(homePage({ ended, sandbox: config.environment === "local" }), 200, headersFor(c, false));
 		})
 		.get(RECORD_PATH, requireConfig(), async (c) => {
 			const config = c.get("config");
@@ -123,7 +119,7 @@ export function pageRoutes(): Hono<AppEnv> {
 			const view = await viewOf(session);
 			if (!view) return sessionUnreachable(c);
 			if (view.status === "signed_out" || !view.patient || !view.practice) return redirect(c, "/");
-			if (view.status === "revoked") return c.html(revokedPage({ practice: view.practice }), 200, headersFor(c, true));
+			if (view.status === "revoked") return c.html(revokedPage(), 200, headersFor(c, true));
 
 			const outcome = await readRecord(recordReader(c, session), {
 				patient: view.patient,
@@ -134,7 +130,7 @@ export function pageRoutes(): Hono<AppEnv> {
 				case "record":
 					return c.html(recordPage(outcome.record), 200, headersFor(c, true));
 				case "revoked":
-					return c.html(revokedPage({ practice: view.practice }), 200, headersFor(c, true));
+					return c.html(revokedPage(), 200, headersFor(c, true));
 				case "signed_out":
 					return redirect(c, "/");
 				case "unavailable":

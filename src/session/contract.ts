@@ -46,6 +46,13 @@ export interface SessionView {
 	accessExpiresAt?: number;
 }
 
+/** What ending a session did, and what ending the patient's athena browser session needs. */
+export interface LogoutResult {
+	revokedAtAthena: boolean;
+	/** athena's id_token for this sign-in, for its end-session endpoint's `id_token_hint`; never shown to anyone else. */
+	idTokenHint?: string | undefined;
+}
+
 /** The RPC surface of a session's Durable Object. */
 export interface SessionApi {
 	/** A token valid for at least REFRESH_MARGIN_MS, refreshing first if needed (single-flight). */
@@ -57,5 +64,5 @@ export interface SessionApi {
 	refreshAfterUnauthorized(staleAccessToken: string): Promise<AccessResult>;
 	view(): Promise<SessionView>;
 	/** Revokes at athena (best effort), then deletes the session. */
-	logout(): Promise<{ revokedAtAthena: boolean }>;
+	logout(): Promise<LogoutResult>;
 }

@@ -6,7 +6,14 @@ import { log } from "../log";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
 import { refreshTokens, revokeGrant, revokeToken, type TokenSet, UnusableTokenResponse } from "../oauth/token-client";
 import { athenaClient } from "../signer";
-import { type AccessResult, REFRESH_MARGIN_MS, type SessionApi, type SessionView, sessionTag } from "./contract";
+import {
+	type AccessResult,
+	type LogoutResult,
+	REFRESH_MARGIN_MS,
+	type SessionApi,
+	type SessionView,
+	sessionTag,
+} from "./contract";
 import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "./token-vault";
 
 /** A session ends after this long without use... */
@@ -54,6 +61,8 @@ export interface BeginSession {
 
 const META = "meta";
 const TOKENS = "tokens";
+/** A revoked session's id_token, sealed like the tokens: signing out still ends the athena browser session. */
+const LOGOUT_HINT = "logoutHint";
 
 /**
  * One patient's connection to athena, named by the SHA-256 of its session id.
@@ -305,6 +314,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			}
 			if (error.code === "invalid_grant") {
 				// Revoked by the patient or the practice: a normal state, not an error.
+				await this.keepLogoutHint(meta, tokens);
 				await this.ctx.storage.delete(TOKENS);
 				await this.writeMeta({ ...meta, status: "revoked" });
 				this.tokens = undefined;
@@ -328,9 +338,28 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	}
 
 	/** Revokes at athena (best effort: a failure there still signs out here), then forgets everything. */
-	async logout(): Promise<{ revokedAtAthena: boolean }> {
+	/** Keeps only the id_token of a grant athena ended, for athena's end-session endpoint at sign-out. */
+	private async keepLogoutHint(meta: SessionMeta, tokens: SessionTokens): Promise<void> {
+		const key = this.config().sessionKeys[0];
+		if (!tokens.idToken || !key) return;
+		const hint = await sealTokens(
+			{ accessToken: "", refreshToken: undefined, idToken: tokens.idToken },
+			key,
+			`${meta.idHash}:${LOGOUT_HINT}`,
+		);
+		await this.ctx.storage.put(LOGOUT_HINT, hint);
+	}
+
+	private async logoutHint(meta: SessionMeta): Promise<string | undefined> {
+		const sealed = await this.ctx.storage.get<SealedTokens>(LOGOUT_HINT);
+		if (!sealed) return undefined;
+		return (await openTokens(sealed, this.config().sessionKeys, `${meta.idHash}:${LOGOUT_HINT}`))?.idToken;
+	}
+
+	async logout(): Promise<LogoutResult> {
 		const meta = await this.load(Date.now());
 		const tokens = meta ? await this.sealedTokens(meta).catch(() => undefined) : undefined;
+		const idTokenHint = tokens?.idToken ?? (meta ? await this.logoutHint(meta).catch(() => undefined) : undefined);
 		let revokedAtAthena = false;
 		if (tokens) {
 			try {
@@ -342,7 +371,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			}
 		}
 		await this.end();
-		return { revokedAtAthena };
+		return { revokedAtAthena, idTokenHint };
 	}
 
 	override async alarm(): Promise<void> {

@@ -22,6 +22,7 @@ const production = {
 	ATHENA_ISSUER: "",
 	ATHENA_JWKS_URL: "https://api.platform.athenahealth.com/oauth2/v1/keys",
 	FHIR_BASE_URL: "https://api.platform.athenahealth.com/fhir/r4",
+	ATHENA_LOGOUT_URL: "https://api.platform.athenahealth.com/oauth2/v1/logout",
 };
 
 describe("configuration", () => {
@@ -33,7 +34,13 @@ describe("configuration", () => {
 			environment: "local",
 			publicOrigin: "http://localhost:3000",
 			callbackPath: "/callback",
-			athena: { fhirBaseUrl: "http://localhost:3001/fhir/r4", issuer: "http://localhost:3001/oauth2" },
+			// The issuer is discovered at launch locally, as in preview; production names athena's Okta issuer.
+			athena: {
+				fhirBaseUrl: "http://localhost:3001/fhir/r4",
+				issuer: undefined,
+				logoutUrl: "http://localhost:3001/oauth2/v1/logout",
+				assertionAudience: undefined,
+			},
 			jwksMaxAgeSeconds: 300,
 			// The test run lifts the budget (test/worker/vitest.config.ts); wrangler.toml says 5.
 			tokenRequestsPerMinute: 1000,

@@ -33,7 +33,7 @@ beforeEach(async () => {
 });
 
 describe("the home page", () => {
-	it("explains the app and offers a labelled practice field (default 80000) that starts /launch", async () => {
+	it("explains the app and connects with one click: no practice ID asked (athena's sign-in picks the record)", async () => {
 		const response = await browserFetch(new CookieJar(), "/", html);
 		expect(response.status).toBe(200);
 		const page = await response.text();
@@ -42,8 +42,8 @@ describe("the home page", () => {
 		expect(page).toContain("<h1>See your athenahealth record</h1>");
 		expect(page).toMatch(/<main id="content">/);
 		expect(page).toContain('<form method="get" action="/launch"');
-		expect(page).toContain('<label for="practice">');
-		expect(page).toMatch(/<input id="practice" name="practice"[^>]* value="80000"/);
+		expect(page).not.toContain('name="practice"');
+		expect(page).not.toMatch(/practice(?:'s)? (?:athenahealth )?ID/i);
 		expect(page).toContain('<button type="submit">Connect with athenahealth</button>');
 		expect(page).not.toContain("<script");
 	});

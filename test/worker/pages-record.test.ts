@@ -85,7 +85,7 @@ describe("the connected page", () => {
 		expect(stranger.headers.get("Location")).toBe("/");
 	});
 
-	it("offers sign-out as a same-origin POST form that ends the session and lands on the home page", async () => {
+	it("offers sign-out as a same-origin POST form that ends the session and athena's browser session, then lands on the home page", async () => {
 		const { jar } = await signIn();
 		expect((await recordPage(jar)).text).toMatch(/<form class="inline" method="post" action="\/logout">/);
 		const out = await browserFetch(jar, "/logout", {
@@ -93,7 +93,12 @@ describe("the connected page", () => {
 			headers: { Accept: "text/html", Origin: "http://localhost:3000" },
 		});
 		expect(out.status).toBe(303);
-		expect(out.headers.get("Location")).toBe("/");
+		expect(out.headers.get("Referrer-Policy")).toBe("no-referrer");
+		// athena's end-session endpoint, with the id_token hint, back to our home page.
+		const athena = new URL(out.headers.get("Location") ?? "");
+		expect(`${athena.origin}${athena.pathname}`).toBe("http://localhost:3001/oauth2/v1/logout");
+		expect(athena.searchParams.get("post_logout_redirect_uri")).toBe("http://localhost:3000/");
+		expect(athena.searchParams.get("id_token_hint")).toMatch(/^eyJ/);
 		const home = await browserFetch(jar, "/", html);
 		expect(home.status).toBe(200);
 		expect(await home.text()).not.toContain("Your session has ended");
@@ -101,7 +106,7 @@ describe("the connected page", () => {
 });
 
 describe("session states on the connected page", () => {
-	it("shows revocation at athena as 'revoked by you or your practice' with a reconnect form for the same practice", async () => {
+	it("shows revocation at athena as 'revoked by you or your practice' with a one-click reconnect", async () => {
 		const { jar } = await signIn(PATIENTS.second);
 		expect((await recordPage(jar)).status).toBe(200);
 		await sandbox("revoke", { patient: PATIENTS.second.id });
@@ -110,7 +115,7 @@ describe("session states on the connected page", () => {
 		expect(page.text).toContain("<h1>Access was revoked</h1>");
 		expect(page.text).toContain("revoked by you or your practice");
 		expect(page.text).toContain('<form method="get" action="/launch"');
-		expect(page.text).toContain('<input type="hidden" name="practice" value="195900"');
+		expect(page.text).not.toContain('name="practice"');
 		expect(page.text).toContain('<input type="hidden" name="return_to" value="/record"');
 		expect(page.text).toContain("Reconnect with athenahealth");
 		expect(page.text).not.toContain("Fixturepatient");
