@@ -1,5 +1,5 @@
-import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { Hono } from "hono/tiny";
 import type { AppEnv } from "./app-env";
 import { configFor } from "./config";
 import { AppError } from "./errors";

@@ -61,7 +61,14 @@ export type ConfigResult =
 	/** `environment`: what ENVIRONMENT says, even when the rest is invalid (for /health). */
 	| { ok: false; problems: string[]; environment: string };
 
-const urlSetting = z.url({ protocol: /^https?$/, error: "must be an absolute http(s) URL" });
+function isHttpUrl(value: string): boolean {
+	try {
+		return /^https?:$/.test(new URL(value).protocol);
+	} catch {
+		return false;
+	}
+}
+const urlSetting = z.string().check(z.refine(isHttpUrl, "must be an absolute http(s) URL"));
 const optionalText = z.optional(z.string());
 const integerSetting = (min: number, max: number) =>
 	z.optional(

@@ -1,5 +1,6 @@
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
+import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
 import type { Config } from "../config";
 import { type ConsumeResult, type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import { version } from "../../package.json";
 import type { AppEnv } from "../app-env";
 import { configFor, jwksSettings } from "../config";

@@ -1,5 +1,6 @@
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
 import { deleteCookie } from "hono/cookie";
+import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
 import { AppError } from "../errors";
 import { FhirAudit } from "../fhir/audit-record";
