@@ -1,6 +1,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { patientRecord } from "../../sandbox/src/data";
 import { parseConfig } from "../../src/config";
 import type { PendingAuthorization } from "../../src/durable/oauth-state";
 import { sha256 } from "../../src/random";
@@ -46,7 +47,7 @@ async function sealedTokensOf(idHash: string, sessionKeys: Parameters<typeof ope
 }
 
 describe("secret hygiene over a full run", () => {
-	it("sign-in, reads (incl. a search and a Binary), a refresh and logout put no token, code, verifier, key material or patient name where they do not belong", async () => {
+	it("sign-in, reads (incl. a search and a Binary), a refresh and logout put no token (but the id_token hint to athena's logout), code, verifier, key material or patient name where they do not belong", async () => {
 		const config = parseConfig(env as unknown as Record<string, unknown>);
 		if (!config.ok) throw new Error("config");
 		const seen: string[] = [];
@@ -81,14 +82,11 @@ describe("secret hygiene over a full run", () => {
 		await get("/.well-known/jwks.json");
 		expect((await get(`/fhir/r4/Patient/${PATIENTS.jane.id}`)).status).toBe(200);
 		expect((await get("/fhir/r4/Observation?category=laboratory")).status).toBe(200);
-		const documents = (await (await get("/fhir/r4/DocumentReference")).json()) as {
-			entry: Array<{ resource: { content?: Array<{ attachment: { url?: string } }> } }>;
-		};
-		const binary = documents.entry
-			.flatMap((e) => e.resource.content ?? [])
-			.map((c) => c.attachment.url)
-			.find((url) => url?.startsWith("Binary/"));
-		expect(binary).toBeDefined();
+		expect((await get("/fhir/r4/DocumentReference")).status).toBe(200);
+		// athena's notes arrive inline; the sandbox keeps one Binary per chart that no document points at.
+		const [binaryId] = patientRecord(PATIENTS.jane.id)?.binaries.keys() ?? [];
+		const binary = `Binary/${binaryId}`;
+		expect(binaryId).toBeDefined();
 		expect((await get(`/fhir/r4/${binary}`, { headers: { Accept: "application/pdf" } })).status).toBe(200);
 		expect((await get("/record", { headers: { Accept: "text/html" } })).status).toBe(200);
 
@@ -98,7 +96,17 @@ describe("secret hygiene over a full run", () => {
 		const second = await sealedTokensOf(idHash, config.config.sessionKeys);
 		expect(second.refreshToken).not.toBe(first.refreshToken);
 		await get("/session");
-		expect((await get("/logout", { method: "POST", headers: { Origin: "http://localhost:3000" } })).status).toBe(200);
+		// The page's sign-out: athena's end-session endpoint gets the id_token hint, and nothing else does.
+		const out = await get("/logout", {
+			method: "POST",
+			headers: { Origin: "http://localhost:3000", Accept: "text/html" },
+		});
+		expect(out.status).toBe(303);
+		const endSession = `location: ${out.headers.get("Location")}`;
+		expect(endSession.startsWith("location: http://localhost:3001/oauth2/v1/logout?id_token_hint=eyJ")).toBe(true);
+		for (const token of [first, second].flatMap((t) => [t.accessToken, t.refreshToken ?? ""])) {
+			expect(endSession.includes(token)).toBe(false);
+		}
 
 		const secrets = [
 			...[first, second].flatMap((t) => [t.accessToken, t.refreshToken ?? "", t.idToken ?? ""]),
@@ -106,7 +114,7 @@ describe("secret hygiene over a full run", () => {
 			code,
 			...(await keyMaterial(env.SIGNING_KEY)),
 		];
-		const responses = seen.join("\n");
+		const responses = seen.join("\n").replace(endSession, "");
 		for (const secret of [...secrets, "PRIVATE KEY"]) {
 			expect(responses.includes(secret), `a response carries ${secret.slice(0, 6)}…`).toBe(false);
 		}
