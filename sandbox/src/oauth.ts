@@ -584,12 +584,20 @@ async function ownIdToken(stub: StateStub, config: SandboxConfig, token: string)
  * again. Okta requires `id_token_hint` (one it issued to the client; an
  * expired one is accepted, since the app may sign out long after sign-in) and
  * redirects only to a registered sign-out redirect URI, exactly. Tokens
- * already issued stay valid: revocation is `/oauth2/v1/revoke`'s job.
+ * already issued stay valid: revocation is `/oauth2/v1/revoke`'s job. GET
+ * with a query, or POST with a form body, which keeps the id_token out of
+ * URLs (RP-Initiated Logout 1.0 §2: the OP must support both).
  */
-oauth.get("/v1/logout", async (c) => {
+oauth.on(["GET", "POST"], "/v1/logout", async (c) => {
 	const stub = stateStub(c.env);
 	const config = await effectiveConfig(c.env, stub);
-	const target = c.req.query("post_logout_redirect_uri");
+	// A body that is not a form carries no parameters: refused below for its missing hint.
+	const form = c.req.method === "POST" ? await c.req.formData().catch(() => new FormData()) : undefined;
+	const param = (name: string): string | undefined => {
+		const value = form ? form.get(name) : c.req.query(name);
+		return typeof value === "string" ? value : undefined;
+	};
+	const target = param("post_logout_redirect_uri");
 	const refuse = async (message: string) => {
 		await stub.record({
 			count: "logout",
@@ -597,7 +605,7 @@ oauth.get("/v1/logout", async (c) => {
 		});
 		return errorPage(message);
 	};
-	const hint = c.req.query("id_token_hint");
+	const hint = param("id_token_hint");
 	if (!hint) return refuse("id_token_hint is required.");
 	if (!(await ownIdToken(stub, config, hint))) {
 		return refuse("id_token_hint is not an id_token this server issued to a registered client.");
@@ -611,7 +619,7 @@ oauth.get("/v1/logout", async (c) => {
 		count: "logout",
 		logout: { sessionEnded, ...(target ? { postLogoutRedirectUri: target } : {}) },
 	});
-	const response = target ? redirectWith(target, { state: c.req.query("state") }) : signedOutPage();
+	const response = target ? redirectWith(target, { state: param("state") }) : signedOutPage();
 	response.headers.append("Set-Cookie", sessionCookie(c.req.url, "", 0));
 	return response;
 });

@@ -141,6 +141,24 @@ describe("/oauth2/v1/logout", () => {
 		expect((await received()).counts.logout).toBe(1);
 	});
 
+	it("accepts the same parameters as a POSTed form, keeping the id_token out of the URL", async () => {
+		const { cookie, idToken } = await signedIn();
+		const response = await call("/oauth2/v1/logout", {
+			method: "POST",
+			headers: { "Content-Type": "application/x-www-form-urlencoded", Cookie: cookie },
+			body: new URLSearchParams({
+				id_token_hint: idToken,
+				post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI,
+				state: "bye-456",
+			}),
+		});
+		expect(response.status).toBe(302);
+		expect(response.headers.get("Location")).toBe(`${POST_LOGOUT_REDIRECT_URI}?state=bye-456`);
+		expect(await firstPage(cookie)).toBe("login");
+		const notAForm = await call("/oauth2/v1/logout", { method: "POST", body: "{}", headers: { Cookie: cookie } });
+		expect(notAForm.status).toBe(400);
+	});
+
 	it("leaves issued tokens alone: revocation is the revoke endpoint's job", async () => {
 		const { location, verifier, cookie } = await signIn(JANE);
 		const tokens = (await (
