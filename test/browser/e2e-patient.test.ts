@@ -29,7 +29,8 @@ const testPatient = (user: TestUser): TestPatient => ({
 	id: user.id,
 	name: `${user.given} ${user.family}`,
 });
-const JANE = testPatient(USERS.JANE);
+/** The preview login, picking its own record ("Jake Medlock (you)" at 80000). */
+const JANE = testPatient(USERS.JAKE);
 const ROWAN = testPatient(USERS.ROWAN);
 
 /** A phone's viewport: the pages must work at this width without sideways scrolling. */
@@ -38,8 +39,10 @@ const PHONE = { width: 390, height: 844 };
 /** The newest value of a LOINC-coded Observation in the sandbox's data, rounded as the page shows it. */
 function latestValue(patient: string, loinc: string): string {
 	const observations = patientRecord(patient)?.byType.get("Observation") ?? [];
+	// athena's data has text-only codes and results still pending (no value): only measured values count.
 	const newest = observations
-		.filter((o) => (o.code as { coding: Array<{ code: string }> }).coding.some((c) => c.code === loinc))
+		.filter((o) => (o.code as { coding?: Array<{ code: string }> }).coding?.some((c) => c.code === loinc))
+		.filter((o) => o.valueQuantity !== undefined && o.status !== "entered-in-error")
 		.sort((a, b) => String(b.effectiveDateTime).localeCompare(String(a.effectiveDateTime)))[0];
 	const value = (newest?.valueQuantity as { value: number } | undefined)?.value;
 	if (value === undefined) throw new Error(`no ${loinc} for ${patient} in the sandbox data`);
@@ -65,19 +68,40 @@ async function heading(page: Page): Promise<string> {
 	return (await page.locator("h1").textContent())?.trim() ?? "";
 }
 
-/** From the home page's form through the sandbox's real sign-in and consent pages, to the decision. */
+/** The practice field, while the home page still asks for one (the record picker makes it redundant). */
+async function fillPracticeIfAsked(page: Page, patient: TestPatient): Promise<void> {
+	const practice = page.getByLabel("Your practice's athenahealth ID");
+	if ((await practice.count()) > 0) await practice.fill(patient.practice);
+}
+
+/** From the home page's form through the sandbox's real login, record picker and consent pages, to the decision. */
 async function connect(page: Page, patient: TestPatient, decision: "Allow" | "Deny" = "Allow"): Promise<void> {
 	await page.goto("/");
-	await page.getByLabel("Your practice's athenahealth ID").fill(patient.practice);
+	await fillPracticeIfAsked(page, patient);
 	await page.getByRole("button", { name: "Connect with athenahealth" }).click();
 	await signInAtSandbox(page, patient, decision);
 }
 
-async function signInAtSandbox(page: Page, patient: TestPatient, decision: "Allow" | "Deny"): Promise<void> {
+/**
+ * athena's side of a sign-in: the login page (unless this browser still has
+ * an athena session: `athenaSession`), "Select a health record", where the
+ * patient's record is picked by its id, and consent.
+ */
+async function signInAtSandbox(
+	page: Page,
+	patient: TestPatient,
+	decision: "Allow" | "Deny",
+	{ athenaSession = false } = {},
+): Promise<void> {
 	await page.waitForURL("http://localhost:3001/oauth2/v1/authorize**");
-	await page.fill("input[name=username]", patient.username);
-	await page.fill("input[name=password]", patient.password);
-	await page.getByRole("button", { name: "Sign in" }).click();
+	if (!athenaSession) {
+		await page.fill("input[name=username]", patient.username);
+		await page.fill("input[name=password]", patient.password);
+		await page.getByRole("button", { name: "Sign in" }).click();
+	}
+	await page.getByRole("heading", { name: "Select a health record" }).waitFor();
+	await page.check(`input[name=record][value="${patient.id}"]`);
+	await page.getByRole("button", { name: "Continue" }).click();
 	await page.getByRole("button", { name: decision }).click();
 	await page.waitForURL(`${WORKER_ORIGIN}/**`);
 	await page.waitForLoadState("load");
@@ -110,7 +134,6 @@ describe("a patient in the browser", () => {
 		const { page, watch } = await newContext();
 		await page.goto("/");
 		expect(await heading(page)).toBe("See your athenahealth record");
-		expect(await page.getByLabel("Your practice's athenahealth ID").inputValue()).toBe("80000");
 		await screenshot(page, "01-home");
 
 		await connect(page, JANE);
@@ -119,10 +142,10 @@ describe("a patient in the browser", () => {
 		const main = page.locator("main");
 		const text = (await main.textContent()) ?? "";
 		for (const entry of [
-			"Apr 12, 1968",
+			"Jan 28, 1952",
 			"Sandbox Practice 80000",
-			"Allergy to penicillin",
-			"Hypertensive disorder",
+			"Penicillin G",
+			"Essential (primary) hypertension",
 			"metformin hydrochloride 500 MG Extended Release Oral Tablet",
 			"Progress note",
 		]) {
@@ -180,9 +203,11 @@ describe("a patient in the browser", () => {
 		await screenshot(page, "06-revoked");
 
 		await page.getByRole("button", { name: "Reconnect with athenahealth" }).click();
-		await signInAtSandbox(page, JANE, "Allow");
+		// The athena session from the first sign-in is still open in this browser: no password again.
+		await signInAtSandbox(page, JANE, "Allow", { athenaSession: true });
 		expect(page.url()).toBe(`${WORKER_ORIGIN}/record`);
 		expect(await heading(page)).toBe(JANE.name);
+		expect(await sandboxControl("received")).toMatchObject({ counts: { passwordSignIn: 1, sessionReused: 1 } });
 		await watch.expectClean();
 	});
 
@@ -201,7 +226,7 @@ describe("a patient in the browser", () => {
 		expect(rowanText).toContain("Sandbox Practice 195900");
 		expect(janeText).not.toContain("Rowan");
 		expect(janeText).not.toContain("195900");
-		expect(rowanText).not.toContain("Testpatient");
+		expect(rowanText).not.toContain("Medlock");
 		expect(rowanText).not.toContain("Sandbox Practice 80000");
 		// The FHIR proxy answers each browser with its own patient only.
 		const asked = await rowan.page.request.get(`/fhir/r4/Patient/${JANE.id}`);
@@ -244,7 +269,34 @@ describe("a patient in the browser", () => {
 		expect(await page.locator("main").textContent()).toContain("Your session has ended");
 		await screenshot(page, "09-session-ended");
 		await page.getByRole("button", { name: "Connect with athenahealth" }).click();
-		await signInAtSandbox(page, JANE, "Allow");
+		await signInAtSandbox(page, JANE, "Allow", { athenaSession: true });
+		expect(await heading(page)).toBe(JANE.name);
+		await watch.expectClean();
+	});
+
+	it("chooses whose record to share on athena's record picker, not on the app's page", async () => {
+		const { page, watch } = await newContext();
+		await page.goto("/");
+		await fillPracticeIfAsked(page, JANE);
+		await page.getByRole("button", { name: "Connect with athenahealth" }).click();
+		await page.waitForURL("http://localhost:3001/oauth2/v1/authorize**");
+		await page.fill("input[name=username]", JANE.username);
+		await page.fill("input[name=password]", JANE.password);
+		await page.getByRole("button", { name: "Sign in" }).click();
+		await page.getByRole("heading", { name: "Select a health record" }).waitFor();
+		const labels = (await page.locator("form label").allTextContents()).map((l) => l.replace(/\s+/g, " ").trim());
+		expect(labels).toEqual(
+			USERS.recordsFor(JANE.username).map(
+				(r) => `${r.display}${r.relationship === "self" ? " (you)" : ""} at practice ${r.practice}`,
+			),
+		);
+		await screenshot(page, "10-record-picker");
+		await page.check(`input[name=record][value="${JANE.id}"]`);
+		await page.getByRole("button", { name: "Continue" }).click();
+		await page.getByRole("heading", { name: "Allow access to your health record?" }).waitFor();
+		expect(await page.locator("body").textContent()).toContain("Jake Medlock (you) at practice 80000");
+		await page.getByRole("button", { name: "Allow" }).click();
+		await page.waitForURL(`${WORKER_ORIGIN}/record`);
 		expect(await heading(page)).toBe(JANE.name);
 		await watch.expectClean();
 	});
