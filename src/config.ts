@@ -12,10 +12,18 @@ export interface Config {
 	redirectUri: string;
 	/** Path part of the redirect URI: the callback route is served there. */
 	callbackPath: string;
+	/** Which server's rules apply beyond SMART App Launch: athena's (the default) or none (`smart`). */
+	profile: "athena" | "smart";
+	/**
+	 * The authorization server and FHIR API. Endpoints left empty are read from
+	 * `{fhirBaseUrl}/.well-known/smart-configuration` (src/oauth/discovery.ts);
+	 * a value set here overrides discovery.
+	 */
 	athena: {
-		authorizeUrl: string;
-		tokenUrl: string;
-		revokeUrl: string;
+		authorizeUrl: string | undefined;
+		tokenUrl: string | undefined;
+		/** undefined and not discovered: the server offers no revocation (sign-out still ends our session). */
+		revokeUrl: string | undefined;
 		/** Expected `iss` of id_tokens and of the callback; undefined = read from smart-configuration at launch. */
 		issuer: string | undefined;
 		/**
@@ -29,7 +37,7 @@ export interface Config {
 		 * token URL), so it is a setting.
 		 */
 		assertionAudience: string | undefined;
-		jwksUrl: string;
+		jwksUrl: string | undefined;
 		fhirBaseUrl: string;
 	};
 	scopes: string[];
@@ -88,13 +96,14 @@ const EnvSchema = z.object({
 	PUBLIC_ORIGIN: urlSetting,
 	CLIENT_ID: z.string().check(z.minLength(1, { error: "is empty" })),
 	REDIRECT_URI: urlSetting,
-	ATHENA_AUTHORIZE_URL: urlSetting,
-	ATHENA_TOKEN_URL: urlSetting,
-	ATHENA_REVOKE_URL: urlSetting,
+	EHR_PROFILE: z.optional(z.enum(["athena", "smart"], { error: 'must be "athena" or "smart"' })),
+	ATHENA_AUTHORIZE_URL: optionalText,
+	ATHENA_TOKEN_URL: optionalText,
+	ATHENA_REVOKE_URL: optionalText,
 	ATHENA_ISSUER: optionalText,
 	ATHENA_LOGOUT_URL: optionalText,
 	ATHENA_ASSERTION_AUDIENCE: optionalText,
-	ATHENA_JWKS_URL: urlSetting,
+	ATHENA_JWKS_URL: optionalText,
 	FHIR_BASE_URL: urlSetting,
 	SCOPES: z.string().check(z.minLength(1, { error: "is empty" })),
 	DEFAULT_PRACTICE: z.optional(z.string().check(z.regex(/^\d*$/, { error: "must be digits" }))),
@@ -181,11 +190,11 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 	const urls = {
 		PUBLIC_ORIGIN: raw.PUBLIC_ORIGIN,
 		REDIRECT_URI: raw.REDIRECT_URI,
-		ATHENA_AUTHORIZE_URL: raw.ATHENA_AUTHORIZE_URL,
-		ATHENA_TOKEN_URL: raw.ATHENA_TOKEN_URL,
-		ATHENA_REVOKE_URL: raw.ATHENA_REVOKE_URL,
-		ATHENA_JWKS_URL: raw.ATHENA_JWKS_URL,
 		FHIR_BASE_URL: raw.FHIR_BASE_URL,
+		...(raw.ATHENA_AUTHORIZE_URL ? { ATHENA_AUTHORIZE_URL: raw.ATHENA_AUTHORIZE_URL } : {}),
+		...(raw.ATHENA_TOKEN_URL ? { ATHENA_TOKEN_URL: raw.ATHENA_TOKEN_URL } : {}),
+		...(raw.ATHENA_REVOKE_URL ? { ATHENA_REVOKE_URL: raw.ATHENA_REVOKE_URL } : {}),
+		...(raw.ATHENA_JWKS_URL ? { ATHENA_JWKS_URL: raw.ATHENA_JWKS_URL } : {}),
 		...(raw.ATHENA_ISSUER ? { ATHENA_ISSUER: raw.ATHENA_ISSUER } : {}),
 		...(raw.ATHENA_LOGOUT_URL ? { ATHENA_LOGOUT_URL: raw.ATHENA_LOGOUT_URL } : {}),
 		...(raw.ATHENA_ASSERTION_AUDIENCE ? { ATHENA_ASSERTION_AUDIENCE: raw.ATHENA_ASSERTION_AUDIENCE } : {}),
@@ -229,18 +238,19 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 		ok: true,
 		config: {
 			environment,
+			profile: raw.EHR_PROFILE ?? "athena",
 			publicOrigin: origin.origin,
 			clientId: raw.CLIENT_ID,
 			redirectUri: raw.REDIRECT_URI,
 			callbackPath: redirect.pathname,
 			athena: {
-				authorizeUrl: raw.ATHENA_AUTHORIZE_URL,
-				tokenUrl: raw.ATHENA_TOKEN_URL,
-				revokeUrl: raw.ATHENA_REVOKE_URL,
+				authorizeUrl: raw.ATHENA_AUTHORIZE_URL || undefined,
+				tokenUrl: raw.ATHENA_TOKEN_URL || undefined,
+				revokeUrl: raw.ATHENA_REVOKE_URL || undefined,
 				issuer: raw.ATHENA_ISSUER || undefined,
 				logoutUrl: raw.ATHENA_LOGOUT_URL || undefined,
 				assertionAudience: raw.ATHENA_ASSERTION_AUDIENCE || undefined,
-				jwksUrl: raw.ATHENA_JWKS_URL,
+				jwksUrl: raw.ATHENA_JWKS_URL || undefined,
 				fhirBaseUrl: trimSlash(raw.FHIR_BASE_URL),
 			},
 			scopes,

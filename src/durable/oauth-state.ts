@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import type { AuthorizationServer } from "../oauth/discovery";
 
 /** SMART App Launch / RFC 9700: a state lives 10 minutes at most. */
 export const STATE_LIFETIME_MS = 10 * 60_000;
@@ -11,8 +12,8 @@ export interface PendingAuthorization {
 	nonce: string | undefined;
 	/** The practice the app was told to expect (`?practice=` or DEFAULT_PRACTICE), checked against the patient athena returns; absent when the patient picks it at athena. */
 	practice?: string | undefined;
-	/** The authorization server's issuer, known (configured or discovered) at launch: the callback never depends on discovery being up. */
-	issuer?: string | undefined;
+	/** The authorization server, settled (configured or discovered) at launch: the callback never depends on discovery being up. */
+	server?: AuthorizationServer | undefined;
 	returnTo: string;
 	createdAt: number;
 	expiresAt: number;

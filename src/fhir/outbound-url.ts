@@ -12,8 +12,15 @@ export interface OutboundContext {
 	fhirBaseUrl: string;
 	/** athena patient ID from the token response, e.g. `a-80000.E-14545`. */
 	patient: string;
-	/** Practice ID, digits, e.g. `80000`. */
-	practice: string;
+	/** athena: the practice ID, digits, e.g. `80000`; other servers: none. */
+	practice: string | undefined;
+	/**
+	 * athena's profile (src/ehr-profile.ts): searches get `ah-practice` and, on
+	 * compartment types, the session's patient when they lack them. Other
+	 * servers get the app's query as it is (an unknown parameter is a 400 there).
+	 * Default: athena's (true).
+	 */
+	completeSearches?: boolean;
 }
 
 /** The upstream request the proxy may make, and what to write in its audit line. */
@@ -227,9 +234,9 @@ export function outboundFhirRequest(path: string, rawQuery: string, context: Out
 	const { interaction, resourceType } = classifyPath(path);
 	const parameters = parseQuery(rawQuery);
 
-	if (interaction === "search-type" && resourceType) {
+	if (interaction === "search-type" && resourceType && context.completeSearches !== false) {
 		const named = new Set(parameters.map((p) => baseName(p.name)));
-		if (!named.has("ah-practice")) {
+		if (!named.has("ah-practice") && context.practice !== undefined) {
 			if (!/^\d+$/.test(context.practice)) refuseQuery("session practice is not digits");
 			// Literal, not URL-encoded: athena requires the slash as-is.
 			parameters.push({ name: "ah-practice", encodedValue: `Organization/a-1.Practice-${context.practice}` });

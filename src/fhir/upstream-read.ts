@@ -44,6 +44,8 @@ export interface UpstreamReaderOptions {
 	session: SessionAccess;
 	/** The configured FHIR base, without a trailing slash: the only place a token is ever sent. */
 	fhirBaseUrl: string;
+	/** athena's profile: add `ah-practice` and the session's patient to searches that lack them (src/ehr-profile.ts). */
+	completeSearches: boolean;
 	tokenCache: AccessTokenCache;
 	fetch: typeof fetch;
 	/** How long athena may take to send response headers, per request to athena. */
@@ -138,6 +140,7 @@ export function upstreamReader(
 			fhirBaseUrl: options.fhirBaseUrl,
 			patient: access.patient,
 			practice: access.practice,
+			completeSearches: options.completeSearches,
 		});
 		const send = (token: string) =>
 			fetchWithTimeout(

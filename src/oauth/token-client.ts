@@ -238,12 +238,14 @@ export function refreshTokens(
 	});
 }
 
-/** Revokes a token (RFC 7009). Resolves to whether athena confirmed it. */
+/** Revokes a token (RFC 7009). Resolves to whether the server confirmed it; false when it has no revocation endpoint. */
 export async function revokeToken(
 	client: OAuthClient,
-	revokeUrl: string,
+	revokeUrl: string | undefined,
 	input: { token: string; hint: "refresh_token" | "access_token" },
 ): Promise<boolean> {
+	// A server without a revocation endpoint (allowed by SMART): nothing to hand back to.
+	if (!revokeUrl) return false;
 	try {
 		const response = await postWithAssertion(client, revokeUrl, { token: input.token, token_type_hint: input.hint });
 		await response.body?.cancel();
@@ -262,7 +264,7 @@ export async function revokeToken(
  */
 export function revokeGrant(
 	client: OAuthClient,
-	revokeUrl: string,
+	revokeUrl: string | undefined,
 	tokens: { accessToken: string; refreshToken?: string | undefined },
 ): Promise<boolean> {
 	return tokens.refreshToken

@@ -6,13 +6,14 @@ import type { Config } from "../config";
 import { type ConsumeResult, type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
 import { tokenBudget } from "../durable/token-budget";
 import { durableCall } from "../durable/unavailable";
+import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { log } from "../log";
 import { requireConfig } from "../middleware/require-config";
 import { BROWSER_COOKIE, launchCookie, limitSignInAttempts, signInClients } from "../middleware/sign-in-attempts";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
+import { type AuthorizationServer, authorizationServer } from "../oauth/discovery";
 import { verifyIdToken } from "../oauth/id-token";
-import { expectedIssuer } from "../oauth/issuer";
 import { createPkce } from "../oauth/pkce";
 import { safeReturnTo } from "../oauth/return-to";
 import {
@@ -33,8 +34,6 @@ export { BROWSER_COOKIE };
 
 const MAX_PARAM_LENGTH = 2048;
 const PRACTICE_PATTERN = /^\d{1,12}$/;
-/** athena patient IDs: `a-{practice}.E-{enterprise id}`. */
-const PATIENT_PATTERN = /^a-(\d+)\.E-(\d+)$/;
 
 const cookieBase = { path: "/", secure: true, httpOnly: true, sameSite: "Lax" } as const;
 
@@ -54,37 +53,22 @@ function param(c: Context<AppEnv>, name: string): string | undefined {
 const SIGN_IN_UNAVAILABLE = "Sign-in is not available right now. Please try again in a moment.";
 const SESSION_UNAVAILABLE = "Your session could not be reached right now. Please try again in a moment.";
 
-/** Checks a token response against the launch that asked for it: the patient, and the practice it names. */
-function acceptedPatient(tokens: TokenSet, pending: PendingAuthorization): { patient: string; practice: string } {
+/** Checks a token response against the launch that asked for it: the patient, and the practice it names (athena). */
+function acceptedPatient(
+	config: Config,
+	tokens: TokenSet,
+	pending: PendingAuthorization,
+): { patient: string; practice: string | undefined } {
 	if (!tokens.patient) {
 		throw new AppError({
 			code: "token_response_invalid",
 			status: 502,
-			message: "athenahealth did not say which patient signed in. Please try connecting again.",
+			message: "The record server did not say which patient signed in. Please try connecting again.",
 			detail: "token response has no patient for launch/patient",
 		});
 	}
-	const match = PATIENT_PATTERN.exec(tokens.patient);
-	if (!match?.[1]) {
-		throw new AppError({
-			code: "token_response_invalid",
-			status: 502,
-			message: "athenahealth named the patient in a way this app does not understand. Please try connecting again.",
-			detail: "patient id is not a-{practice}.E-{id}",
-		});
-	}
-	// The patient picks the record, and so the practice, inside athena's sign-in. A deployment
-	// that was told its practice still checks it: a patient of another practice means a mix-up.
-	if (pending.practice !== undefined && match[1] !== pending.practice) {
-		throw new AppError({
-			code: "practice_mismatch",
-			status: 400,
-			message:
-				"The signed-in patient does not belong to the practice you chose. Please check the practice and connect again.",
-			detail: `patient id does not match practice from state`,
-		});
-	}
-	return { patient: tokens.patient, practice: match[1] };
+	const { practice } = ehrProfile(config.profile).acceptPatient(tokens.patient, pending.practice);
+	return { patient: tokens.patient, practice };
 }
 
 export const authRoutes = new Hono<AppEnv>()
@@ -92,7 +76,9 @@ export const authRoutes = new Hono<AppEnv>()
 	.get("/launch", limitSignInAttempts("launch"), requireConfig(), async (c) => {
 		const config = c.get("config");
 		// Optional: athena's own sign-in asks the patient which record (and practice) to share.
-		const practice = param(c, "practice") || config.defaultPractice;
+		const practice = ehrProfile(config.profile).knowsPractices
+			? param(c, "practice") || config.defaultPractice
+			: undefined;
 		if (practice !== undefined && !PRACTICE_PATTERN.test(practice)) {
 			throw refused("practice_invalid", "A practice ID is a number, e.g. 80000.");
 		}
@@ -105,8 +91,8 @@ export const authRoutes = new Hono<AppEnv>()
 		const state = randomToken();
 		const pkce = await createPkce();
 		const nonce = config.scopes.includes("openid") ? randomToken() : undefined;
-		// Known now and kept with the state, so a discovery outage never loses a callback.
-		const issuer = await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch);
+		// Settled now and kept with the state, so a discovery outage never loses a callback.
+		const server = await authorizationServer(config, fetch);
 		const now = Date.now();
 		const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
 		const pending: PendingAuthorization = {
@@ -114,7 +100,7 @@ export const authRoutes = new Hono<AppEnv>()
 			codeVerifier: pkce.verifier,
 			nonce,
 			practice,
-			issuer,
+			server,
 			returnTo,
 			createdAt: now,
 			expiresAt: now + STATE_LIFETIME_MS,
@@ -122,7 +108,7 @@ export const authRoutes = new Hono<AppEnv>()
 		await durableCall(() => stateObject.create(pending), "sign_in_unavailable", SIGN_IN_UNAVAILABLE);
 		setCookie(c, BROWSER_COOKIE, browser, { ...cookieBase, maxAge: STATE_LIFETIME_MS / 1000 });
 
-		const authorize = new URL(config.athena.authorizeUrl);
+		const authorize = new URL(server.authorizeUrl);
 		const query = authorize.searchParams;
 		query.set("response_type", "code");
 		query.set("client_id", config.clientId);
@@ -155,7 +141,9 @@ export const authRoutes = new Hono<AppEnv>()
 			c.header("Referrer-Policy", "no-referrer");
 			return c.redirect(athenaEndSession(c.get("config"), result.idTokenHint) ?? "/", 303);
 		}
-		return c.json({ status: "signed_out", revokedAtAthena: result.revokedAtAthena });
+		// A server without a revocation endpoint is a normal case: our session ended, its grant could not be handed back.
+		const notOffered = result.revocationOffered === false ? { serverRevocation: "not_offered" } : {};
+		return c.json({ status: "signed_out", revokedAtAthena: result.revokedAtAthena, ...notOffered });
 	});
 
 /**
@@ -193,6 +181,7 @@ async function redeemCode(
 	c: Context<AppEnv>,
 	restoreState: () => Promise<unknown>,
 	pending: PendingAuthorization,
+	server: AuthorizationServer,
 	code: string,
 	clients: string[],
 ): Promise<Redeemed> {
@@ -210,7 +199,7 @@ async function redeemCode(
 		} as const;
 		const tokens = await budgetedTokenCall(tokenBudget(c.env), budget, () => {
 			codeSent = true;
-			return exchangeCode(oauthClient, config.athena.tokenUrl, {
+			return exchangeCode(oauthClient, server.tokenUrl, {
 				code,
 				redirectUri: config.redirectUri,
 				codeVerifier: pending.codeVerifier,
@@ -226,7 +215,7 @@ async function redeemCode(
 		if (failure instanceof UnusableTokenResponse && failure.refreshToken && client) {
 			// A grant we cannot use is handed back rather than left live.
 			c.executionCtx.waitUntil(
-				revokeToken(client, config.athena.revokeUrl, { token: failure.refreshToken, hint: "refresh_token" }),
+				revokeToken(client, server.revokeUrl, { token: failure.refreshToken, hint: "refresh_token" }),
 			);
 		}
 		throw failure;
@@ -237,13 +226,18 @@ async function redeemCode(
  * Phase two: athena has spent the code. Check what it sent and start the
  * session; on any failure the grant is handed back rather than left live.
  */
-async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, redeemed: Redeemed): Promise<string> {
+async function startSession(
+	c: Context<AppEnv>,
+	pending: PendingAuthorization,
+	server: AuthorizationServer,
+	redeemed: Redeemed,
+): Promise<string> {
 	const config = c.get("config");
 	const { tokens, client } = redeemed;
-	const handBack = () => c.executionCtx.waitUntil(revokeGrant(client, config.athena.revokeUrl, tokens));
-	let accepted: { patient: string; practice: string };
+	const handBack = () => c.executionCtx.waitUntil(revokeGrant(client, server.revokeUrl, tokens));
+	let accepted: { patient: string; practice: string | undefined };
 	try {
-		accepted = acceptedPatient(tokens, pending);
+		accepted = acceptedPatient(config, tokens, pending);
 		if (tokens.idToken) {
 			if (!pending.nonce)
 				throw new AppError({
@@ -252,9 +246,16 @@ async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, r
 					message: "Unexpected sign-in confirmation.",
 					detail: "id_token without nonce",
 				});
+			if (!server.jwksUrl)
+				throw new AppError({
+					code: "id_token_invalid",
+					status: 502,
+					message: "The record server's sign-in confirmation could not be checked.",
+					detail: "id_token but no jwks_uri configured or discovered",
+				});
 			await verifyIdToken(tokens.idToken, {
-				jwksUrl: config.athena.jwksUrl,
-				issuer: pending.issuer ?? (await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch)),
+				jwksUrl: server.jwksUrl,
+				issuer: server.issuer,
 				clientId: config.clientId,
 				nonce: pending.nonce,
 			});
@@ -270,7 +271,13 @@ async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, r
 	const idHash = await sha256(sessionId);
 	try {
 		await durableCall(
-			() => sessionStub(c.env, idHash).begin({ idHash, tokens, ...accepted }),
+			() =>
+				sessionStub(c.env, idHash).begin({
+					idHash,
+					tokens,
+					...accepted,
+					server: { tokenUrl: server.tokenUrl, revokeUrl: server.revokeUrl },
+				}),
 			"session_unavailable",
 			"Your sign-in worked but could not be saved. Please connect again in a moment.",
 		);
@@ -280,7 +287,11 @@ async function startSession(c: Context<AppEnv>, pending: PendingAuthorization, r
 	}
 	setCookie(c, SESSION_COOKIE, sessionId, { ...cookieBase, maxAge: SESSION_ABSOLUTE_MS / 1000 });
 	c.get("logFields").session = sessionTag(idHash);
-	log("info", "patient connected", { session: sessionTag(idHash), practice: accepted.practice });
+	log("info", "patient connected", {
+		session: sessionTag(idHash),
+		profile: config.profile,
+		practice: accepted.practice,
+	});
 	return idHash;
 }
 
@@ -343,13 +354,11 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		} as const;
 		throw refused(`state_${consumed.reason}`, messages[consumed.reason], `state ${consumed.reason}`);
 	}
-	// The issuer was settled at launch (states from before that fall back to discovery).
-	const pending = {
-		...consumed.pending,
-		issuer: consumed.pending.issuer ?? (await expectedIssuer(config.athena.issuer, config.athena.fhirBaseUrl, fetch)),
-	};
+	const pending = consumed.pending;
+	// The server was settled at launch (states from before that fall back to config and discovery).
+	const server = pending.server ?? (await authorizationServer(config, fetch));
 	// RFC 9207: a callback naming another issuer is a mix-up attack; its state stays spent.
-	if (iss !== undefined && iss !== pending.issuer) {
+	if (iss !== undefined && iss !== server.issuer) {
 		throw refused(
 			"issuer_mismatch",
 			"This sign-in came back from an unexpected server. Please start connecting again.",
@@ -357,8 +366,8 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		);
 	}
 	const restoreState = () => stateObject.restore(pending).catch(() => undefined);
-	const redeemed = await redeemCode(c, restoreState, pending, code, await signInClients(c));
-	await startSession(c, pending, redeemed);
+	const redeemed = await redeemCode(c, restoreState, pending, server, code, await signInClients(c));
+	await startSession(c, pending, server, redeemed);
 	c.get("logFields").outcome = "connected";
 	// Checked again on the way out: a state stored before a stricter rule still obeys it.
 	return c.redirect(safeReturnTo(pending.returnTo) ?? "/", 302);

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
 import { settings } from "../config";
+import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { FhirAudit } from "../fhir/audit-record";
 import { passedThroughBody, rewrittenBody } from "../fhir/body-streams";
@@ -114,6 +115,7 @@ export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
 				const read = upstreamReader({
 					session,
 					fhirBaseUrl: config.athena.fhirBaseUrl,
+					completeSearches: ehrProfile(config.profile).completesSearches,
 					tokenCache,
 					fetch: upstreamFetch,
 					timeoutMs: options.timeoutMs ?? config.fhirTimeoutMs,

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { deleteCookie } from "hono/cookie";
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
+import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { FhirAudit } from "../fhir/audit-record";
 import { countedBody } from "../fhir/body-streams";
@@ -27,7 +28,10 @@ const SESSION_RETRY_SECONDS = 5;
  * endpoint; `signedIn` pages carry the sign-out POST form.
  */
 function headersFor(c: Context<AppEnv>, signedIn: boolean): Record<string, string> {
-	return pageHeaders({ authorizeOrigin: new URL(c.get("config").athena.authorizeUrl).origin, postsForms: signedIn });
+	const { authorizeUrl, logoutUrl } = c.get("config").athena;
+	// Form submissions may end on athena's authorize (connect) or end-session (sign out) endpoint.
+	const origins = [authorizeUrl, logoutUrl].flatMap((url) => (url ? [new URL(url).origin] : []));
+	return pageHeaders({ authorizeOrigin: [...new Set(origins)].join(" ") || undefined, postsForms: signedIn });
 }
 
 function redirect(c: Context<AppEnv>, to: string): Response {
@@ -63,6 +67,7 @@ function recordReader(c: Context<AppEnv>, session: SessionHandle): FhirReader {
 	const read = upstreamReader({
 		session,
 		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+		completeSearches: ehrProfile(c.get("config").profile).completesSearches,
 		tokenCache: isolateTokenCache,
 		fetch: (input, init) => fetch(input, init),
 		timeoutMs: c.get("config").fhirTimeoutMs,

@@ -24,8 +24,8 @@ export type AccessResult =
 			expiresAt: number;
 			/** athena patient ID, e.g. `a-80000.E-14545`. */
 			patient: string;
-			/** Practice ID, digits, e.g. `80000`. */
-			practice: string;
+			/** athena: the practice ID, digits, e.g. `80000`; other servers: none. */
+			practice: string | undefined;
 			/** The FHIR base the token was issued for. */
 			fhirBaseUrl: string;
 	  }
@@ -40,7 +40,7 @@ export type AccessResult =
 export interface SessionView {
 	status: "connected" | "revoked" | "signed_out";
 	patient?: string;
-	practice?: string;
+	practice?: string | undefined;
 	scopes?: string[];
 	/** Epoch milliseconds. */
 	accessExpiresAt?: number;
@@ -49,6 +49,8 @@ export interface SessionView {
 /** What ending a session did, and what ending the patient's athena browser session needs. */
 export interface LogoutResult {
 	revokedAtAthena: boolean;
+	/** false when the server offers no revocation endpoint: our session ended, the grant there could not be handed back. */
+	revocationOffered?: boolean;
 	/** athena's id_token for this sign-in, for its end-session endpoint's `id_token_hint`; never shown to anyone else. */
 	idTokenHint?: string | undefined;
 }

@@ -4,6 +4,7 @@ import { tokenBudget } from "../durable/token-budget";
 import { AppError } from "../errors";
 import { log } from "../log";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
+import { authorizationServer } from "../oauth/discovery";
 import { refreshTokens, revokeGrant, revokeToken, type TokenSet, UnusableTokenResponse } from "../oauth/token-client";
 import { athenaClient } from "../signer";
 import {
@@ -29,9 +30,12 @@ interface SessionMeta {
 	idHash: string;
 	status: "connected" | "revoked";
 	patient: string;
-	practice: string;
+	/** athena: the practice the patient id names; other servers: none. */
+	practice?: string | undefined;
 	scopes: string[];
 	fhirBaseUrl: string;
+	/** Where this grant is refreshed and revoked, settled at sign-in (absent on records from before that). */
+	server?: SessionServer;
 	createdAt: number;
 	lastSeenAt: number;
 	absoluteExpiresAt: number;
@@ -51,11 +55,19 @@ function refreshDue(meta: SessionMeta, now: number): boolean {
 	return meta.accessExpiresAt - now <= Math.min(REFRESH_MARGIN_MS, lifetime / 2);
 }
 
+/** The token and revocation endpoints of the server that issued a session's grant. */
+export interface SessionServer {
+	tokenUrl: string;
+	/** undefined: the server offers no revocation. */
+	revokeUrl: string | undefined;
+}
+
 export interface BeginSession {
 	idHash: string;
 	tokens: TokenSet;
 	patient: string;
-	practice: string;
+	practice: string | undefined;
+	server: SessionServer;
 	now?: number;
 }
 
@@ -172,6 +184,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			status: "connected",
 			patient: input.patient,
 			practice: input.practice,
+			server: input.server,
 			scopes: input.tokens.scope,
 			fhirBaseUrl: config.athena.fhirBaseUrl,
 			createdAt: now,
@@ -279,14 +292,15 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		};
 		const refreshToken = tokens.refreshToken;
 		try {
+			const server = await this.server(meta, config);
 			const fresh = await budgetedTokenCall(
 				tokenBudget(this.env),
 				{ purpose: "refresh", limit: config.tokenRequestsPerMinute, session },
-				() => refreshTokens(client, config.athena.tokenUrl, { refreshToken, scope: meta.scopes }),
+				() => refreshTokens(client, server.tokenUrl, { refreshToken, scope: meta.scopes }),
 			);
 			if (this.ended) {
 				// Signed out while athena was answering: keep nothing, and hand back what athena just issued.
-				await revokeGrant(client, config.athena.revokeUrl, fresh);
+				await revokeGrant(client, server.revokeUrl, fresh);
 				log("info", "refresh finished after sign-out; grant handed back", { session });
 				return { status: "signed_out" };
 			}
@@ -308,7 +322,10 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			if (!(error instanceof AppError)) throw error;
 			if (this.ended) {
 				if (error instanceof UnusableTokenResponse && error.refreshToken) {
-					await revokeToken(client, config.athena.revokeUrl, { token: error.refreshToken, hint: "refresh_token" });
+					await revokeToken(client, meta.server?.revokeUrl ?? config.athena.revokeUrl, {
+						token: error.refreshToken,
+						hint: "refresh_token",
+					});
 				}
 				return { status: "signed_out" };
 			}
@@ -338,6 +355,11 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	}
 
 	/** Revokes at athena (best effort: a failure there still signs out here), then forgets everything. */
+	/** The endpoints that issued this grant: kept since sign-in, else (older records) config and discovery. */
+	private async server(meta: SessionMeta, config: Config): Promise<SessionServer> {
+		return meta.server ?? (await authorizationServer(config, (input, init) => this.network(input, init)));
+	}
+
 	/** Keeps only the id_token of a grant athena ended, for athena's end-session endpoint at sign-out. */
 	private async keepLogoutHint(meta: SessionMeta, tokens: SessionTokens): Promise<void> {
 		const key = this.config().sessionKeys[0];
@@ -361,17 +383,20 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		const tokens = meta ? await this.sealedTokens(meta).catch(() => undefined) : undefined;
 		const idTokenHint = tokens?.idToken ?? (meta ? await this.logoutHint(meta).catch(() => undefined) : undefined);
 		let revokedAtAthena = false;
-		if (tokens) {
+		let revocationOffered = true;
+		if (tokens && meta) {
 			try {
 				const config = this.config();
+				const server = await this.server(meta, config);
+				revocationOffered = server.revokeUrl !== undefined;
 				const client = { ...(await athenaClient(config, 5000)), fetch: this.network };
-				revokedAtAthena = await revokeGrant(client, config.athena.revokeUrl, tokens);
+				revokedAtAthena = await revokeGrant(client, server.revokeUrl, tokens);
 			} catch (error) {
 				log("warn", "revoke at athena failed", { code: error instanceof AppError ? error.code : "error" });
 			}
 		}
 		await this.end();
-		return { revokedAtAthena, idTokenHint };
+		return { revokedAtAthena, revocationOffered, idTokenHint };
 	}
 
 	override async alarm(): Promise<void> {

@@ -79,7 +79,7 @@ describe("the issuer", () => {
 		const pending = await runInDurableObject(env.OAUTH_STATE.get(env.OAUTH_STATE.idFromName(stateHash)), (_o, s) =>
 			s.storage.get<PendingAuthorization>("pending"),
 		);
-		expect(pending?.issuer).toBe(discovery.issuer);
+		expect(pending?.server?.issuer).toBe(discovery.issuer);
 
 		const callback = await authorizeAtSandbox(authorize.toString(), PATIENTS.jane);
 		expect(callback.searchParams.get("iss")).toBe(discovery.issuer);

@@ -33,6 +33,7 @@ function readerWith(
 	const read = upstreamReader({
 		session: { idHash: ID_HASH, api },
 		fhirBaseUrl: FHIR_BASE,
+		completeSearches: true,
 		tokenCache,
 		fetch: async (input, init) => {
 			const request = new Request(input, init);
