@@ -56,6 +56,8 @@ export interface Config {
 	signInShare: number;
 	/** No answer from athena's token endpoint within this long: treated as unavailable. */
 	tokenTimeoutMs: number;
+	/** Refreshes one session may make in a minute (default 3): a signed-in user cannot drain the budget. */
+	sessionRefreshesPerMinute: number;
 	signingKeyPem: string;
 	/** Session-encryption keys, newest first: [version, raw 32-byte key]. */
 	sessionKeys: Array<{ version: string; key: Uint8Array<ArrayBuffer> }>;
@@ -113,6 +115,7 @@ const EnvSchema = z.object({
 	TOKEN_REQUESTS_PER_MINUTE: integerSetting(1, 10_000),
 	SIGN_IN_SHARE_PERCENT: integerSetting(10, 100),
 	TOKEN_TIMEOUT_MS: integerSetting(100, 60_000),
+	SESSION_REFRESHES_PER_MINUTE: integerSetting(1, 1000),
 	SIGNING_KEY: z
 		.string({ error: "is not set (a PEM RSA private key secret)" })
 		.check(z.minLength(1, { error: "is empty" })),
@@ -262,6 +265,7 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 			// 60 %: 3 of preview's 5 a minute, 30 of production's 50; see README "Token budget".
 			signInShare: Number(raw.SIGN_IN_SHARE_PERCENT ?? 60) / 100,
 			tokenTimeoutMs: Number(raw.TOKEN_TIMEOUT_MS ?? 10_000),
+			sessionRefreshesPerMinute: Number(raw.SESSION_REFRESHES_PER_MINUTE ?? 3),
 			signingKeyPem: raw.SIGNING_KEY,
 			sessionKeys,
 		},

@@ -16,10 +16,10 @@ export function tokenBudget(env: Env) {
  */
 export const FAILED_EXCHANGES_PER_CLIENT_MINUTE = 2;
 /**
- * Refreshes one session may spend in a minute. A read needs at most two (the
- * proxy retries a 401 at most twice); three leaves room for a page of
- * parallel reads, and stops a signed-in user from draining the budget with
- * tokens athena keeps refusing.
+ * Refreshes one session may spend in a minute, unless SESSION_REFRESHES_PER_MINUTE
+ * says otherwise. A read needs at most two (the proxy retries a 401 at most
+ * twice); three leaves room for a page of parallel reads, and stops a
+ * signed-in user from draining the budget with tokens athena keeps refusing.
  */
 export const REFRESHES_PER_SESSION_MINUTE = 3;
 /** Per-client and per-session counters kept per minute; past this, new keys share one slot. */
@@ -41,6 +41,8 @@ export type BudgetRequest =
 			limit: number;
 			/** Short hash of the session refreshing. */
 			session: string;
+			/** Refreshes this session may make a minute (default REFRESHES_PER_SESSION_MINUTE). */
+			sessionLimit?: number;
 	  };
 
 export type BudgetAnswer =
@@ -143,7 +145,9 @@ export class TokenBudget extends DurableObject<Env> {
 			) {
 				return { ok: false, reason: "client_blocked", retryAfterSeconds: nextMinute };
 			}
-		} else if (this.refreshes.get(request.session, window.minute) >= REFRESHES_PER_SESSION_MINUTE) {
+		} else if (
+			this.refreshes.get(request.session, window.minute) >= (request.sessionLimit ?? REFRESHES_PER_SESSION_MINUTE)
+		) {
 			return { ok: false, reason: "session_limited", retryAfterSeconds: nextMinute };
 		}
 		if (window.blockedUntil > now) {

@@ -295,7 +295,12 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			const server = await this.server(meta, config);
 			const fresh = await budgetedTokenCall(
 				tokenBudget(this.env),
-				{ purpose: "refresh", limit: config.tokenRequestsPerMinute, session },
+				{
+					purpose: "refresh",
+					limit: config.tokenRequestsPerMinute,
+					session,
+					sessionLimit: config.sessionRefreshesPerMinute,
+				},
 				() => refreshTokens(client, server.tokenUrl, { refreshToken, scope: meta.scopes }),
 			);
 			if (this.ended) {

@@ -440,6 +440,9 @@ async function main() {
 		FHIR_BASE_URL: `${sandbox}/fhir/r4`,
 		// The config's ceiling; the sandbox's own limit is lifted (0 = unlimited).
 		TOKEN_REQUESTS_PER_MINUTE: "10000",
+		// Tokens expire every few seconds in the churn phase; production's limit of 3
+		// refreshes a session a minute is for tokens that last an hour.
+		SESSION_REFRESHES_PER_MINUTE: "1000",
 	};
 	await wranglerDev(
 		"worker",

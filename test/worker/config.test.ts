@@ -135,10 +135,17 @@ describe("one reader of settings", () => {
 			TOKEN_TIMEOUT_MS: "99",
 			FHIR_TIMEOUT_MS: "abc",
 			JWKS_KV_CACHE_SECONDS: "11",
+			SESSION_REFRESHES_PER_MINUTE: "0",
 		});
 		expect(bad.ok).toBe(false);
 		if (bad.ok) return;
-		for (const name of ["SIGN_IN_SHARE_PERCENT", "TOKEN_TIMEOUT_MS", "FHIR_TIMEOUT_MS", "JWKS_KV_CACHE_SECONDS"]) {
+		for (const name of [
+			"SIGN_IN_SHARE_PERCENT",
+			"TOKEN_TIMEOUT_MS",
+			"FHIR_TIMEOUT_MS",
+			"JWKS_KV_CACHE_SECONDS",
+			"SESSION_REFRESHES_PER_MINUTE",
+		]) {
 			expect(bad.problems.some((p) => p.startsWith(`${name}:`))).toBe(true);
 		}
 		expect(bad.environment).toBe("local");
@@ -147,6 +154,7 @@ describe("one reader of settings", () => {
 			TOKEN_TIMEOUT_MS: _token,
 			FHIR_TIMEOUT_MS: _fhir,
 			JWKS_KV_CACHE_SECONDS: _cache,
+			SESSION_REFRESHES_PER_MINUTE: _refreshes,
 			...rest
 		} = env as unknown as Record<string, unknown>;
 		const defaults = parseConfig(rest);
@@ -155,6 +163,7 @@ describe("one reader of settings", () => {
 			tokenTimeoutMs: 10_000,
 			fhirTimeoutMs: 20_000,
 			jwksKvCacheSeconds: 10,
+			sessionRefreshesPerMinute: 3,
 		});
 	});
 
