@@ -42,6 +42,8 @@ export interface SessionView {
 	patient?: string;
 	practice?: string | undefined;
 	scopes?: string[];
+	/** The resource types those scopes let the app read (SMART v1 or v2), or "all" for a wildcard. */
+	reads?: string[] | "all";
 	/** Epoch milliseconds. */
 	accessExpiresAt?: number;
 }

@@ -5,6 +5,7 @@ import { AppError } from "../errors";
 import { log } from "../log";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
 import { authorizationServer } from "../oauth/discovery";
+import { readableTypes } from "../oauth/scopes";
 import { refreshTokens, revokeGrant, revokeToken, type TokenSet, UnusableTokenResponse } from "../oauth/token-client";
 import { athenaClient } from "../signer";
 import {
@@ -210,6 +211,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			patient: meta.patient,
 			practice: meta.practice,
 			scopes: meta.scopes,
+			reads: readableTypes(meta.scopes),
 			accessExpiresAt: meta.accessExpiresAt,
 		};
 	}

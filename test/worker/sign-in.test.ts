@@ -12,6 +12,10 @@ describe("patient sign-in", () => {
 		expect(response.headers.get("Location")).toBe("/");
 		const session = await (await browserFetch(jar, "/session")).json();
 		expect(session).toMatchObject({ status: "connected", patient: PATIENTS.jane.id, practice: "80000" });
+		// The granted scopes, read as SMART scopes: the types the app may read, never a token.
+		expect((session as { reads: string[] }).reads).toEqual(
+			expect.arrayContaining(["Observation", "Condition", "Patient"]),
+		);
 		const received = await sandbox<Received>("received");
 		const tokenAssertion = received.assertions.find((a) => a.endpoint === "token");
 		expect(tokenAssertion).toMatchObject({
