@@ -146,11 +146,7 @@ export const authRoutes = new Hono<AppEnv>()
 		return c.json({ status: "signed_out", revokedAtAthena: result.revokedAtAthena, ...notOffered });
 	});
 
-/**
- * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
- * Outcomes a patient can cause (denied at consent) are pages, not errors.
- */
-/** athena has, or may have, the code once this is set; before it, the state can be put back. */
+/** A redeemed code: the tokens athena issued and the client that redeemed them (to hand them back if unused). */
 interface Redeemed {
 	tokens: TokenSet;
 	client: OAuthClient;
@@ -295,6 +291,10 @@ async function startSession(
 	return idHash;
 }
 
+/**
+ * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
+ * Outcomes a patient can cause (denied at consent) are pages, not errors.
+ */
 /**
  * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
  * Outcomes a patient can cause (denied at consent) are pages, not errors.
