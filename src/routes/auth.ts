@@ -295,10 +295,6 @@ async function startSession(
  * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
  * Outcomes a patient can cause (denied at consent) are pages, not errors.
  */
-/**
- * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
- * Outcomes a patient can cause (denied at consent) are pages, not errors.
- */
 export async function callback(c: Context<AppEnv>): Promise<Response> {
 	const config = c.get("config");
 	c.header("Referrer-Policy", "no-referrer");
