@@ -47,6 +47,7 @@ export function decodeAssertion(assertion: string): DecodedAssertion {
 	return { header, claims };
 }
 
+/** Where Okta words a cause (kid, signature, aud, expiry), the sandbox uses Okta's description. */
 function refuse(description: string): never {
 	throw new OAuthError("invalid_client", description, 401);
 }
@@ -71,7 +72,7 @@ export async function verifyClientAssertion(check: AssertionCheck): Promise<JWTP
 
 	const jwks = await check.jwks();
 	const jwk = jwks.keys.find((key) => key.kid === header.kid);
-	if (!jwk) refuse("client_assertion kid is not in the client's JWKS");
+	if (!jwk) refuse("The client_assertion JWT kid is invalid.");
 	// athena requires the published key to say alg RS384 and use sig.
 	if (jwk.kty !== "RSA" || jwk.alg !== "RS384" || jwk.use !== "sig") {
 		refuse("the published key must be an RSA key with alg RS384 and use sig");
@@ -95,8 +96,8 @@ export async function verifyClientAssertion(check: AssertionCheck): Promise<JWTP
 			currentDate: new Date(check.nowSeconds * 1000),
 		}));
 	} catch (error) {
-		if (error instanceof errors.JWSSignatureVerificationFailed) refuse("client_assertion signature is invalid");
-		if (error instanceof errors.JWTExpired) refuse("client_assertion has expired");
+		if (error instanceof errors.JWSSignatureVerificationFailed) refuse("The client_assertion signature is invalid.");
+		if (error instanceof errors.JWTExpired) refuse("The client_assertion token has an expired time");
 		if (error instanceof errors.JWTClaimValidationFailed) {
 			refuse(`client_assertion claim ${error.claim} is invalid: ${error.reason}`);
 		}
@@ -104,7 +105,7 @@ export async function verifyClientAssertion(check: AssertionCheck): Promise<JWTP
 	}
 	// "aud = the token endpoint URL exactly": a string, not an array containing it.
 	if (typeof payload.aud !== "string" || !check.audiences.includes(payload.aud)) {
-		refuse("client_assertion aud must be this server's token endpoint URL");
+		refuse("The audience claim for client_assertion must be the endpoint invoked for the request.");
 	}
 	const exp = payload.exp as number;
 	if (!Number.isInteger(exp)) refuse("client_assertion exp must be an integer");

@@ -77,6 +77,7 @@ export interface ConfigOverrides {
 	accessTokenTtl?: number;
 	tokenRateLimit?: number;
 	refreshGraceSeconds?: number;
+	allowedScopes?: string[];
 }
 
 function words(value: string | undefined): string[] | undefined {
@@ -146,6 +147,7 @@ export function applyOverrides(config: SandboxConfig, overrides: ConfigOverrides
 		accessTokenTtl: overrides.accessTokenTtl ?? config.accessTokenTtl,
 		tokenRateLimit: overrides.tokenRateLimit ?? config.tokenRateLimit,
 		refreshGraceSeconds: overrides.refreshGraceSeconds ?? config.refreshGraceSeconds,
+		allowedScopes: overrides.allowedScopes ? new Set(overrides.allowedScopes) : config.allowedScopes,
 	};
 }
 

@@ -48,16 +48,30 @@ const FaultBody = z
 		status: z.number().int().min(400).max(599).optional(),
 		delayMs: z.number().int().min(0).max(120_000).optional(),
 		response: z.enum(["html", "missing_patient", "missing_access_token"]).optional(),
+		oauthError: z
+			.string()
+			.regex(/^[a-z_]{1,40}$/)
+			.optional(),
+		description: z.string().max(300).optional(),
 		cutAfterBytes: z.number().int().min(0).optional(),
 		times: positiveInt.optional(),
 	})
 	.strict()
 	.refine((f) => f.target === "token" || f.response === undefined, "response applies to the token target only")
+	.refine(
+		(f) => f.target === "token" || (f.oauthError === undefined && f.description === undefined),
+		"oauthError and description apply to the token target only",
+	)
+	.refine((f) => f.description === undefined || f.oauthError !== undefined, "description needs an oauthError")
 	.refine((f) => f.target === "fhir" || f.cutAfterBytes === undefined, "cutAfterBytes applies to the fhir target only")
 	.refine(
 		(f) =>
-			f.status !== undefined || f.delayMs !== undefined || f.response !== undefined || f.cutAfterBytes !== undefined,
-		"a fault needs at least one of status, delayMs, response, cutAfterBytes",
+			f.status !== undefined ||
+			f.delayMs !== undefined ||
+			f.response !== undefined ||
+			f.cutAfterBytes !== undefined ||
+			f.oauthError !== undefined,
+		"a fault needs at least one of status, delayMs, response, cutAfterBytes, oauthError",
 	);
 
 controls.post("/faults", async (c) => {
@@ -91,6 +105,8 @@ const ConfigBody = z
 		tokenRateLimit: z.number().int().min(0).optional(),
 		accessTokenTtl: positiveInt.optional(),
 		refreshGraceSeconds: z.number().int().min(0).max(MAX_REFRESH_GRACE_SECONDS).optional(),
+		/** The scopes ticked on the portal: a scope left out is refused at authorize (invalid_scope). */
+		allowedScopes: z.array(z.string().regex(/^\S{1,100}$/)).optional(),
 	})
 	.strict();
 

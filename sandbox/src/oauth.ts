@@ -62,7 +62,8 @@ oauth.get("/v1/authorize", async (c) => {
 	const redirectUri = q("redirect_uri");
 	if (!redirectUri) return errorPage("The request has no redirect_uri.");
 	if (!config.redirectUris.includes(redirectUri)) {
-		return errorPage("The redirect_uri is not registered for this client (exact match required).");
+		// Okta's words; athena shows its own page and never redirects (exact match required).
+		return errorPage("The 'redirect_uri' parameter must be a Login redirect URI in the client app settings");
 	}
 
 	const state = q("state");
@@ -80,7 +81,9 @@ oauth.get("/v1/authorize", async (c) => {
 	if (scope.length === 0) return fail("invalid_scope", "scope is required");
 	// athena (reportedly): one scope outside the registration fails the whole request.
 	const unknown = scope.filter((s) => !config.allowedScopes.has(s));
-	if (unknown.length > 0) return fail("invalid_scope", `Invalid Scope: ${unknown.join(" ")}`);
+	// Okta's description names no scope: the client has to know what it asked for.
+	if (unknown.length > 0)
+		return fail("invalid_scope", "One or more scopes are not configured for the authorization server resource.");
 	if (q("aud") !== urls.fhirBase) return fail("invalid_request", `aud must be the FHIR base ${urls.fhirBase}`);
 	const codeChallenge = q("code_challenge");
 	const method = q("code_challenge_method");
@@ -221,7 +224,7 @@ async function authenticateClient(ctx: ClientAuthContext): Promise<void> {
 		});
 	try {
 		if (clientIdParam !== null && clientIdParam !== config.clientId) {
-			throw new OAuthError("invalid_client", "client_id is not registered", 401);
+			throw new OAuthError("invalid_client", "Invalid value for 'client_id' parameter.", 401);
 		}
 		const client = ctx.env.CLIENT;
 		await verifyClientAssertion({
@@ -315,6 +318,10 @@ oauth.post("/v1/token", async (c) => {
 			status = fault.status ?? 200;
 			return htmlFaultPage(status);
 		}
+		if (fault?.oauthError) {
+			const status = fault.status ?? (fault.oauthError === "invalid_client" ? 401 : 400);
+			throw new OAuthError(fault.oauthError, fault.description ?? "Injected fault", status);
+		}
 		if (fault?.status) {
 			throw new OAuthError(
 				fault.status === 429 ? "rate_limit_exceeded" : "temporarily_unavailable",
@@ -340,6 +347,13 @@ oauth.post("/v1/token", async (c) => {
 			audiences: [urls.token],
 			now,
 		});
+		// athena's patient apps are 3-legged only: the assertion is checked first, then the grant refused.
+		if (grantType === "client_credentials") {
+			throw new OAuthError(
+				"unauthorized_client",
+				"The client is not authorized to use the provided grant type. Configured grant types: [authorization_code, refresh_token].",
+			);
+		}
 		if (grantType !== "authorization_code" && grantType !== "refresh_token") {
 			throw new OAuthError("unsupported_grant_type", "grant_type must be authorization_code or refresh_token");
 		}

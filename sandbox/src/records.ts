@@ -98,6 +98,9 @@ export interface Fault {
 	delayMs?: number;
 	/** token only: what to break in an otherwise normal answer. */
 	response?: "html" | "missing_patient" | "missing_access_token";
+	/** token only: answer this RFC 6749 error (Okta's words in `description`) instead of doing the work. */
+	oauthError?: string;
+	description?: string;
 	/** fhir only: end the body with an error after this many bytes. */
 	cutAfterBytes?: number;
 	/** Apply to the next N requests only; absent means until cleared. */

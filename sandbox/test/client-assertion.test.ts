@@ -58,7 +58,7 @@ describe("client assertion (private_key_jwt)", () => {
 	it("refuses an assertion whose kid is not published", async () => {
 		await expectInvalidClient(
 			await presentAssertion(await signAssertion(key, { header: { kid: "not-published" } })),
-			/kid is not in the client's JWKS/,
+			/^The client_assertion JWT kid is invalid\.$/,
 		);
 	});
 
@@ -178,7 +178,7 @@ describe("client assertion (private_key_jwt)", () => {
 		// A rotation that signs with the new key before the old JWKS ages out fails.
 		const next = await newClientKey();
 		await publishJwks([key.publicJwk, next.publicJwk]);
-		await expectInvalidClient(await presentAssertion(await signAssertion(next)), /kid is not in the client's JWKS/);
+		await expectInvalidClient(await presentAssertion(await signAssertion(next)), /JWT kid is invalid/);
 		expect(await jwksFetches()).toBe(0);
 	});
 

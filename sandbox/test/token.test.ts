@@ -250,7 +250,7 @@ describe("token endpoint", () => {
 	it("refuses an unknown code and an unsupported grant type", async () => {
 		await expectError(await exchangeCode(key, "made-up", "y".repeat(43)), 400, "invalid_grant");
 		await expectError(
-			await tokenRequest({ grant_type: "client_credentials" }, await signAssertion(key)),
+			await tokenRequest({ grant_type: "password" }, await signAssertion(key)),
 			400,
 			"unsupported_grant_type",
 		);
