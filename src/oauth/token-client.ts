@@ -1,7 +1,8 @@
 import * as z from "zod/mini";
-import { AppError } from "../errors";
+import { AppError, type AppErrorOptions } from "../errors";
 import type { SigningKey } from "../keys/signing-key";
 import { CLIENT_ASSERTION_TYPE, signClientAssertion } from "./client-assertion";
+import { sanitisedDescription } from "./first-contact";
 
 /** How this worker authenticates to athena's OAuth endpoints (token, revoke). */
 export interface OAuthClient {
@@ -66,6 +67,16 @@ function rotatedRefreshToken(json: unknown): string | undefined {
 	if (typeof json !== "object" || json === null) return undefined;
 	const value = (json as Record<string, unknown>).refresh_token;
 	return typeof value === "string" && value.length > 0 ? value : undefined;
+}
+
+/** athena's refusal of a token request, with its RFC 6749 §5.2 error (description sanitised) for diagnosis. */
+export class TokenRefusal extends AppError {
+	readonly refusal: { error: string; error_description: string | undefined; status: number };
+
+	constructor(refusal: TokenRefusal["refusal"], options: AppErrorOptions) {
+		super(options);
+		this.refusal = refusal;
+	}
 }
 
 const ErrorResponse = z.object({ error: z.string(), error_description: z.optional(z.string()) });
@@ -153,29 +164,36 @@ async function tokenRequest(client: OAuthClient, tokenUrl: string, form: Record<
 	const json = await readJson(response);
 	if (!response.ok) {
 		const error = z.safeParse(ErrorResponse, json);
-		const code = error.success ? error.data.error : `http_${response.status}`;
+		const code = error.success ? error.data.error.slice(0, 40) : `http_${response.status}`;
+		const refusal = {
+			error: code,
+			error_description: sanitisedDescription(error.success ? error.data.error_description : undefined),
+			status: response.status,
+		};
+		// athena's own words reach the log (detail), never the page: the callback diagnoses them.
+		const detail = `token endpoint error ${code} (HTTP ${response.status})${refusal.error_description ? `: ${refusal.error_description}` : ""}`;
 		if (code === "invalid_grant") {
-			throw new AppError({
+			throw new TokenRefusal(refusal, {
 				code: "invalid_grant",
 				status: 401,
 				message: "athenahealth no longer accepts this sign-in.",
-				detail: "invalid_grant",
+				detail,
 			});
 		}
 		if (code === "invalid_client") {
-			throw new AppError({
+			throw new TokenRefusal(refusal, {
 				code: "athena_rejected_client",
 				status: 502,
 				message:
 					"athenahealth did not accept this app's credentials. The operator should check the client ID and published keys.",
-				detail: "invalid_client",
+				detail,
 			});
 		}
-		throw new AppError({
+		throw new TokenRefusal(refusal, {
 			code: "token_request_refused",
 			status: 502,
 			message: "athenahealth refused the sign-in request.",
-			detail: `token endpoint error ${code} (HTTP ${response.status})`,
+			detail,
 		});
 	}
 	const parsed = z.safeParse(TokenResponse, json);

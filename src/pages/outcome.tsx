@@ -1,5 +1,20 @@
-import type { AppError } from "../errors";
+import { AppError } from "../errors";
+import type { Diagnosis } from "../oauth/first-contact";
 import { Actions, type PageAction, page } from "./layout";
+
+/**
+ * A sign-in failure whose page also tells whoever is testing what athena
+ * refused and what to change. The callback raises it in preview and local
+ * only: a patient in production sees the plain message.
+ */
+export class DiagnosedError extends AppError {
+	readonly diagnosis: Diagnosis;
+
+	constructor(error: AppError, diagnosis: Diagnosis) {
+		super(error);
+		this.diagnosis = diagnosis;
+	}
+}
 
 const TITLES: Record<string, string> = {
 	access_denied: "You did not share your record",
@@ -58,6 +73,15 @@ export function outcomePage(error: AppError, retryPostTo?: string) {
 				) : null}
 				{busy && error.retryAfterSeconds ? (
 					<p class="notice">You can try again in {retryWhen(error.retryAfterSeconds)}.</p>
+				) : null}
+				{error instanceof DiagnosedError ? (
+					<section class="notice">
+						<h2>For whoever is testing (not shown in production)</h2>
+						<p>
+							Cause: <code>{error.diagnosis.cause}</code>. {error.diagnosis.whatYouSee}.
+						</p>
+						<p>What to change: {error.diagnosis.whatToChange}.</p>
+					</section>
 				) : null}
 				{configProblem ? (
 					<p class="muted">

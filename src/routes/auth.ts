@@ -13,6 +13,7 @@ import { requireConfig } from "../middleware/require-config";
 import { BROWSER_COOKIE, launchCookie, limitSignInAttempts, signInClients } from "../middleware/sign-in-attempts";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
 import { type AuthorizationServer, authorizationServer } from "../oauth/discovery";
+import { diagnose, type Refusal, sanitisedDescription } from "../oauth/first-contact";
 import { verifyIdToken } from "../oauth/id-token";
 import { createPkce } from "../oauth/pkce";
 import { safeReturnTo } from "../oauth/return-to";
@@ -21,9 +22,11 @@ import {
 	type OAuthClient,
 	revokeGrant,
 	revokeToken,
+	TokenRefusal,
 	type TokenSet,
 	UnusableTokenResponse,
 } from "../oauth/token-client";
+import { DiagnosedError } from "../pages/outcome";
 import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
 import { type LogoutResult, SESSION_COOKIE, sessionTag } from "../session/contract";
 import { sessionFor, sessionStub } from "../session/lookup";
@@ -292,6 +295,41 @@ async function startSession(
 }
 
 /**
+ * athena refused the sign-in: the cause and what to change go to the log
+ * always, and onto the error page in preview and local only (whoever tests
+ * there runs the deployment; a patient in production sees the plain message).
+ */
+function explained(
+	c: Context<AppEnv>,
+	failure: AppError,
+	refusal: Omit<Refusal, "settings">,
+	tokenUrl: string | undefined,
+): AppError {
+	const config = c.get("config");
+	const diagnosis = diagnose({
+		...refusal,
+		settings: {
+			clientId: config.clientId,
+			redirectUri: config.redirectUri,
+			scopes: config.scopes.join(" "),
+			tokenUrl: tokenUrl ?? "",
+			assertionAudience: config.athena.assertionAudience,
+			jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
+			publicJwksUrl: `${config.publicOrigin}/.well-known/jwks.json`,
+		},
+	});
+	c.get("logFields").cause = diagnosis.cause;
+	log("warn", "athena refused the sign-in", {
+		requestId: c.get("requestId"),
+		endpoint: refusal.endpoint,
+		error: refusal.error,
+		description: refusal.error_description,
+		...diagnosis,
+	});
+	return config.environment === "production" ? failure : new DiagnosedError(failure, diagnosis);
+}
+
+/**
  * The redirect URI's handler (routed at the configured REDIRECT_URI's path).
  * Outcomes a patient can cause (denied at consent) are pages, not errors.
  */
@@ -323,16 +361,29 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	if (error !== undefined) {
 		// Burnt if possible; the state's alarm deletes it anyway, and the patient still learns what happened.
 		await stateObject.consume(browserHash).catch(() => undefined);
-		c.get("logFields").outcome = error === "access_denied" ? "denied" : "authorize_error";
-		throw new AppError({
-			code: error === "access_denied" ? "access_denied" : "authorize_error",
-			status: error === "access_denied" ? 403 : 400,
-			message:
-				error === "access_denied"
-					? "You chose not to share your athenahealth record with this app. Nothing was shared."
-					: "athenahealth could not complete the sign-in. Please try connecting again.",
-			detail: `authorize error ${error.slice(0, 40)}`,
+		if (error === "access_denied") {
+			c.get("logFields").outcome = "denied";
+			throw new AppError({
+				code: "access_denied",
+				status: 403,
+				message: "You chose not to share your athenahealth record with this app. Nothing was shared.",
+				detail: "authorize error access_denied",
+			});
+		}
+		c.get("logFields").outcome = "authorize_error";
+		// Okta words the cause (invalid_scope, invalid_request ...) in error_description.
+		const refusal = {
+			endpoint: "authorize",
+			error: error.slice(0, 40),
+			error_description: sanitisedDescription(c.req.query("error_description")),
+		} as const;
+		const failure = new AppError({
+			code: "authorize_error",
+			status: 400,
+			message: "athenahealth could not complete the sign-in. Please try connecting again.",
+			detail: `authorize error ${refusal.error}${refusal.error_description ? `: ${refusal.error_description}` : ""}`,
 		});
+		throw explained(c, failure, refusal, config.athena.tokenUrl);
 	}
 	if (!code) {
 		throw refused("code_missing", "This sign-in link is incomplete. Please start connecting again.", "no code");
@@ -362,8 +413,17 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		);
 	}
 	const restoreState = () => stateObject.restore(pending).catch(() => undefined);
-	const redeemed = await redeemCode(c, restoreState, pending, server, code, await signInClients(c));
-	await startSession(c, pending, server, redeemed);
+	try {
+		const redeemed = await redeemCode(c, restoreState, pending, server, code, await signInClients(c));
+		await startSession(c, pending, server, redeemed);
+	} catch (failure) {
+		if (failure instanceof TokenRefusal)
+			throw explained(c, failure, { endpoint: "token", ...failure.refusal }, server.tokenUrl);
+		if (failure instanceof AppError && failure.code === "id_token_invalid") {
+			throw explained(c, failure, { endpoint: "id_token", error: failure.code }, server.tokenUrl);
+		}
+		throw failure;
+	}
 	c.get("logFields").outcome = "connected";
 	// Checked again on the way out: a state stored before a stricter rule still obeys it.
 	return c.redirect(safeReturnTo(pending.returnTo) ?? "/", 302);
