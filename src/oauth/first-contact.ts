@@ -61,11 +61,10 @@ export function diagnose(refusal: Refusal): Diagnosis {
 	const { endpoint, error, settings: s } = refusal;
 	const text = (refusal.error_description ?? "").toLowerCase();
 	const wait = s.jwksMaxAgeSeconds + PROPAGATION_SECONDS;
-	const aud = s.assertionAudience || s.tokenUrl;
-	const kid = `athena does not know the key our assertion names (kid): the JWKS URL on the portal is not ${s.publicJwksUrl}, the key is not published there, or athena still holds an older copy`;
-	const kidFix = `Portal "JWKS URL" = ${s.publicJwksUrl}; publish with \`npm run keys\`, then wait JWKS_MAX_AGE_SECONDS + ${PROPAGATION_SECONDS} s = ${wait} s before it signs`;
-	const audFix = `ATHENA_ASSERTION_AUDIENCE: set it to the URL athena expects (now ${aud})`;
-	const idFix = `CLIENT_ID: this environment's client ID from the portal (now ${s.clientId})`;
+	const kid = "athena does not know our kid: not published, or athena's cached JWKS is older";
+	const kidFix = `Portal "JWKS URL" = ${s.publicJwksUrl}; wait JWKS_MAX_AGE_SECONDS + ${PROPAGATION_SECONDS} s = ${wait} s after publishing a key`;
+	const audFix = `ATHENA_ASSERTION_AUDIENCE (aud now ${s.assertionAudience || s.tokenUrl})`;
+	const idFix = `CLIENT_ID (now ${s.clientId})`;
 	const row = (cause: string, whatYouSee: string, whatToChange: string): Diagnosis => ({
 		cause,
 		whatYouSee,
@@ -74,8 +73,8 @@ export function diagnose(refusal: Refusal): Diagnosis {
 	if (endpoint === "id_token") {
 		return row(
 			"id_token_unverified",
-			"athena's id_token did not verify: another issuer, or a key not in athena's JWKS",
-			"ATHENA_ISSUER: athena's Okta issuer (discovery's issuer when empty); ATHENA_JWKS_URL: athena's /oauth2/v1/keys (the worker adds ?client_id=)",
+			"athena's id_token did not verify: another issuer or key",
+			"ATHENA_ISSUER (empty: discovery's); ATHENA_JWKS_URL, athena's /oauth2/v1/keys (?client_id= is added)",
 		);
 	}
 	if (error === "invalid_client") {
@@ -83,56 +82,44 @@ export function diagnose(refusal: Refusal): Diagnosis {
 		if (/signature/.test(text)) {
 			return row(
 				"key_mismatch",
-				"the key athena holds under our kid is not the one that signed: the deployed SIGNING_KEY is not the published key",
-				"Run `npm run keys -- live check`; `rotate activate` sets SIGNING_KEY and the JWKS together",
+				"SIGNING_KEY is not the key published under its kid",
+				"SIGNING_KEY: set it with `npm run keys -- rotate activate`",
 			);
 		}
-		if (/aud/.test(text)) return row("assertion_audience", `athena expects another aud than ${aud}`, audFix);
-		if (/client_id/.test(text)) return row("client_id_unknown", `athena does not know client ID ${s.clientId}`, idFix);
+		if (/aud/.test(text)) return row("assertion_audience", "athena expects another assertion aud", audFix);
+		if (/client_id/.test(text)) return row("client_id_unknown", "athena does not know this client ID", idFix);
 		if (/expire|\bexp\b|\biat\b/.test(text)) {
-			return row(
-				"assertion_time",
-				"athena judged the assertion expired or not yet valid",
-				"The clock of whatever signs (worker or this machine) must be right to within seconds",
-			);
+			return row("assertion_time", "athena judged the assertion expired", "The signer's clock");
 		}
-		return row(
-			"client_rejected",
-			`athena refused our client assertion: ${kid}; or its aud; or the client ID`,
-			`${kidFix}. Else ${audFix}. Else ${idFix}`,
-		);
+		return row("client_rejected", `${kid}; or the aud; or the client ID`, `${kidFix}; else ${audFix}; else ${idFix}`);
 	}
 	if (error === "invalid_scope") {
 		return row(
 			"scope_not_registered",
-			"athena refused a scope the app asks for: one is not ticked on the portal",
-			`Tick on the portal every scope in SCOPES, or remove it from SCOPES: ${s.scopes}`,
+			"a scope asked for is not ticked on the portal",
+			`Tick on the portal (or drop from SCOPES): ${s.scopes}`,
 		);
 	}
 	if (/redirect/.test(text)) {
 		return row(
 			"redirect_uri_mismatch",
-			`athena does not have ${s.redirectUri} as a redirect URI of this app`,
-			`Portal "Redirect URI" must be exactly REDIRECT_URI: ${s.redirectUri}`,
+			"athena does not have our redirect URI",
+			`Portal "Redirect URI" = REDIRECT_URI, exactly: ${s.redirectUri}`,
 		);
 	}
 	if (endpoint === "token" && (error === "unauthorized_client" || error === "unsupported_grant_type")) {
-		return row(
-			"client_authenticated",
-			"athena accepted the client assertion and refused only the grant (patient apps are 3-legged)",
-			"Nothing: client authentication works",
-		);
+		return row("client_authenticated", "athena accepted our assertion, refused only the grant", "Nothing");
 	}
 	if (error === "invalid_grant") {
 		return row(
 			"code_refused",
-			"athena refused the code: expired, used already, or another redirect_uri or PKCE verifier",
-			"Start the sign-in again; if it repeats, check REDIRECT_URI is the one the portal has",
+			"athena refused the code (expired, reused, or redirect_uri/PKCE differ)",
+			"Sign in again; if it repeats, REDIRECT_URI",
 		);
 	}
 	return row(
 		"athena_refused",
 		`athena answered ${error}${refusal.status ? ` (HTTP ${refusal.status})` : ""}`,
-		"Read athena's description; `npm run keys -- live check` checks the keys, discovery and redirect URI",
+		"See athena's description; run `npm run keys -- live check`",
 	);
 }

@@ -76,11 +76,10 @@ export function outcomePage(error: AppError, retryPostTo?: string) {
 				) : null}
 				{error instanceof DiagnosedError ? (
 					<section class="notice">
-						<h2>For whoever is testing (not shown in production)</h2>
+						<h2>For testers (not in production)</h2>
 						<p>
-							Cause: <code>{error.diagnosis.cause}</code>. {error.diagnosis.whatYouSee}.
+							<code>{error.diagnosis.cause}</code>: {error.diagnosis.whatYouSee}. Change: {error.diagnosis.whatToChange}
 						</p>
-						<p>What to change: {error.diagnosis.whatToChange}.</p>
 					</section>
 				) : null}
 				{configProblem ? (
