@@ -31,6 +31,8 @@ Options:
                       with "-" (one kid in 64 does)
   --force             activate/retire before the safe time (failed sign-ins possible)
   --url <origin>      the deployed worker's origin, for live check
+  --no-token-call     live check without its one client_credentials token request
+                      (it spends one of athena's per-minute token requests)
   --config <path>     wrangler config (default: wrangler.toml)
   --persist-to <dir>  local KV persistence, as for wrangler dev (default: .wrangler/state)
   --keys-dir <dir>    local private copies (default: .keys)
@@ -116,6 +118,7 @@ export async function run(argv, deps = {}) {
 				kid: { type: "string" },
 				force: { type: "boolean", default: false },
 				url: { type: "string" },
+				"no-token-call": { type: "boolean", default: false },
 				config: { type: "string", default: "wrangler.toml" },
 				"persist-to": { type: "string", default: ".wrangler/state" },
 				"keys-dir": { type: "string", default: ".keys" },
@@ -195,7 +198,15 @@ export async function run(argv, deps = {}) {
 		} else if (verb === "live") {
 			if (!values.url) throw new KeysError("usage", "live check needs --url <the deployed worker's origin>");
 			const { meta } = await readPublishedState(ctx);
-			const checks = await liveCheck({ url: values.url, settings, activeKid: meta?.activeKid, fetch: deps.fetch });
+			const checks = await liveCheck({
+				url: values.url,
+				settings,
+				activeKid: meta?.activeKid,
+				fetch: deps.fetch,
+				keysDir: ctx.keysDir,
+				tokenCall: !values["no-token-call"],
+				now: ctx.now,
+			});
 			for (const check of checks) out(`${check.ok ? "ok  " : "FAIL"}  ${check.name}: ${check.detail}`);
 			const failed = checks.filter((c) => !c.ok).length;
 			out(failed === 0 ? "All checks passed." : `${failed} check(s) failed.`);

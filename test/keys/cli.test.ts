@@ -226,9 +226,16 @@ describe("live check against a local server", () => {
 		checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
 
 	it("passes when the JWKS, the signer, athena's discovery and the redirect URI are all in place", async () => {
-		const checks = await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid });
+		const checks = await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid, tokenCall: false });
 		expect(failed(checks)).toEqual([]);
-		expect(checks.map((c) => c.name)).toEqual(["url", "jwks", "signing key", "smart-configuration", "redirect URI"]);
+		expect(checks.map((c) => c.name)).toEqual([
+			"url",
+			"jwks",
+			"signing key",
+			"smart-configuration",
+			"redirect URI",
+			"client authentication",
+		]);
 	});
 
 	it("refuses plain http for anything but localhost", async () => {
@@ -244,32 +251,34 @@ describe("live check against a local server", () => {
 
 	it("fails when the JWKS publishes a private member or a kid that is not the thumbprint", async () => {
 		routes["/.well-known/jwks.json"] = { status: 200, body: { keys: [{ ...key, d: "x" }] } };
-		expect(failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid }))).toContain(
-			"jwks: key 0: holds private members (d)",
-		);
+		expect(
+			failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid, tokenCall: false })),
+		).toContain("jwks: key 0: holds private members (d)");
 		routes["/.well-known/jwks.json"] = { status: 200, body: { keys: [{ ...key, kid: "x".repeat(43) }] } };
-		expect(failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid }))).toContain(
-			"jwks: key 0: kid is not the RFC 7638 thumbprint of the key",
-		);
+		expect(
+			failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid, tokenCall: false })),
+		).toContain("jwks: key 0: kid is not the RFC 7638 thumbprint of the key");
 	});
 
 	it("fails when the active kid recorded in KV is not what the worker publishes", async () => {
 		const other = generateSigningKey().publicJwk.kid;
-		const problems = failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: other }));
+		const problems = failed(
+			await liveCheck({ url: origin, settings: localSettings(), activeKid: other, tokenCall: false }),
+		);
 		expect(problems).toEqual([`signing key: active kid ${other} is not in the served JWKS (${key.kid})`]);
 	});
 
 	it("fails when the worker does not serve the redirect URI", async () => {
 		delete routes["/callback"];
-		expect(failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid }))).toEqual([
-			`redirect URI: ${origin}/callback answered 404: the worker does not serve it`,
-		]);
+		expect(
+			failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid, tokenCall: false })),
+		).toEqual([`redirect URI: ${origin}/callback answered 404: the worker does not serve it`]);
 	});
 
 	it("fails when athena's smart-configuration cannot be reached", async () => {
 		delete routes["/fhir/r4/.well-known/smart-configuration"];
-		expect(failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid }))).toEqual([
-			`smart-configuration: ${origin}/fhir/r4/.well-known/smart-configuration answered 404`,
-		]);
+		expect(
+			failed(await liveCheck({ url: origin, settings: localSettings(), activeKid: key.kid, tokenCall: false })),
+		).toEqual([`smart-configuration: ${origin}/fhir/r4/.well-known/smart-configuration answered 404`]);
 	});
 });
