@@ -1,13 +1,14 @@
 import { AppError } from "../errors";
 import { rawTarget } from "../fhir/raw-target";
 import type { UpstreamRead } from "../fhir/upstream-read";
+import { readGrant } from "../oauth/scopes";
 import {
 	type AllergyItem,
-	activeConditions,
+	activeProblems,
 	allergies,
 	bundleResources,
-	type ConditionItem,
 	currentMedications,
+	currentName,
 	type DocumentItem,
 	documents,
 	type EncounterItem,
@@ -15,10 +16,12 @@ import {
 	immunizations,
 	type MedicationItem,
 	nextLink,
-	observationSeries,
-	personName,
-	recentEncounters,
-	type Series,
+	otherReports,
+	type Problem,
+	type ReportItem,
+	type ResultRow,
+	resultRows,
+	visits,
 } from "./record-data";
 
 /** A read under athena's FHIR base: the raw path (`/Patient/a-1.E-2`) and the raw query. */
@@ -37,23 +40,28 @@ export type FhirReader = (target: FhirTarget) => Promise<UpstreamRead>;
 
 type Json = Record<string, unknown>;
 
-/** A section of the page: its entries, or why they could not be read. */
-export type Section<T> = { ok: true; items: T[]; more: boolean } | { ok: false; message: string };
+/**
+ * A section of the page: its entries, or why they could not be read.
+ * `notGranted`: the patient did not share that type with this app, so it was not asked for.
+ */
+export type Section<T> = { ok: true; items: T[]; more: boolean } | { ok: false; message: string; notGranted?: true };
 
 export interface RecordView {
 	patientId: string;
 	name: string;
 	birthDate: string | undefined;
-	practiceId: string;
+	/** athena's practice; other servers have none. */
+	practiceId: string | undefined;
 	practiceName: string | undefined;
-	allergies: Section<AllergyItem>;
-	conditions: Section<ConditionItem>;
+	problems: Section<Problem>;
 	medications: Section<MedicationItem>;
-	immunizations: Section<ImmunizationItem>;
+	allergies: Section<AllergyItem>;
+	labs: Section<ResultRow>;
+	vitals: Section<ResultRow>;
+	reports: Section<ReportItem>;
 	encounters: Section<EncounterItem>;
-	vitals: Section<Series>;
-	labs: Section<Series>;
 	documents: Section<DocumentItem>;
+	immunizations: Section<ImmunizationItem>;
 }
 
 /** What the page can show: the record, or the session's state that stands in its way. */
@@ -64,13 +72,19 @@ export type RecordOutcome =
 	/** `busy`: athena or our token budget asks us to wait; `down`: athena failed or timed out. */
 	| { state: "unavailable"; reason: "busy" | "down"; retryAfterSeconds: number };
 
-type SessionState = Exclude<RecordOutcome, { state: "record" }>;
+export type SessionState = Exclude<RecordOutcome, { state: "record" }>;
 
-type Read = { ok: true; body: unknown } | { ok: false; state?: SessionState; message: string };
+export type Read = { ok: true; body: unknown } | { ok: false; state?: SessionState; message: string };
 
-/** Pages followed per search at most: enough for years of quarterly vitals, bounded for a slow athena. */
-const MAX_PAGES = 5;
-const RECENT_ENCOUNTERS = 5;
+/**
+ * Page size asked for: athena honours at least 50 (its default is 20), and
+ * fewer pages mean fewer requests against its rate limits.
+ */
+const PAGE_SIZE = 100;
+/** Pages followed per search at most: a whole chart's worth for most types, bounded for a slow athena. */
+const MAX_PAGES = 3;
+/** Lab results are the bulk of a chart (athena's test patient: 419 of 491 observations). */
+const MAX_LAB_PAGES = 10;
 /** When athena failed without saying when to retry. */
 const DEFAULT_RETRY_SECONDS = 30;
 
@@ -102,7 +116,7 @@ const DOWN: Read = {
 };
 
 /** The upstream reader's result in the page's terms. */
-async function read(reader: FhirReader, target: FhirTarget): Promise<Read> {
+export async function read(reader: FhirReader, target: FhirTarget): Promise<Read> {
 	let result: UpstreamRead;
 	try {
 		result = await reader(target);
@@ -133,7 +147,7 @@ async function read(reader: FhirReader, target: FhirTarget): Promise<Read> {
 }
 
 /**
- * A search with its next pages (up to MAX_PAGES). athena's next links are
+ * A search with its next pages (up to `maxPages`). athena's next links are
  * absolute URLs on its host; only those under the FHIR base are followed, and
  * they go through the outbound rules again like any other read.
  */
@@ -142,10 +156,11 @@ async function search(
 	first: FhirTarget,
 	type: string,
 	fhirBaseUrl: string,
-): Promise<{ ok: true; resources: Json[]; more: boolean } | Extract<Read, { ok: false }>> {
+	maxPages: number,
+): Promise<{ ok: true; resources: Json[]; more: boolean } | Failed> {
 	const resources: Json[] = [];
 	let next: FhirTarget | undefined = first;
-	for (let page = 0; next !== undefined && page < MAX_PAGES; page++) {
+	for (let page = 0; next !== undefined && page < maxPages; page++) {
 		const result = await read(reader, next);
 		if (!result.ok) return result;
 		resources.push(...bundleResources(result.body, type));
@@ -155,24 +170,29 @@ async function search(
 	return { ok: true, resources, more: next !== undefined };
 }
 
-function section<T>(result: Awaited<ReturnType<typeof search>>, toItems: (resources: Json[]) => T[]): Section<T> {
-	return result.ok
-		? { ok: true, items: toItems(result.resources), more: result.more }
-		: { ok: false, message: result.message };
+type SearchResult = Awaited<ReturnType<typeof search>>;
+
+function section<T>(result: SearchResult, toItems: (resources: Json[]) => T[]): Section<T> {
+	if (result.ok) return { ok: true, items: toItems(result.resources), more: result.more };
+	return { ok: false, message: result.message, ...(result.notGranted ? { notGranted: true } : {}) };
 }
+
+type Failed = Extract<Read, { ok: false }> & { notGranted?: true };
 
 const STATE_PRIORITY: SessionState["state"][] = ["revoked", "signed_out", "unavailable"];
 
 /**
- * Reads everything the record page shows from athena, in parallel. A session
- * state (revoked, signed out, athena busy) anywhere decides the whole page;
- * other failures only empty their own section.
+ * Reads everything the record page shows from athena, in parallel, each
+ * search with `_count` and at most a few pages. A session state (revoked,
+ * signed out, athena busy) anywhere decides the whole page; other failures
+ * only empty their own section.
  *
  * @example
  * const outcome = await readRecord(reader, {
  *   patient: "a-80000.E-14545",
  *   practice: "80000",
  *   fhirBaseUrl: "https://api.platform.athenahealth.com/fhir/r4",
+ *   today: "2026-05-20",
  * });
  * if (outcome.state === "record") console.log(outcome.record.name);
  */
@@ -180,50 +200,57 @@ export async function readRecord(
 	reader: FhirReader,
 	session: {
 		patient: string;
-		practice: string;
+		/** athena's practice id (digits); undefined for servers without practices. */
+		practice: string | undefined;
 		/** The configured FHIR base, without a trailing slash: athena's next links must lie under it. */
 		fhirBaseUrl: string;
+		/** ISO date: which of the patient's names is current. */
+		today: string;
+		/** The scopes athena granted; types they do not cover are not asked for. Undefined: ask for all. */
+		scopes?: readonly string[] | undefined;
 	},
 ): Promise<RecordOutcome> {
 	const at = (path: string, query = ""): FhirTarget => ({ path, query });
-	const searchOf = (type: string, query: string) => search(reader, at(`/${type}`, query), type, session.fhirBaseUrl);
+	const notGranted: Failed = { ok: false, message: "Not shared with this app.", notGranted: true };
+	const searchOf = async (type: string, query: string, maxPages = MAX_PAGES) =>
+		session.scopes && !readGrant(session.scopes, type).search
+			? notGranted
+			: search(
+					reader,
+					at(`/${type}`, `patient=${session.patient}${query}&_count=${PAGE_SIZE}`),
+					type,
+					session.fhirBaseUrl,
+					maxPages,
+				);
+	const noPractice: Read = { ok: false, message: "" };
 	const [
 		patient,
 		practice,
+		conditions,
+		medications,
 		allergyResult,
-		conditionResult,
-		medicationResult,
-		immunizationResult,
-		encounterResult,
-		vitalResult,
-		labResult,
-		documentResult,
+		labs,
+		vitals,
+		reports,
+		encounters,
+		notes,
+		vaccines,
 	] = await Promise.all([
 		read(reader, at(`/Patient/${session.patient}`)),
-		read(reader, at(`/Organization/a-1.Practice-${session.practice}`)),
-		searchOf("AllergyIntolerance", "_count=100"),
-		searchOf("Condition", "_count=100"),
-		// athena requires intent with patient on MedicationRequest searches (athena answers 403 without it).
-		searchOf("MedicationRequest", "intent=order&_count=100"),
-		searchOf("Immunization", "_count=100"),
-		searchOf("Encounter", "_count=100"),
-		searchOf("Observation", "category=vital-signs&_count=200"),
-		searchOf("Observation", "category=laboratory&_count=200"),
-		searchOf("DocumentReference", "_count=100"),
+		session.practice ? read(reader, at(`/Organization/a-1.Practice-${session.practice}`)) : noPractice,
+		searchOf("Condition", ""),
+		// athena answers 403 to a MedicationRequest search without intent (a required parameter combination).
+		searchOf("MedicationRequest", "&intent=order,plan"),
+		searchOf("AllergyIntolerance", ""),
+		searchOf("Observation", "&category=laboratory", MAX_LAB_PAGES),
+		searchOf("Observation", "&category=vital-signs"),
+		searchOf("DiagnosticReport", ""),
+		searchOf("Encounter", ""),
+		searchOf("DocumentReference", ""),
+		searchOf("Immunization", ""),
 	]);
-	const all = [
-		patient,
-		practice,
-		allergyResult,
-		conditionResult,
-		medicationResult,
-		immunizationResult,
-		encounterResult,
-		vitalResult,
-		labResult,
-		documentResult,
-	];
-	const states = all.flatMap((r) => (!r.ok && r.state ? [r.state] : []));
+	const sections = [conditions, medications, allergyResult, labs, vitals, reports, encounters, notes, vaccines];
+	const states = [patient, practice, ...sections].flatMap((r) => (!r.ok && r.state ? [r.state] : []));
 	for (const wanted of STATE_PRIORITY) {
 		const found = states.find((s) => s.state === wanted);
 		// athena "down" for one section is that section's problem; for the patient it is the page's.
@@ -238,18 +265,19 @@ export async function readRecord(
 		state: "record",
 		record: {
 			patientId: session.patient,
-			name: personName(patientResource.name) ?? "Name not recorded",
+			name: currentName(patientResource.name, session.today) ?? "Name not recorded",
 			birthDate: typeof patientResource.birthDate === "string" ? patientResource.birthDate : undefined,
 			practiceId: session.practice,
 			practiceName: typeof organization?.name === "string" ? organization.name : undefined,
+			problems: section(conditions, activeProblems),
+			medications: section(medications, currentMedications),
 			allergies: section(allergyResult, allergies),
-			conditions: section(conditionResult, activeConditions),
-			medications: section(medicationResult, currentMedications),
-			immunizations: section(immunizationResult, immunizations),
-			encounters: section(encounterResult, (r) => recentEncounters(r, RECENT_ENCOUNTERS)),
-			vitals: section(vitalResult, observationSeries),
-			labs: section(labResult, observationSeries),
-			documents: section(documentResult, documents),
+			labs: section(labs, (r) => resultRows(r, "lab")),
+			vitals: section(vitals, (r) => resultRows(r, "vital")),
+			reports: section(reports, otherReports),
+			encounters: section(encounters, (r) => visits(r, conditions.ok ? conditions.resources : [])),
+			documents: section(notes, documents),
+			immunizations: section(vaccines, immunizations),
 		},
 	};
 }

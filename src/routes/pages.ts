@@ -12,14 +12,17 @@ import { type UpstreamRead, upstreamReader } from "../fhir/upstream-read";
 import { requireConfig } from "../middleware/require-config";
 import { homePage } from "../pages/home";
 import { pageHeaders } from "../pages/layout";
-import { type FhirReader, readRecord } from "../pages/read-record";
+import { noteHeaders, readNote } from "../pages/read-note";
+import { type FhirReader, readRecord, type SessionState } from "../pages/read-record";
 import { recordPage } from "../pages/record";
-import { revokedPage, unavailablePage } from "../pages/states";
+import { noteMissingPage, revokedPage, unavailablePage } from "../pages/states";
 import { SESSION_COOKIE, type SessionView, sessionTag } from "../session/contract";
 import { type SessionHandle, sessionFor } from "../session/lookup";
 
 /** The connected view's path; `/` sends a connected browser here. */
 export const RECORD_PATH = "/record";
+/** One clinical note from the record, by its DocumentReference id. */
+const NOTE_ROUTE = `${RECORD_PATH}/documents/:id`;
 /** When the session's Durable Object itself could not be reached. */
 const SESSION_RETRY_SECONDS = 5;
 
@@ -62,7 +65,7 @@ function sessionUnreachable(c: Context<AppEnv>): Response | Promise<Response> {
  * token cache, timeout, refresh and outbound rules), each read logged with its
  * own audit record, as the proxy's reads are.
  */
-function recordReader(c: Context<AppEnv>, session: SessionHandle): FhirReader {
+function recordReader(c: Context<AppEnv>, session: SessionHandle, route: string): FhirReader {
 	const requestId = c.get("requestId");
 	const read = upstreamReader({
 		session,
@@ -74,7 +77,7 @@ function recordReader(c: Context<AppEnv>, session: SessionHandle): FhirReader {
 		requestId,
 	});
 	return async function readForRecord(target) {
-		const audit = new FhirAudit({ requestId, method: "GET", route: RECORD_PATH });
+		const audit = new FhirAudit({ requestId, method: "GET", route });
 		audit.session = sessionTag(session.idHash);
 		let result: UpstreamRead;
 		try {
@@ -94,9 +97,33 @@ function recordReader(c: Context<AppEnv>, session: SessionHandle): FhirReader {
 	};
 }
 
+/** A session that may read the record, or the response that stands in its way (no session, signed out, revoked). */
+async function connectedSession(
+	c: Context<AppEnv>,
+): Promise<
+	{ session: SessionHandle; patient: string; practice: string | undefined; scopes: string[] | undefined } | Response
+> {
+	const session = await sessionFor(c);
+	if (!session) return redirect(c, "/");
+	const view = await viewOf(session);
+	if (!view) return sessionUnreachable(c);
+	if (view.status === "signed_out" || !view.patient) return redirect(c, "/");
+	if (view.status === "revoked") return c.html(revokedPage(), 200, headersFor(c, true));
+	return { session, patient: view.patient, practice: view.practice, scopes: view.scopes };
+}
+
+/** The page for a session state met while reading athena. */
+function stateResponse(c: Context<AppEnv>, state: SessionState): Response | Promise<Response> {
+	if (state.state === "revoked") return c.html(revokedPage(), 200, headersFor(c, true));
+	if (state.state === "signed_out") return redirect(c, "/");
+	c.header("Retry-After", String(state.retryAfterSeconds));
+	return c.html(unavailablePage(state), 503, headersFor(c, true));
+}
+
 /**
  * The patient's pages: `/` (what the app does, connect), `/record` (the
- * connected view) and the states a session can be in (revoked, ended, athena
+ * connected view), `/record/documents/:id` (one clinical note, served under a
+ * CSP sandbox) and the states a session can be in (revoked, ended, athena
  * busy). Everything is server-rendered; the pages carry no script.
  *
  * @example
@@ -119,29 +146,25 @@ export function pageRoutes(): Hono<AppEnv> {
 			return c.html(homePage({ ended, sandbox: config.environment === "local" }), 200, headersFor(c, false));
 		})
 		.get(RECORD_PATH, requireConfig(), async (c) => {
-			const config = c.get("config");
-			const session = await sessionFor(c);
-			if (!session) return redirect(c, "/");
-			const view = await viewOf(session);
-			if (!view) return sessionUnreachable(c);
-			if (view.status === "signed_out" || !view.patient || !view.practice) return redirect(c, "/");
-			if (view.status === "revoked") return c.html(revokedPage(), 200, headersFor(c, true));
-
-			const outcome = await readRecord(recordReader(c, session), {
-				patient: view.patient,
-				practice: view.practice,
-				fhirBaseUrl: config.athena.fhirBaseUrl,
+			const connected = await connectedSession(c);
+			if (connected instanceof Response) return connected;
+			const outcome = await readRecord(recordReader(c, connected.session, RECORD_PATH), {
+				patient: connected.patient,
+				practice: connected.practice,
+				fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+				today: new Date().toISOString().slice(0, 10),
+				scopes: connected.scopes,
 			});
-			switch (outcome.state) {
-				case "record":
-					return c.html(recordPage(outcome.record), 200, headersFor(c, true));
-				case "revoked":
-					return c.html(revokedPage(), 200, headersFor(c, true));
-				case "signed_out":
-					return redirect(c, "/");
-				case "unavailable":
-					c.header("Retry-After", String(outcome.retryAfterSeconds));
-					return c.html(unavailablePage(outcome), 503, headersFor(c, true));
-			}
+			if (outcome.state !== "record") return stateResponse(c, outcome);
+			return c.html(recordPage(outcome.record), 200, headersFor(c, true));
+		})
+		.get(NOTE_ROUTE, requireConfig(), async (c) => {
+			const connected = await connectedSession(c);
+			if (connected instanceof Response) return connected;
+			const reader = recordReader(c, connected.session, NOTE_ROUTE);
+			const note = await readNote(reader, { id: c.req.param("id"), patient: connected.patient });
+			if (note.state === "note") return c.body(note.body, 200, noteHeaders(note.contentType));
+			if (note.state === "missing") return c.html(noteMissingPage(), 404, headersFor(c, true));
+			return stateResponse(c, note);
 		});
 }

@@ -120,27 +120,29 @@ describe("empty and unreadable sections", () => {
 		birthDate: undefined,
 		practiceId: "80000",
 		practiceName: undefined,
-		allergies: empty,
-		conditions: empty,
+		problems: empty,
 		medications: empty,
-		immunizations: empty,
-		encounters: empty,
-		vitals: empty,
+		allergies: empty,
 		labs: empty,
+		vitals: empty,
+		reports: empty,
+		encounters: empty,
 		documents: empty,
+		immunizations: empty,
 	};
 
 	it("say so instead of showing nothing", async () => {
 		const page = String(await recordPage(base));
 		for (const text of [
-			"No allergies recorded.",
-			"No active conditions recorded.",
+			"No active problems recorded.",
 			"No current medications recorded.",
+			"No allergies recorded.",
 			"No immunizations recorded.",
-			"No visits recorded.",
-			"No documents shared.",
-			"No vital signs recorded.",
 			"No lab results recorded.",
+			"No vital signs recorded.",
+			"No visits recorded.",
+			"No notes shared.",
+			"No imaging or other reports recorded.",
 			"date not recorded",
 			"Practice 80000",
 		]) {
@@ -159,5 +161,33 @@ describe("empty and unreadable sections", () => {
 		expect(page).toContain("No allergies recorded.");
 		expect(page).toContain("Ada &lt;b&gt;Example&lt;/b&gt;");
 		expect(page).not.toContain("<b>Example</b>");
+	});
+
+	it("say once how many notes are withheld, and put long lists behind 'Show all'", async () => {
+		const note = (id: number, released: boolean) => ({
+			id: `n${id}`,
+			title: `Note ${id}`,
+			date: "2025-01-01",
+			released,
+		});
+		const one = String(await recordPage({ ...base, documents: { ...empty, items: [note(1, false)] } }));
+		expect(one).toContain("No notes are released to the portal yet.");
+		expect(one).toContain("1 note is not released to the portal by your practice.");
+		const visits = Array.from({ length: 12 }, (_, i) => ({
+			type: `Visit ${i}`,
+			date: `2020-01-${String(i + 1).padStart(2, "0")}`,
+			practitioner: undefined,
+			diagnoses: [],
+		}));
+		const page = String(await recordPage({ ...base, encounters: { ...empty, items: visits } }));
+		const shown = page.slice(page.indexOf('aria-labelledby="visits"'), page.indexOf("<details>"));
+		expect(shown.match(/<li>/g)).toHaveLength(5);
+		expect(page).toContain("<details><summary>Show all 12 visits</summary>");
+	});
+
+	it("leave a practice out when the server has none (a SMART server without athena's practices)", async () => {
+		const page = String(await recordPage({ ...base, practiceId: undefined }));
+		expect(page).not.toContain("<dt>Practice</dt>");
+		expect(page).toContain("<dt>Patient ID</dt><dd>a-80000.E-1</dd>");
 	});
 });

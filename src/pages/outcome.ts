@@ -1,6 +1,7 @@
+import { html } from "hono/html";
 import { AppError } from "../errors";
 import type { Diagnosis } from "../oauth/first-contact";
-import { Actions, type PageAction, page } from "./layout";
+import { actions as actionButtons, type Html, type PageAction, page } from "./layout";
 
 /**
  * A sign-in failure whose page also tells whoever is testing what athena
@@ -43,7 +44,7 @@ export function retryWhen(seconds: number): string {
  * the error's safe `message`, never its `detail`. `retryPostTo` is the path
  * of a failed POST, so "Try again" posts it again.
  */
-export function outcomePage(error: AppError, retryPostTo?: string) {
+export function outcomePage(error: AppError, retryPostTo?: string): Html {
 	const configProblem = error.code === "config_invalid";
 	// 429: this client tried too often; 503: athena or we are busy. Either way, wait and try again.
 	const busy = (error.status === 503 || error.status === 429) && !configProblem;
@@ -62,34 +63,22 @@ export function outcomePage(error: AppError, retryPostTo?: string) {
 	}
 	return page({
 		title: TITLES[error.code] ?? (error.status >= 500 ? "Something went wrong" : "Sign-in could not be completed"),
-		children: (
-			<>
-				<p class="lead">{error.message}</p>
-				{error.code === "access_denied" ? (
-					<p>
-						This app can show your record only with your permission. If you change your mind, connect again and choose
-						Allow when athenahealth asks.
-					</p>
-				) : null}
-				{busy && error.retryAfterSeconds ? (
-					<p class="notice">You can try again in {retryWhen(error.retryAfterSeconds)}.</p>
-				) : null}
-				{error instanceof DiagnosedError ? (
-					<section class="notice">
-						<h2>For testers (not in production)</h2>
-						<p>
-							<code>{error.diagnosis.cause}</code>: {error.diagnosis.whatYouSee}. Change: {error.diagnosis.whatToChange}
-						</p>
-					</section>
-				) : null}
-				{configProblem ? (
-					<p class="muted">
-						If you run this service: <code>/health</code> lists each setting that is missing or invalid, by name.
-						Secrets are never shown.
-					</p>
-				) : null}
-				<Actions actions={actions} />
-			</>
-		),
+		children: html`<p class="lead">${error.message}</p>${
+			error.code === "access_denied"
+				? html`<p>This app can show your record only with your permission. If you change your mind, connect again and choose Allow when athenahealth asks.</p>`
+				: ""
+		}${
+			busy && error.retryAfterSeconds
+				? html`<p class="notice">You can try again in ${retryWhen(error.retryAfterSeconds)}.</p>`
+				: ""
+		}${
+			error instanceof DiagnosedError
+				? html`<section class="notice"><h2>For testers (not in production)</h2><p><code>${error.diagnosis.cause}</code>: ${error.diagnosis.whatYouSee}. Change: ${error.diagnosis.whatToChange}</p></section>`
+				: ""
+		}${
+			configProblem
+				? html`<p class="muted">If you run this service: <code>/health</code> lists each setting that is missing or invalid, by name. Secrets are never shown.</p>`
+				: ""
+		}${actionButtons(actions)}`,
 	});
 }

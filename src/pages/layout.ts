@@ -1,5 +1,13 @@
 import { html } from "hono/html";
-import type { Child } from "hono/jsx";
+import type { HtmlEscapedString } from "hono/utils/html";
+
+/**
+ * Markup built with Hono's `html` template tag, which escapes every
+ * interpolated string (text and attribute values alike; attributes are always
+ * quoted). Plain templates rather than JSX keep the JSX runtime out of the
+ * worker's bundle.
+ */
+export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
 /**
  * Security headers for every page: nothing loads from anywhere but this
@@ -60,13 +68,15 @@ form.inline{display:inline;margin:0}
 @media (min-width:48rem){.sections{grid-template-columns:1fr 1fr}.sections .wide{grid-column:1/-1}}
 .facts{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}.facts dt{color:var(--muted)}.facts dd{margin:0}
 ul.items{list-style:none;padding:0;margin:0}ul.items li{padding:.4rem 0;border-bottom:1px solid var(--line)}ul.items li:last-child{border-bottom:0}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;width:100%}caption{text-align:left;font-weight:600;padding:.25rem 0}
-th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure.chart{margin:.5rem 0}svg{display:block;width:100%;height:auto;max-width:40rem}
-.legend{display:flex;gap:1rem;font-size:.875rem;color:var(--muted)}.key::before{content:"";display:inline-block;width:1rem;height:.25rem;margin-right:.35rem;vertical-align:middle;background:#0b5cad}.key-1::before{background:#a4262c}.key-2::before{background:#1a7f37}
-details summary{cursor:pointer;color:var(--accent);margin:.25rem 0}
-.tag{display:inline-block;font-size:.8rem;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;color:var(--muted)}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .5rem .4rem 0;border-bottom:1px solid var(--line);vertical-align:top}
+.results tbody th{font-weight:400}.results small{display:block;color:var(--muted)}.results td:last-child{white-space:nowrap}@media (max-width:30rem){.results{font-size:.9rem}.results :is(th,td){padding:.3rem .4rem .3rem 0}}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}
+.jump{display:flex;flex-wrap:wrap;gap:.25rem 1rem;margin:1rem 0 0}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:0 1rem}.charts h3{margin:.5rem 0 0}
+figure.chart{margin:.5rem 0}svg{display:block;width:100%;height:auto}svg.spark{display:inline-block;width:4rem;vertical-align:middle}
+.legend{display:flex;gap:1rem;font-size:.875rem;color:var(--muted)}.key::before{content:"";display:inline-block;width:1rem;height:.25rem;margin-right:.35rem;vertical-align:middle;background:#0b5cad}.key-1::before{background:#a4262c}
+details summary{cursor:pointer;color:var(--accent);margin:.25rem 0}.report{white-space:pre-wrap;margin:.25rem 0}
+.tag{display:inline-block;font-size:.8rem;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin-left:.4rem;color:var(--muted)}.flag{color:var(--bad);border-color:var(--bad)}
 `;
 
 export interface PageAction {
@@ -77,24 +87,12 @@ export interface PageAction {
 	secondary?: boolean;
 }
 
-export function Actions(props: { actions: PageAction[] }) {
-	return (
-		<div class="actions">
-			{props.actions.map((action) =>
-				action.post ? (
-					<form class="inline" method="post" action={action.post}>
-						<button class={action.secondary ? "secondary" : undefined} type="submit">
-							{action.label}
-						</button>
-					</form>
-				) : (
-					<a class={action.secondary ? "button secondary" : "button"} href={action.href ?? "/"}>
-						{action.label}
-					</a>
-				),
-			)}
-		</div>
-	);
+export function actions(list: PageAction[]): Html {
+	return html`<div class="actions">${list.map((action) =>
+		action.post
+			? html`<form class="inline" method="post" action="${action.post}"><button${action.secondary ? html` class="secondary"` : ""} type="submit">${action.label}</button></form>`
+			: html`<a class="${action.secondary ? "button secondary" : "button"}" href="${action.href ?? "/"}">${action.label}</a>`,
+	)}</div>`;
 }
 
 /**
@@ -103,64 +101,20 @@ export function Actions(props: { actions: PageAction[] }) {
  * which record (and practice) to share. A deployment for one practice sets
  * DEFAULT_PRACTICE on the server instead.
  */
-export function ConnectForm(props: { returnTo?: string; label?: string; secondary?: { label: string; href: string } }) {
-	return (
-		<form method="get" action="/launch" class="connect">
-			{props.returnTo ? <input type="hidden" name="return_to" value={props.returnTo} /> : null}
-			<div class="actions">
-				<button type="submit">{props.label ?? "Connect with athenahealth"}</button>
-				{props.secondary ? (
-					<a class="button secondary" href={props.secondary.href}>
-						{props.secondary.label}
-					</a>
-				) : null}
-			</div>
-		</form>
-	);
+export function connectForm(props: { returnTo?: string; label?: string } = {}): Html {
+	return html`<form method="get" action="/launch" class="connect">${
+		props.returnTo ? html`<input type="hidden" name="return_to" value="${props.returnTo}"/>` : ""
+	}<div class="actions"><button type="submit">${props.label ?? "Connect with athenahealth"}</button></div></form>`;
 }
 
 /**
  * The page frame: landmarks (banner, main, contentinfo), one h1, and a sign-out
  * button in the header while the browser holds a session.
  */
-export function page(props: { title: string; signedIn?: boolean; children?: Child }) {
-	const body = (
-		<html lang="en">
-			<head>
-				<meta charset="utf-8" />
-				<meta name="viewport" content="width=device-width, initial-scale=1" />
-				<title>{`${props.title} · athena connector`}</title>
-				<link rel="stylesheet" href="/assets/app.css" />
-			</head>
-			<body>
-				<a class="skip" href="#content">
-					Skip to content
-				</a>
-				<header class="site">
-					<div class="inner">
-						<a class="brand" href="/">
-							athena connector
-						</a>
-						{props.signedIn ? (
-							<form class="inline" method="post" action="/logout">
-								<button class="secondary" type="submit">
-									Sign out
-								</button>
-							</form>
-						) : null}
-					</div>
-				</header>
-				<main id="content">
-					<h1>{props.title}</h1>
-					{props.children}
-				</main>
-				<footer class="site">
-					<div class="inner">
-						Read-only access to your athenahealth record. Your sign-in stays on this server: this page never sees it.
-					</div>
-				</footer>
-			</body>
-		</html>
-	);
-	return html`<!doctype html>${body}`;
+export function page(props: { title: string; signedIn?: boolean; children?: Html }): Html {
+	return html`<!doctype html><html lang="en"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1"/><title>${props.title} · athena connector</title><link rel="stylesheet" href="/assets/app.css"/></head><body><a class="skip" href="#content">Skip to content</a><header class="site"><div class="inner"><a class="brand" href="/">athena connector</a>${
+		props.signedIn
+			? html`<form class="inline" method="post" action="/logout"><button class="secondary" type="submit">Sign out</button></form>`
+			: ""
+	}</div></header><main id="content"><h1>${props.title}</h1>${props.children}</main><footer class="site"><div class="inner">Read-only access to your athenahealth record. Your sign-in stays on this server: this page never sees it.</div></footer></body></html>`;
 }
