@@ -1,4 +1,5 @@
 import { env, exports } from "cloudflare:workers";
+import { signInAtSandbox } from "../../../sandbox/sign-in-script";
 import { JAKE, JAKE_SECOND_PRACTICE, LILY, ROWAN, type TestUser } from "../../../sandbox/src/users";
 
 /** A minimal cookie jar: what a browser would send back to the worker. */
@@ -80,54 +81,27 @@ export const PATIENTS = {
 	dependent: patient(LILY),
 } as const;
 
-function hiddenRequestId(html: string): string {
-	const match = /name="request" value="([^"]+)"/.exec(html);
-	if (!match?.[1]) throw new Error(`no pending request in sandbox page: ${html.slice(0, 300)}`);
-	return match[1];
-}
-
-async function sandboxForm(path: string, fields: Record<string, string>): Promise<Response> {
-	return env.SANDBOX.fetch(`http://localhost:3001${path}`, {
-		method: "POST",
-		headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: "http://localhost:3001" },
-		body: new URLSearchParams(fields),
-		redirect: "manual",
-	});
-}
-
 /**
- * Runs the athena side of a sign-in: the worker's /launch redirect is followed
- * to the sandbox's login page, its "Select a health record" page (picking
- * `record`, the patient's own `id` unless told otherwise) and consent, and the
- * sandbox's redirect back (the callback URL with code and state) is returned
- * without following it.
+ * Runs the athena side of a sign-in (sandbox/sign-in-script.ts): the worker's
+ * /launch redirect is followed to the sandbox's login page, its "Select a
+ * health record" page (picking `record`, the patient's own `id` unless told
+ * otherwise) and consent, and the sandbox's redirect back (the callback URL
+ * with code and state) is returned without following it. No sandbox cookie is
+ * kept between calls, so every call signs in with the password.
  */
-export async function authorizeAtSandbox(
+export function authorizeAtSandbox(
 	authorizeUrl: string,
 	patient: { username: string; password: string; id: string },
 	decision: "allow" | "deny" = "allow",
 	record: string = patient.id,
 ): Promise<URL> {
-	const signInPage = await env.SANDBOX.fetch(authorizeUrl);
-	if (signInPage.status !== 200) throw new Error(`authorize: ${signInPage.status} ${await signInPage.text()}`);
-	const picker = await sandboxForm("/oauth2/v1/authorize/signin", {
-		request: hiddenRequestId(await signInPage.text()),
-		username: patient.username,
-		password: patient.password,
-	});
-	if (picker.status !== 200) throw new Error(`sign-in: ${picker.status} ${await picker.text()}`);
-	const consent = await sandboxForm("/oauth2/v1/authorize/select", {
-		request: hiddenRequestId(await picker.text()),
+	return signInAtSandbox({
+		authorizeUrl,
+		login: patient,
 		record,
-	});
-	if (consent.status !== 200) throw new Error(`record picker: ${consent.status} ${await consent.text()}`);
-	const decided = await sandboxForm("/oauth2/v1/authorize/consent", {
-		request: hiddenRequestId(await consent.text()),
 		decision,
+		fetch: (url, init) => env.SANDBOX.fetch(url, init),
 	});
-	const location = decided.headers.get("Location");
-	if (decided.status !== 302 || !location) throw new Error(`consent: ${decided.status} ${await decided.text()}`);
-	return new URL(location);
 }
 
 /** Launch from the worker: returns the authorize URL the browser is sent to. */
