@@ -65,3 +65,25 @@ export function storeCookies(jar, response) {
 export function cookieHeader(jar) {
 	return [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
 }
+
+/**
+ * `send`, or a client answering in its shape (`{ status, headers, body }`), as
+ * the fetch the sandbox sign-in script takes (sandbox/sign-in-script.ts): one
+ * request, redirects not followed, the body already read.
+ */
+export function asFetch(client) {
+	return async (url, { method, headers, body }) => {
+		const answer = await client(url, { method, headers, body });
+		return {
+			status: answer.status,
+			headers: {
+				get(name) {
+					const value = answer.headers[name.toLowerCase()];
+					if (value === undefined) return null;
+					return Array.isArray(value) ? value.join(", ") : String(value);
+				},
+			},
+			text: async () => answer.body ?? "",
+		};
+	};
+}

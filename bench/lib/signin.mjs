@@ -1,17 +1,18 @@
 // Sign-in as a browser would do it, over HTTP: the worker's /launch, the
-// sandbox's login, "Select a health record" and consent forms, the worker's
-// callback. And, for the
-// direct sandbox reads, the same authorize dance with the bench's own PKCE
-// and a code redeemed in Node with a client assertion signed by the bench's
+// sandbox's login, "Select a health record" and consent pages (scripted once
+// in sandbox/sign-in-script.ts), the worker's callback. And, for the direct
+// sandbox reads, the same authorize pages with the bench's own PKCE and a
+// code redeemed in Node with a client assertion signed by the bench's
 // throwaway key (the one the worker under test also signs with).
 import { createHash, randomBytes } from "node:crypto";
 import { calculateJwkThumbprint, exportJWK, importPKCS8, SignJWT } from "jose";
-import { cookieHeader, send, storeCookies } from "./http.mjs";
+import { signInAtSandbox } from "../../sandbox/sign-in-script.ts";
+import { JAKE } from "../../sandbox/src/users.ts";
+import { asFetch, cookieHeader, send, storeCookies } from "./http.mjs";
 
-export const USERNAME = "phrtest_preview@mailinator.com";
-export const PASSWORD = "Password1";
-export const PATIENT = "a-80000.E-14545";
-export const PRACTICE = "80000";
+/** The bench signs in as the preview login with its own record (sandbox/src/users.ts). */
+export const PATIENT = JAKE.id;
+export const PRACTICE = JAKE.practiceId;
 
 function expect(response, status, step) {
 	if (response.status !== status) {
@@ -27,30 +28,12 @@ const form = (fields) => ({
 });
 
 /**
- * The sandbox's authorize page → login form → record picker (the test
- * patient's own record) → consent: returns the redirect with the code.
+ * The sandbox's authorize page → login → record picker (the test patient's
+ * own record) → consent: returns the redirect with the code. No sandbox
+ * cookie is kept, so each sign-in is a new browser typing the password.
  */
-async function authorizeAtSandbox(authorizeUrl) {
-	const page = expect(await send(authorizeUrl), 200, "sandbox authorize page");
-	const request = /name="request" value="([^"]+)"/.exec(page.body)?.[1];
-	if (!request) throw new Error("sandbox authorize page has no request id");
-	const origin = new URL(authorizeUrl).origin;
-	expect(
-		await send(`${origin}/oauth2/v1/authorize/signin`, form({ request, username: USERNAME, password: PASSWORD })),
-		200,
-		"sandbox sign-in form",
-	);
-	expect(
-		await send(`${origin}/oauth2/v1/authorize/select`, form({ request, record: PATIENT })),
-		200,
-		"sandbox record picker",
-	);
-	const consent = expect(
-		await send(`${origin}/oauth2/v1/authorize/consent`, form({ request, decision: "allow" })),
-		302,
-		"sandbox consent",
-	);
-	return new URL(consent.headers.location);
+function authorizeAtSandbox(authorizeUrl) {
+	return signInAtSandbox({ authorizeUrl, login: JAKE, record: JAKE.id, fetch: asFetch(send) });
 }
 
 let clientSeq = 0;

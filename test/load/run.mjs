@@ -1,8 +1,9 @@
 // `npm run test:load`: the worker and the local athena sandbox under load, on
 // loopback only, bounded in count and time, as every load run here must be. Not part of `npm test`.
 //
-//   1. sign-ins driven like a browser: /launch → sandbox sign-in form →
-//      consent form → /callback (default 1,000, concurrency 16);
+//   1. sign-ins driven like a browser: /launch → sandbox login → "Select a
+//      health record" → consent (sandbox/sign-in-script.ts) → /callback
+//      (default 1,000, concurrency 16);
 //   2. FHIR reads from 200 of those sessions (both test patients), a mix of
 //      Patient read, Observation search and Condition search (default 20,000,
 //      concurrency 64);
@@ -29,7 +30,10 @@ import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { asFetch } from "../../bench/lib/http.mjs";
 import { nextClientAddress } from "../../bench/lib/signin.mjs";
+import { signInAtSandbox } from "../../sandbox/sign-in-script.ts";
+import { JAKE, ROWAN } from "../../sandbox/src/users.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -50,10 +54,8 @@ const EXPIRE_EVERY_MS = setting("LOAD_EXPIRE_EVERY_MS", 5000);
 const MAX_MS = setting("LOAD_MAX_MINUTES", 15) * 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
-const PATIENTS = [
-	{ id: "a-80000.E-14545", practice: "80000", username: "phrtest_preview@mailinator.com", password: "Password1" },
-	{ id: "a-195900.E-3001", practice: "195900", username: "sandbox_second@mailinator.com", password: "Password2" },
-];
+/** One login with its own record at each practice (sandbox/src/users.ts). */
+const PATIENTS = [JAKE, ROWAN];
 
 const started = Date.now();
 const deadline = started + MAX_MS;
@@ -183,12 +185,6 @@ function storeCookies(jar, response) {
 
 const cookieHeader = (jar) => [...jar].map(([name, value]) => `${name}=${value}`).join("; ");
 
-function hiddenRequest(html) {
-	const match = /name="request" value="([^"]+)"/.exec(html);
-	if (!match) throw new Error(`no pending request in sandbox page: ${html.slice(0, 200)}`);
-	return match[1];
-}
-
 // ------------------------------------------------------------------ figures
 
 function percentile(sorted, p) {
@@ -244,41 +240,22 @@ function random(seed) {
 
 // -------------------------------------------------------------------- flows
 
-async function signIn(worker, sandbox, patient) {
+async function signIn(worker, patient) {
 	const jar = new Map();
 	// Each simulated patient signs in from its own address (a header only): the
 	// worker limits launches and callbacks per client address.
 	const client = { "CF-Connecting-IP": nextClientAddress() };
-	const launch = await request(`${worker}/launch?practice=${patient.practice}`, { headers: client });
+	const launch = await request(`${worker}/launch?practice=${patient.practiceId}`, { headers: client });
 	if (launch.status !== 302) throw new Error(`launch ${launch.status}`);
 	storeCookies(jar, launch);
-	const authorize = await request(launch.headers.location);
-	if (authorize.status !== 200) throw new Error(`authorize ${authorize.status}`);
-	const form = { "Content-Type": "application/x-www-form-urlencoded", Origin: sandbox };
-	const picker = await request(`${sandbox}/oauth2/v1/authorize/signin`, {
-		method: "POST",
-		headers: form,
-		body: new URLSearchParams({
-			request: hiddenRequest(authorize.body),
-			username: patient.username,
-			password: patient.password,
-		}).toString(),
+	// No sandbox cookie is kept: every simulated patient types the password.
+	const redirect = await signInAtSandbox({
+		authorizeUrl: launch.headers.location,
+		login: patient,
+		record: patient.id,
+		fetch: asFetch(request),
 	});
-	if (picker.status !== 200) throw new Error(`sign-in form ${picker.status}`);
-	// athena's "Select a health record": the patient picks the record (and with it the practice).
-	const consent = await request(`${sandbox}/oauth2/v1/authorize/select`, {
-		method: "POST",
-		headers: form,
-		body: new URLSearchParams({ request: hiddenRequest(picker.body), record: patient.id }).toString(),
-	});
-	if (consent.status !== 200) throw new Error(`record picker ${consent.status}`);
-	const decided = await request(`${sandbox}/oauth2/v1/authorize/consent`, {
-		method: "POST",
-		headers: form,
-		body: new URLSearchParams({ request: hiddenRequest(consent.body), decision: "allow" }).toString(),
-	});
-	if (decided.status !== 302) throw new Error(`consent ${decided.status}`);
-	const callback = await request(decided.headers.location, { headers: { ...client, Cookie: cookieHeader(jar) } });
+	const callback = await request(redirect.toString(), { headers: { ...client, Cookie: cookieHeader(jar) } });
 	if (callback.status !== 302) throw new Error(`callback ${callback.status}`);
 	storeCookies(jar, callback);
 	if (!jar.get("__Host-athena_session")) throw new Error("callback set no session cookie");
@@ -475,7 +452,7 @@ async function main() {
 	const attempted = await pool(SIGNINS, SIGNIN_CONCURRENCY, deadline - Math.min(5 * 60_000, MAX_MS / 2), async (i) => {
 		const t0 = performance.now();
 		try {
-			sessions[i] = await signIn(worker, sandbox, PATIENTS[i % PATIENTS.length]);
+			sessions[i] = await signIn(worker, PATIENTS[i % PATIENTS.length]);
 		} catch (error) {
 			signInErrors.push(error.message.replace(/\d{3,}/g, "N"));
 		}
