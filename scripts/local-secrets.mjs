@@ -3,6 +3,8 @@
 // machine the first time and never committed (.dev.vars is gitignored).
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
 
 const NEEDED = ["SIGNING_KEY", "SESSION_ENCRYPTION_KEYS"];
 
@@ -37,7 +39,18 @@ export function ensureLocalSecrets(path = ".dev.vars") {
 	return NEEDED.filter((name) => !present.has(name));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-	const added = ensureLocalSecrets(process.argv[2]);
+const USAGE = "usage: node scripts/local-secrets.mjs [FILE]   (FILE defaults to .dev.vars)";
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+	let file;
+	try {
+		const { positionals } = parseArgs({ args: process.argv.slice(2), allowPositionals: true });
+		if (positionals.length > 1) throw new Error("give at most one file");
+		[file] = positionals;
+	} catch (error) {
+		console.error(`local-secrets: ${error instanceof Error ? error.message : error}\n${USAGE}`);
+		process.exit(2);
+	}
+	const added = ensureLocalSecrets(file);
 	console.log(added.length ? `generated local ${added.join(", ")}` : "local secrets present");
 }
