@@ -151,14 +151,19 @@ describe("a patient in the browser", () => {
 		]) {
 			expect(text).toContain(entry);
 		}
-		const weightTable = page.getByRole("table", { name: "Body weight: recent values" });
-		expect(await weightTable.locator("tbody tr").first().locator("td").nth(1).textContent()).toBe(
-			latestValue(JANE.id, "29463-7"),
-		);
-		const a1cTable = page.getByRole("table", { name: /Hemoglobin A1c.*recent values/ });
-		expect(await a1cTable.locator("tbody tr").first().locator("td").nth(1).textContent()).toBe(
-			latestValue(JANE.id, "4548-4"),
-		);
+		// athena sends body weight in grams; a patient reads pounds and kilograms.
+		const weight =
+			(await page
+				.getByRole("table", { name: "Latest vital signs" })
+				.locator("tr", { hasText: "Weight" })
+				.textContent()) ?? "";
+		expect(weight).toContain(`${(Number(latestValue(JANE.id, "29463-7")) / 1000).toFixed(1)} kg`);
+		expect(weight).toMatch(/\d lb/);
+		expect(weight).not.toMatch(/\d g\b/);
+		// One lab table: HbA1c once, with its newest value.
+		const a1c = page.getByRole("table", { name: "Lab results, newest first" }).locator("tr", { hasText: /A1c/ });
+		expect(await a1c.count()).toBe(1);
+		expect(await a1c.textContent()).toContain(latestValue(JANE.id, "4548-4"));
 		expect(await page.getByRole("img", { name: /Blood pressure over time/ }).count()).toBe(1);
 		await screenshot(page, "02-record");
 

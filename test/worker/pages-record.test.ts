@@ -322,8 +322,8 @@ describe("how the page reads athena", () => {
 		// 491 observations, 469 of them lab results (50 still pending): five pages of 100, not one read per result.
 		expect(types.filter((t) => t === "Observation")).toHaveLength(6);
 		expect(audits.length).toBeLessThanOrEqual(16);
-		// The app was not granted DiagnosticReport (wrangler.toml SCOPES): it is not asked for.
-		expect(types).not.toContain("DiagnosticReport");
+		// DiagnosticReport is granted (wrangler.toml SCOPES): its 46 reports are one read.
+		expect(types.filter((t) => t === "DiagnosticReport")).toHaveLength(1);
 	});
 
 	it("asks for the patient's searches with _count, MedicationRequest with intent, and follows next links within a cap", async () => {
