@@ -1,0 +1,139 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const REPO_ROOT = new URL("../../", import.meta.url).pathname;
+const WRANGLER = join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js");
+/** wrangler dev needs ~10-20 s offline on two cores; a busy CI box can be slower. */
+const START_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 10_000;
+const OUTPUT_LINES = 150;
+
+export interface WorkerProcess {
+	origin: string;
+	/** The last lines wrangler printed (the worker's logs among them), for failure messages. */
+	output(): string;
+	stop(): Promise<void>;
+}
+
+function portInUse(port: number): Promise<boolean> {
+	const probe = (host: string) =>
+		new Promise<boolean>((resolve) => {
+			const socket = connect({ port, host });
+			socket.once("connect", () => {
+				socket.destroy();
+				resolve(true);
+			});
+			socket.once("error", () => resolve(false));
+		});
+	return Promise.all([probe("127.0.0.1"), probe("::1")]).then((answers) => answers.some(Boolean));
+}
+
+/** dotenv syntax as wrangler reads it: double quotes, `\n` for newlines. */
+function envFile(values: Record<string, string>): string {
+	return Object.entries(values)
+		.map(
+			([name, value]) => `${name}="${value.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"')}"`,
+		)
+		.join("\n");
+}
+
+/**
+ * The real worker (`wrangler dev` on the project's wrangler.toml, local
+ * environment) on localhost:`port`, with `vars` overriding wrangler.toml's.
+ * A fresh throwaway signing key and session key, and its own Durable Object
+ * and KV state, live in a temporary directory removed on stop: nothing is
+ * shared with `npm run dev` or with other suites.
+ */
+export async function startWorker(port: number, vars: Record<string, string>): Promise<WorkerProcess> {
+	if (await portInUse(port)) {
+		throw new Error(`Port ${port} is already in use; the SMART suite runs its worker there.`);
+	}
+	const dir = mkdtempSync(join(tmpdir(), "smart-worker-"));
+	const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+	// Values from an env file override wrangler.toml's [vars], as .dev.vars does.
+	writeFileSync(
+		join(dir, "worker.env"),
+		envFile({
+			...vars,
+			SIGNING_KEY: privateKey.export({ type: "pkcs8", format: "pem" }).toString().trim(),
+			SESSION_ENCRYPTION_KEYS: `v1:${randomBytes(32).toString("base64")}`,
+		}),
+		{ mode: 0o600 },
+	);
+	const child: ChildProcess = spawn(
+		// The project's pinned Node when the suite runs through npm or npx, as wrangler requires.
+		process.execPath,
+		[
+			WRANGLER,
+			"dev",
+			"--config",
+			"wrangler.toml",
+			"--env-file",
+			join(dir, "worker.env"),
+			"--persist-to",
+			join(dir, "state"),
+			"--port",
+			String(port),
+			"--ip",
+			"localhost",
+			"--inspector-port",
+			"0",
+			"--show-interactive-dev-session=false",
+		],
+		{
+			cwd: REPO_ROOT,
+			detached: true,
+			stdio: ["ignore", "pipe", "pipe"],
+			env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+		},
+	);
+	const lines: string[] = [];
+	for (const stream of [child.stdout, child.stderr]) {
+		stream?.setEncoding("utf8");
+		stream?.on("data", (chunk: string) => {
+			lines.push(...chunk.split("\n").filter((line) => line.trim() !== ""));
+			lines.splice(0, Math.max(0, lines.length - OUTPUT_LINES));
+		});
+	}
+	const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+	const output = () => lines.join("\n");
+	const stop = async () => {
+		if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+			// The whole group: wrangler and its workerd.
+			process.kill(-child.pid, "SIGTERM");
+			const timer = setTimeout(() => {
+				if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGKILL");
+			}, STOP_TIMEOUT_MS);
+			await exited;
+			clearTimeout(timer);
+		}
+		rmSync(dir, { recursive: true, force: true });
+	};
+
+	const origin = `http://localhost:${port}`;
+	const deadline = Date.now() + START_TIMEOUT_MS;
+	for (;;) {
+		if (child.exitCode !== null) {
+			await stop();
+			throw new Error(`wrangler dev on :${port} exited with ${child.exitCode} before it was ready:\n${output()}`);
+		}
+		if (Date.now() > deadline) {
+			await stop();
+			throw new Error(`wrangler dev on :${port} did not answer within ${START_TIMEOUT_MS / 1000} s:\n${output()}`);
+		}
+		const health = await fetch(`${origin}/health`, { signal: AbortSignal.timeout(2_000) }).then(
+			async (response) => ({ status: response.status, body: await response.text() }),
+			() => undefined,
+		);
+		if (health?.status === 200) return { origin, output, stop };
+		if (health?.status === 503) {
+			await stop();
+			throw new Error(`the worker on :${port} refused its configuration: ${health.body}`);
+		}
+		await new Promise((resolve) => setTimeout(resolve, 250));
+	}
+}
