@@ -160,7 +160,8 @@ describe("a patient in the browser", () => {
 		expect(weight).toContain(`${(Number(latestValue(JANE.id, "29463-7")) / 1000).toFixed(1)} kg`);
 		expect(weight).toMatch(/\d lb/);
 		expect(weight).not.toMatch(/\d g\b/);
-		// One lab table: HbA1c once, with its newest value.
+		// One lab table: HbA1c once, with its newest value (past the first rows, behind "Show all").
+		await page.locator("summary", { hasText: /^Show all \d+ tests$/ }).click();
 		const a1c = page.getByRole("table", { name: "Lab results, newest first" }).locator("tr", { hasText: /A1c/ });
 		expect(await a1c.count()).toBe(1);
 		expect(await a1c.textContent()).toContain(latestValue(JANE.id, "4548-4"));
