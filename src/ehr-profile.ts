@@ -17,6 +17,14 @@ export interface EhrProfile {
 	 */
 	readonly completesSearches: boolean;
 	/**
+	 * Whether `offline_access` is asked for with `prompt=consent`: OpenID Connect
+	 * Core §11 lets a server ignore offline_access without it (oidc-provider does).
+	 * athena's Okta grants it on its own consent page, so athena is not sent one.
+	 */
+	readonly consentForOffline: boolean;
+	/** Whether the server's JWKS (to verify id_tokens) wants `?client_id=`: athena documents it as required. */
+	readonly keysNeedClientId: boolean;
+	/**
 	 * Checks the token response's patient and reads the practice it names, or
 	 * throws an AppError. `expectedPractice`: the one the launch named, if any.
 	 */
@@ -32,6 +40,8 @@ const athena: EhrProfile = {
 	name: "athena",
 	knowsPractices: true,
 	completesSearches: true,
+	consentForOffline: false,
+	keysNeedClientId: true,
 	acceptPatient(patient, expectedPractice) {
 		const practice = ATHENA_PATIENT.exec(patient)?.[1];
 		if (!practice) {
@@ -61,6 +71,8 @@ const smart: EhrProfile = {
 	name: "smart",
 	knowsPractices: false,
 	completesSearches: false,
+	consentForOffline: true,
+	keysNeedClientId: false,
 	acceptPatient(patient) {
 		if (!FHIR_ID.test(patient)) {
 			throw new AppError({

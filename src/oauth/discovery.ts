@@ -130,7 +130,13 @@ export async function authorizationServer(
 		};
 	}
 	const document = await smartConfiguration(set.fhirBaseUrl, fetcher, now);
-	checkSupport(document);
+	try {
+		checkSupport(document);
+	} catch (refusal) {
+		// Not kept: a server fixed by its operator is seen at the next sign-in, not in an hour.
+		discovered.delete(set.fhirBaseUrl);
+		throw refusal;
+	}
 	const allowHttp = config.environment === "local";
 	const issuer = set.issuer ?? document.issuer;
 	const authorizeUrl =

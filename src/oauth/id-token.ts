@@ -8,9 +8,9 @@ const remoteSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
  * unknown kid). athena documents `client_id` as required on its keys endpoint:
  * without it the set may be refused or lack the id_token's key.
  */
-function issuerKeys(jwksUrl: string, clientId: string) {
+function issuerKeys(jwksUrl: string, clientId: string | undefined) {
 	const url = new URL(jwksUrl);
-	if (!url.searchParams.has("client_id")) url.searchParams.set("client_id", clientId);
+	if (clientId && !url.searchParams.has("client_id")) url.searchParams.set("client_id", clientId);
 	let set = remoteSets.get(url.href);
 	if (!set) {
 		set = createRemoteJWKSet(url, { timeoutDuration: 5000, cooldownDuration: 30_000 });
@@ -28,17 +28,29 @@ function issuerKeys(jwksUrl: string, clientId: string) {
  */
 export async function verifyIdToken(
 	idToken: string,
-	expected: { jwksUrl: string; issuer: string; clientId: string; nonce: string; now?: number },
+	expected: {
+		jwksUrl: string;
+		/** athena's keys endpoint wants `?client_id=` (src/ehr-profile.ts); default true. */
+		addClientId?: boolean;
+		issuer: string;
+		clientId: string;
+		nonce: string;
+		now?: number;
+	},
 ): Promise<{ fhirUser: string | undefined; subject: string | undefined }> {
 	try {
-		const { payload } = await jwtVerify(idToken, issuerKeys(expected.jwksUrl, expected.clientId), {
-			issuer: expected.issuer,
-			audience: expected.clientId,
-			algorithms: ["RS256", "RS384", "RS512", "ES256", "PS256"],
-			requiredClaims: ["exp", "iat", "sub"],
-			currentDate: expected.now === undefined ? undefined : new Date(expected.now),
-			clockTolerance: 60,
-		});
+		const { payload } = await jwtVerify(
+			idToken,
+			issuerKeys(expected.jwksUrl, expected.addClientId === false ? undefined : expected.clientId),
+			{
+				issuer: expected.issuer,
+				audience: expected.clientId,
+				algorithms: ["RS256", "RS384", "RS512", "ES256", "PS256"],
+				requiredClaims: ["exp", "iat", "sub"],
+				currentDate: expected.now === undefined ? undefined : new Date(expected.now),
+				clockTolerance: 60,
+			},
+		);
 		if (payload.nonce !== expected.nonce)
 			throw new AppError({ code: "id_token_invalid", status: 502, message: "", detail: "nonce mismatch" });
 		return {

@@ -122,6 +122,9 @@ export const authRoutes = new Hono<AppEnv>()
 		query.set("code_challenge", pkce.challenge);
 		query.set("code_challenge_method", "S256");
 		if (nonce) query.set("nonce", nonce);
+		if (ehrProfile(config.profile).consentForOffline && config.scopes.includes("offline_access")) {
+			query.set("prompt", "consent");
+		}
 		if (practice) c.get("logFields").practice = practice;
 		c.header("Cache-Control", "no-store");
 		return c.redirect(authorize.toString(), 302);
@@ -254,6 +257,7 @@ async function startSession(
 				});
 			await verifyIdToken(tokens.idToken, {
 				jwksUrl: server.jwksUrl,
+				addClientId: ehrProfile(config.profile).keysNeedClientId,
 				issuer: server.issuer,
 				clientId: config.clientId,
 				nonce: pending.nonce,

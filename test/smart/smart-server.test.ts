@@ -189,6 +189,8 @@ describe("a patient signs in through the worker at an oidc-provider SMART server
 		});
 		expect(asked.get("nonce")).toBeTruthy();
 		expect(asked.has("ah-practice")).toBe(false);
+		// OpenID Connect Core §11: offline_access is asked for with prompt=consent under the smart profile.
+		expect(asked.get("prompt")).toBe("consent");
 
 		// The code exchange, as the provider saw it: an RS384 assertion it verified with the worker's JWKS.
 		expect(server.clientCalls).toHaveLength(1);
@@ -360,9 +362,29 @@ describe("a patient signs in through the worker at an oidc-provider SMART server
 		expect(json(await api("/session"))).toEqual({ status: "signed_out" });
 	});
 
-	it("ends the session with its access token when the server grants no offline_access", async () => {
-		// oidc-provider's own rule: offline_access only with prompt=consent, which the worker does not send.
+	it("gets a refresh token from a strict OpenID server: offline_access goes with prompt=consent", async () => {
+		// oidc-provider's own rule: offline_access only with prompt=consent, which the worker sends under `smart`.
 		server.setOfflineAccess("oidc");
+		try {
+			const calls = server.clientCalls.length;
+			const launch = await browser.navigate(`${WORKER}/launch?return_to=/session`);
+			const hops = await atProvider(browser, launch.slice(1), "allow");
+			expect(hops.find((hop) => hop.url.pathname === "/callback")?.status).toBe(302);
+			const exchange = server.clientCalls[calls];
+			expect(String(exchange?.issued?.scope).split(" ")).toContain("offline_access");
+			expect(exchange?.issued).toHaveProperty("refresh_token");
+			// Signed out here, so the next sign-in (same browser, same grant at the provider) starts clean.
+			expect(json(await api("/logout", { method: "POST", headers: { Origin: WORKER } }))).toMatchObject({
+				status: "signed_out",
+				revokedAtAthena: true,
+			});
+		} finally {
+			server.setOfflineAccess("smart");
+		}
+	});
+
+	it("ends the session with its access token when the server grants no offline_access", async () => {
+		server.setOfflineAccess("never");
 		try {
 			const calls = server.clientCalls.length;
 			const launch = await browser.navigate(`${WORKER}/launch?return_to=/session`);

@@ -57,9 +57,10 @@ export interface ClientCall {
 /**
  * When offline_access earns a refresh token: `smart` (the default) whenever
  * the patient consents to it; `oidc` only with prompt=consent on the authorize
- * request, oidc-provider's own reading of OpenID Connect Core §11.
+ * request, oidc-provider's own reading of OpenID Connect Core §11; `never`:
+ * the server does not grant offline access at all.
  */
-export type OfflineAccessRule = "smart" | "oidc";
+export type OfflineAccessRule = "smart" | "oidc" | "never";
 
 export interface FhirRequest {
 	path: string;
@@ -211,6 +212,16 @@ export async function startSmartServer(options: { port: number; workerOrigin: st
 			const offline = query.get("scope")?.split(" ").includes("offline_access");
 			if (offlineAccess === "smart" && offline && !query.has("prompt")) {
 				query.set("prompt", "consent");
+				ctx.querystring = query.toString();
+			}
+			if (offlineAccess === "never" && offline) {
+				query.set(
+					"scope",
+					(query.get("scope") ?? "")
+						.split(" ")
+						.filter((s) => s !== "offline_access")
+						.join(" "),
+				);
 				ctx.querystring = query.toString();
 			}
 		}
