@@ -7,12 +7,16 @@ import { connectForm, type Html, page } from "./layout";
  * longer knows (idle or absolute expiry), so the patient learns why they see
  * this page again.
  */
-export function homePage(props: { ended?: boolean; sandbox?: boolean }): Html {
+export function homePage(props: { ended?: boolean; sandbox?: boolean; grantKept?: boolean }): Html {
 	return page({
 		title: "See your athenahealth record",
 		children: html`${
 			props.ended
 				? html`<p class="notice" role="status">Your session has ended, either because it was idle or because you signed out. Connect again to see your record.</p>`
+				: ""
+		}${
+			props.grantKept
+				? html`<p class="notice" role="status">You are signed out here. Your record's server offers apps no way to hand access back, so to end this app's access there too, remove it in your patient portal.</p>`
 				: ""
 		}<p class="lead">Connect the patient portal account you use with your doctor's practice, and see your allergies, conditions, medications, immunizations, visits, vitals, lab results and documents in one place.</p>
 <ul><li>You sign in at athenahealth, not here, and choose whether to share your record.</li><li>This app only reads your record; it never changes it.</li><li>Disconnect at any time with "Sign out"; you or your practice can also revoke access at athenahealth.</li></ul>

@@ -145,7 +145,8 @@ export const authRoutes = new Hono<AppEnv>()
 		c.header("Cache-Control", "no-store");
 		if (c.req.header("Accept")?.includes("text/html")) {
 			c.header("Referrer-Policy", "no-referrer");
-			return c.redirect(athenaEndSession(c.get("config"), result.idTokenHint) ?? "/", 303);
+			const home = result.revocationOffered === false ? "/?signed_out=grant_kept" : "/";
+			return c.redirect(athenaEndSession(c.get("config"), result.idTokenHint) ?? home, 303);
 		}
 		// A server without a revocation endpoint is a normal case: our session ended, its grant could not be handed back.
 		const notOffered = result.revocationOffered === false ? { serverRevocation: "not_offered" } : {};

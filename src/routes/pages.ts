@@ -143,7 +143,10 @@ export function pageRoutes(): Hono<AppEnv> {
 				ended = true;
 				deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true, httpOnly: true, sameSite: "Lax" });
 			}
-			return c.html(homePage({ ended, sandbox: config.environment === "local" }), 200, headersFor(c, false));
+			// After a sign-out at a server without revocation (`/?signed_out=grant_kept`): say its access stays there.
+			const grantKept = c.req.query("signed_out") === "grant_kept";
+			const home = homePage({ ended, grantKept, sandbox: config.environment === "local" });
+			return c.html(home, 200, headersFor(c, false));
 		})
 		.get(RECORD_PATH, requireConfig(), async (c) => {
 			const connected = await connectedSession(c);

@@ -127,6 +127,39 @@ describe("signing out", () => {
 		expect(new URL(out.headers.get("Location") ?? "").searchParams.get("id_token_hint")).toMatch(/^eyJ/);
 	});
 
+	it("a server without a revocation endpoint: sign-out still ends our session and says the grant stays there", async () => {
+		const noEndSession = workerWith({ ATHENA_LOGOUT_URL: "" });
+		for (const accept of ["application/json", "text/html"]) {
+			const { jar } = await signIn();
+			const { stub } = await storedSession(jar);
+			await runInDurableObject(stub, async (instance: object, state) => {
+				const meta = await state.storage.get<{ server: { tokenUrl: string } }>("meta");
+				await state.storage.put("meta", { ...meta, server: { tokenUrl: meta?.server.tokenUrl } });
+				Reflect.set(instance, "loaded", false);
+			});
+			const calls = (await sandbox<Received>("received")).assertions.length;
+			const out = await browserFetch(
+				jar,
+				"/logout",
+				{ method: "POST", headers: { Accept: accept, Origin: "http://localhost:3000" } },
+				noEndSession,
+			);
+			expect((await sandbox<Received>("received")).assertions).toHaveLength(calls);
+			if (accept === "application/json") {
+				expect(await out.json()).toEqual({
+					status: "signed_out",
+					revokedAtAthena: false,
+					serverRevocation: "not_offered",
+				});
+			} else {
+				expect(out.headers.get("Location")).toBe("/?signed_out=grant_kept");
+				const home = await browserFetch(jar, "/?signed_out=grant_kept", { headers: { Accept: "text/html" } });
+				expect(await home.text()).toContain("remove it in your patient portal");
+			}
+			expect(await (await browserFetch(jar, "/session")).json()).toEqual({ status: "signed_out" });
+		}
+	});
+
 	it("answers an API client's sign-out with JSON that carries no token", async () => {
 		const { jar } = await signIn();
 		const out = await browserFetch(jar, "/logout", {
