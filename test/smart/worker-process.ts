@@ -1,16 +1,14 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startProcessGroup } from "../browser/support/process-group";
 
 const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 const WRANGLER = join(REPO_ROOT, "node_modules/wrangler/bin/wrangler.js");
 /** wrangler dev needs ~10-20 s offline on two cores; a busy CI box can be slower. */
 const START_TIMEOUT_MS = 90_000;
-const STOP_TIMEOUT_MS = 10_000;
-const OUTPUT_LINES = 150;
 
 export interface WorkerProcess {
 	origin: string;
@@ -64,9 +62,8 @@ export async function startWorker(port: number, vars: Record<string, string>): P
 		}),
 		{ mode: 0o600 },
 	);
-	const child: ChildProcess = spawn(
-		// The project's pinned Node when the suite runs through npm or npx, as wrangler requires.
-		process.execPath,
+	// The whole group: wrangler and its workerd.
+	const group = startProcessGroup(
 		[
 			WRANGLER,
 			"dev",
@@ -84,42 +81,20 @@ export async function startWorker(port: number, vars: Record<string, string>): P
 			"0",
 			"--show-interactive-dev-session=false",
 		],
-		{
-			cwd: REPO_ROOT,
-			detached: true,
-			stdio: ["ignore", "pipe", "pipe"],
-			env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
-		},
+		REPO_ROOT,
 	);
-	const lines: string[] = [];
-	for (const stream of [child.stdout, child.stderr]) {
-		stream?.setEncoding("utf8");
-		stream?.on("data", (chunk: string) => {
-			lines.push(...chunk.split("\n").filter((line) => line.trim() !== ""));
-			lines.splice(0, Math.max(0, lines.length - OUTPUT_LINES));
-		});
-	}
-	const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-	const output = () => lines.join("\n");
+	const { output } = group;
 	const stop = async () => {
-		if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-			// The whole group: wrangler and its workerd.
-			process.kill(-child.pid, "SIGTERM");
-			const timer = setTimeout(() => {
-				if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGKILL");
-			}, STOP_TIMEOUT_MS);
-			await exited;
-			clearTimeout(timer);
-		}
+		await group.stop();
 		rmSync(dir, { recursive: true, force: true });
 	};
 
 	const origin = `http://localhost:${port}`;
 	const deadline = Date.now() + START_TIMEOUT_MS;
 	for (;;) {
-		if (child.exitCode !== null) {
+		if (group.exitCode() !== null) {
 			await stop();
-			throw new Error(`wrangler dev on :${port} exited with ${child.exitCode} before it was ready:\n${output()}`);
+			throw new Error(`wrangler dev on :${port} exited with ${group.exitCode()} before it was ready:\n${output()}`);
 		}
 		if (Date.now() > deadline) {
 			await stop();

@@ -1,14 +1,12 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
+import { startProcessGroup } from "./process-group";
 
 export const WORKER_ORIGIN = "http://localhost:3000";
 export const SANDBOX_ORIGIN = "http://localhost:3001";
 
 /** wrangler dev needs ~10-20 s offline on two cores; a cold CI box can be slower. */
 const START_TIMEOUT_MS = 90_000;
-const STOP_TIMEOUT_MS = 10_000;
 /** The tail of the servers' output kept for failure messages (the binding tables alone take ~40 lines). */
-const OUTPUT_LINES = 120;
 
 const REPO_ROOT = new URL("../../../", import.meta.url).pathname;
 
@@ -62,40 +60,15 @@ export async function startDevServers(vars: Record<string, string> = {}): Promis
 		}
 	}
 	const varArgs = Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
-	// process.execPath is the project's pinned Node when the suite runs through npm/npx, as wrangler requires.
-	const child: ChildProcess = spawn(process.execPath, ["scripts/dev.mjs", ...varArgs], {
-		cwd: REPO_ROOT,
-		detached: true,
-		stdio: ["ignore", "pipe", "pipe"],
-		env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
-	});
-	const lines: string[] = [];
-	for (const stream of [child.stdout, child.stderr]) {
-		stream?.setEncoding("utf8");
-		stream?.on("data", (chunk: string) => {
-			lines.push(...chunk.split("\n").filter((line) => line.trim() !== ""));
-			lines.splice(0, Math.max(0, lines.length - OUTPUT_LINES));
-		});
-	}
-	const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-	const output = () => lines.join("\n");
-
-	const stop = async () => {
-		if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-		// The whole group: dev.mjs, both wrangler processes and their workerd children.
-		process.kill(-child.pid, "SIGTERM");
-		const timer = setTimeout(() => {
-			if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, "SIGKILL");
-		}, STOP_TIMEOUT_MS);
-		await exited;
-		clearTimeout(timer);
-	};
+	// The whole group: dev.mjs, both wrangler processes and their workerd children.
+	const group = startProcessGroup(["scripts/dev.mjs", ...varArgs], REPO_ROOT);
+	const { output, stop } = group;
 
 	const deadline = Date.now() + START_TIMEOUT_MS;
 	let ready = false;
 	while (!ready) {
-		if (child.exitCode !== null)
-			throw new Error(`npm run dev exited with ${child.exitCode} before it was ready:\n${output()}`);
+		if (group.exitCode() !== null)
+			throw new Error(`npm run dev exited with ${group.exitCode()} before it was ready:\n${output()}`);
 		if (Date.now() > deadline) {
 			await stop();
 			throw new Error(`npm run dev did not answer within ${START_TIMEOUT_MS / 1000} s:\n${output()}`);
