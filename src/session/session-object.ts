@@ -293,8 +293,11 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			fetch: this.network,
 		};
 		const refreshToken = tokens.refreshToken;
+		// Settled before the token call, so a late refusal hands back to the server that issued.
+		let server: SessionServer | undefined;
 		try {
-			const server = await this.server(meta, config);
+			server = await this.server(meta, config);
+			const settled = server;
 			const fresh = await budgetedTokenCall(
 				tokenBudget(this.env),
 				{
@@ -303,7 +306,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 					session,
 					sessionLimit: config.sessionRefreshesPerMinute,
 				},
-				() => refreshTokens(client, server.tokenUrl, { refreshToken, scope: meta.scopes }),
+				() => refreshTokens(client, settled.tokenUrl, { refreshToken, scope: meta.scopes }),
 			);
 			if (this.ended) {
 				// Signed out while athena was answering: keep nothing, and hand back what athena just issued.
@@ -329,7 +332,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			if (!(error instanceof AppError)) throw error;
 			if (this.ended) {
 				if (error instanceof UnusableTokenResponse && error.refreshToken) {
-					await revokeToken(client, meta.server?.revokeUrl ?? config.athena.revokeUrl, {
+					await revokeToken(client, server?.revokeUrl, {
 						token: error.refreshToken,
 						hint: "refresh_token",
 					});
