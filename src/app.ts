@@ -12,6 +12,7 @@ import { pageHeaders, STYLESHEET } from "./pages/layout";
 import { outcomePage } from "./pages/outcome";
 import { authRoutes } from "./routes/auth";
 import { callback } from "./routes/callback";
+import { exportRoutes } from "./routes/export";
 import { fhirRoutes } from "./routes/fhir";
 import { healthRoutes } from "./routes/health";
 import { jwksRoutes } from "./routes/jwks";
@@ -27,6 +28,7 @@ export const app = new Hono<AppEnv>()
 	.route("/", authRoutes)
 	.route("/", fhirRoutes)
 	.route("/", pageRoutes())
+	.route("/", exportRoutes())
 	.get("/assets/app.css", (c) =>
 		c.body(STYLESHEET, 200, {
 			"Content-Type": "text/css; charset=utf-8",

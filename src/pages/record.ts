@@ -1,7 +1,7 @@
 import { html } from "hono/html";
 import { lineChart, sparkline } from "./chart";
 import { formatDate, isoDay } from "./format";
-import { type Html, page } from "./layout";
+import { actions, type Html, page } from "./layout";
 import type { RecordView, Section } from "./read-record";
 import { LOINC_BLOOD_PRESSURE, LOINC_HEART_RATE, LOINC_WEIGHT, type ResultRow } from "./record-data";
 
@@ -112,6 +112,11 @@ function withheld(count: number): Markup {
 	return html`<p class="muted">${count === 1 ? "1 note is" : `${count} notes are`} not released to the portal by your practice.</p>`;
 }
 
+/** "Download my record": the whole record as one FHIR file (GET /export, src/routes/export.ts). */
+function downloadAction(): Html {
+	return html`<div class="download">${actions([{ label: "Download my record", href: "/export" }])}<p class="muted">Everything this app can read, as one FHIR file you can keep or give to another app or doctor.</p></div>`;
+}
+
 /** The connected view: who, which practice, and the record's sections. */
 export function recordPage(record: RecordView): Html {
 	const { documents } = record;
@@ -133,6 +138,7 @@ export function recordPage(record: RecordView): Html {
 		title: record.name,
 		signedIn: true,
 		children: html`<dl class="facts"><dt>Born</dt><dd>${dateText(record.birthDate)}</dd>${practice}<dt>Patient ID</dt><dd>${record.patientId}</dd></dl>
+${downloadAction()}
 <nav class="jump" aria-label="Sections">${jumps.map(([id, label, section]) => (granted(section) ? html`<a href="#${id}">${label}</a>` : ""))}</nav>
 <div class="sections">${[
 			card({

@@ -65,7 +65,7 @@ function sessionUnreachable(c: Context<AppEnv>): Response | Promise<Response> {
  * token cache, timeout, refresh and outbound rules), each read logged with its
  * own audit record, as the proxy's reads are.
  */
-function recordReader(c: Context<AppEnv>, session: SessionHandle, route: string): FhirReader {
+export function recordReader(c: Context<AppEnv>, session: SessionHandle, route: string): FhirReader {
 	const requestId = c.get("requestId");
 	const read = upstreamReader({
 		session,
@@ -98,7 +98,7 @@ function recordReader(c: Context<AppEnv>, session: SessionHandle, route: string)
 }
 
 /** A session that may read the record, or the response that stands in its way (no session, signed out, revoked). */
-async function connectedSession(
+export async function connectedSession(
 	c: Context<AppEnv>,
 ): Promise<
 	{ session: SessionHandle; patient: string; practice: string | undefined; scopes: string[] | undefined } | Response
@@ -113,7 +113,7 @@ async function connectedSession(
 }
 
 /** The page for a session state met while reading athena. */
-function stateResponse(c: Context<AppEnv>, state: SessionState): Response | Promise<Response> {
+export function stateResponse(c: Context<AppEnv>, state: SessionState): Response | Promise<Response> {
 	if (state.state === "revoked") return c.html(revokedPage(), 200, headersFor(c, true));
 	if (state.state === "signed_out") return redirect(c, "/");
 	c.header("Retry-After", String(state.retryAfterSeconds));

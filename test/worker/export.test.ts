@@ -1,0 +1,250 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { Hono } from "hono";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { AppEnv } from "../../src/app-env";
+import type { ExportClock } from "../../src/export/pacing";
+import { EXPORT_TYPES } from "../../src/export/searches";
+import { requestIdentity, requestLog } from "../../src/middleware/request-log";
+import { exportFileName, exportRoutes } from "../../src/routes/export";
+import { storedSession } from "./support/faults";
+import { browserFetch, type CookieJar, PATIENTS, sandbox, signIn, WORKER_ORIGIN } from "./support/sign-in";
+
+/*
+ * GET /export against the sandbox with real sign-ins and sessions: the file
+ * holds exactly what the record's searches return through the proxy, nothing
+ * of anyone else and no token; refusals, athena failing and access ending
+ * mid-way leave a file that says so. The export's own decisions with athena
+ * scripted in-process are in export-record.test.ts.
+ */
+
+type Resource = { resourceType: string; id?: string } & Record<string, unknown>;
+interface Bundle {
+	resourceType: string;
+	type: string;
+	timestamp: string;
+	entry: Array<{ fullUrl: string; resource: Resource }>;
+	link?: Array<{ relation: string; url: string }>;
+}
+interface Issue {
+	severity: string;
+	code: string;
+	details: { text: string };
+	expression?: string[];
+}
+
+const LOCAL_SCOPE_TYPES = [
+	"AllergyIntolerance",
+	"Condition",
+	"DiagnosticReport",
+	"DocumentReference",
+	"Encounter",
+	"Immunization",
+	"MedicationRequest",
+	"Observation",
+];
+const ALL_INTENTS = "proposal,plan,order,original-order,reflex-order,filler-order,instance-order,option";
+
+beforeEach(async () => {
+	await sandbox("reset", {});
+	await sandbox("config", { tokenRateLimit: 0 });
+});
+
+/** The ids every page of one search returns through the proxy, following the proxy's next links. */
+async function searchedIds(jar: CookieJar, type: string, patient: string): Promise<string[]> {
+	const intent = type === "MedicationRequest" ? `&intent=${ALL_INTENTS}` : "";
+	let path: string | undefined = `/fhir/r4/${type}?patient=${patient}${intent}&_count=100`;
+	const ids: string[] = [];
+	while (path) {
+		const response = await browserFetch(jar, path);
+		expect(response.status, path).toBe(200);
+		const page = (await response.json()) as Bundle;
+		ids.push(...(page.entry ?? []).map((e) => `${e.resource.resourceType}/${e.resource.id}`));
+		const next = page.link?.find((l) => l.relation === "next")?.url;
+		path = next?.slice(WORKER_ORIGIN.length);
+	}
+	return ids;
+}
+
+/** The export's first `chunks` chunks as text, and a way to read the rest. */
+async function partly(response: Response, chunks: number) {
+	const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+	const decoder = new TextDecoder();
+	let text = "";
+	for (let i = 0; i < chunks; i++) text += decoder.decode((await reader.read()).value, { stream: true });
+	return {
+		text,
+		async rest(): Promise<string> {
+			let all = text;
+			for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+				all += decoder.decode(chunk.value, { stream: true });
+			}
+			return all + decoder.decode();
+		},
+	};
+}
+
+const issueOf = (resource: Resource | undefined) => (resource?.issue as Issue[] | undefined)?.[0];
+
+/** A test clock: the export's waits pass at once and are recorded. */
+function testClock(): ExportClock & { sleeps: number[] } {
+	let now = Date.UTC(2026, 11, 3, 12, 0, 0);
+	const sleeps: number[] = [];
+	return {
+		sleeps,
+		now: () => now,
+		sleep: async (ms) => {
+			sleeps.push(ms);
+			now += ms;
+		},
+	};
+}
+
+/** The export route on its own, behind the worker's middleware, with the export's clock given. */
+function exportWorker(clock: ExportClock) {
+	const app = new Hono<AppEnv>().use(requestIdentity()).use(requestLog()).route("/", exportRoutes({ clock }));
+	return async (request: Request) => {
+		const ctx = createExecutionContext();
+		const response = await app.fetch(request, env, ctx);
+		await waitOnExecutionContext(ctx);
+		return response;
+	};
+}
+
+describe("GET /export", () => {
+	for (const [label, patient] of Object.entries(PATIENTS)) {
+		it(`holds exactly what the searches return for ${label} (${patient.id}), each once, nothing of anyone else, no token`, async () => {
+			const { jar } = await signIn(patient);
+			const response = await browserFetch(jar, "/export");
+			expect(response.status).toBe(200);
+			expect(response.headers.get("Content-Type")).toBe("application/fhir+json");
+			expect(response.headers.get("Cache-Control")).toBe("private, no-store");
+			const text = await response.text();
+			const bundle = JSON.parse(text) as Bundle;
+			expect(bundle).toMatchObject({ resourceType: "Bundle", type: "collection" });
+			const resources = bundle.entry.map((e) => e.resource);
+			expect(resources[0]).toMatchObject({ resourceType: "Patient", id: patient.id });
+
+			const exported = resources
+				.filter((r) => r.resourceType !== "OperationOutcome")
+				.map((r) => `${r.resourceType}/${r.id}`);
+			expect(new Set(exported).size).toBe(exported.length);
+			const searched = [`Patient/${patient.id}`];
+			for (const type of LOCAL_SCOPE_TYPES) searched.push(...new Set(await searchedIds(jar, type, patient.id)));
+			expect(exported.sort()).toEqual(searched.sort());
+
+			for (const entry of bundle.entry.slice(0, -1)) {
+				expect(entry.fullUrl).toBe(`${WORKER_ORIGIN}/fhir/r4/${entry.resource.resourceType}/${entry.resource.id}`);
+			}
+			const last = issueOf(resources.at(-1));
+			expect(last?.severity).toBe("information");
+			const notShared = EXPORT_TYPES.filter((t) => !LOCAL_SCOPE_TYPES.includes(t));
+			expect(last?.details.text).toContain(`Not shared with this app: ${notShared.join(", ")}.`);
+
+			for (const other of Object.values(PATIENTS).filter((p) => p.id !== patient.id)) {
+				expect(text.includes(other.id), other.id).toBe(false);
+			}
+			expect(text).not.toContain("http://localhost:3001");
+			const { opened } = await storedSession(jar);
+			for (const token of [opened?.accessToken, opened?.refreshToken, opened?.idToken]) {
+				expect(token && text.includes(token)).toBeFalsy();
+			}
+		});
+	}
+
+	it("names the file after the patient and the day, and gives NDJSON with the same resources", async () => {
+		const { jar } = await signIn(PATIENTS.jane);
+		const bundleResponse = await browserFetch(jar, "/export?format=json");
+		const disposition = bundleResponse.headers.get("Content-Disposition") ?? "";
+		expect(disposition).toMatch(/^attachment; filename="jake-medlock-\d{4}-\d{2}-\d{2}\.fhir\.json"$/);
+		const bundle = (await bundleResponse.json()) as Bundle;
+
+		const ndjson = await browserFetch(jar, "/export?format=ndjson");
+		expect(ndjson.headers.get("Content-Type")).toBe("application/fhir+ndjson");
+		expect(ndjson.headers.get("Content-Disposition")).toMatch(/filename="jake-medlock-[\d-]+\.ndjson"$/);
+		const lines = (await ndjson.text()).trimEnd().split("\n");
+		const ids = (list: Resource[]) => list.filter((r) => r.id).map((r) => `${r.resourceType}/${r.id}`);
+		expect(ids(lines.map((l) => JSON.parse(l) as Resource))).toEqual(ids(bundle.entry.map((e) => e.resource)));
+		expect(issueOf(JSON.parse(lines.at(-1) ?? "{}") as Resource)?.severity).toBe("information");
+	});
+
+	it("refuses an unknown format, sends a browser without a session home, and shows the revoked page", async () => {
+		const { jar } = await signIn(PATIENTS.second);
+		const unknown = await browserFetch(jar, "/export?format=xml");
+		expect(unknown.status).toBe(400);
+		expect(await unknown.json()).toMatchObject({ error: "export_format_unknown" });
+
+		const anonymous = await browserFetch({ cookies: new Map(), header: () => "", store: () => {} } as never, "/export");
+		expect(anonymous.status).toBe(302);
+		expect(anonymous.headers.get("Location")).toBe("/");
+
+		await sandbox("revoke", { patient: PATIENTS.second.id });
+		const revoked = await browserFetch(jar, "/export", { headers: { Accept: "text/html" } });
+		expect(revoked.status).toBe(200);
+		expect(revoked.headers.get("Content-Type")).toContain("text/html");
+		expect(await revoked.text()).toContain("Access was revoked");
+	});
+
+	it("ends with a fatal entry when access is revoked mid-way, keeping what was read", async () => {
+		const { jar } = await signIn(PATIENTS.jane);
+		const response = await browserFetch(jar, "/export");
+		// The opening and the Patient: the searches have not all been read yet (three at a time, one page ahead).
+		const started = await partly(response, 2);
+		await sandbox("revoke", { patient: PATIENTS.jane.id });
+		const text = await started.rest();
+		const resources = (JSON.parse(text) as Bundle).entry.map((e) => e.resource);
+		expect(resources[0]?.id).toBe(PATIENTS.jane.id);
+		expect(issueOf(resources.at(-1))).toMatchObject({ severity: "fatal", code: "security" });
+		expect(issueOf(resources.at(-1))?.details.text).toContain("Access to the record was revoked during the export.");
+		expect(resources.some((r) => r.resourceType === "Observation")).toBe(false);
+	});
+
+	it("waits out athena's 429 (Retry-After 60) and completes", async () => {
+		const clock = testClock();
+		const { jar } = await signIn(PATIENTS.dependent);
+		const worker = exportWorker(clock);
+		const response = await browserFetch(jar, "/export", {}, worker);
+		const started = await partly(response, 2);
+		await sandbox("faults", { target: "fhir", status: 429, times: 1 });
+		const text = await started.rest();
+		expect(clock.sleeps).toEqual([60_000]);
+		const resources = (JSON.parse(text) as Bundle).entry.map((e) => e.resource);
+		expect(issueOf(resources.at(-1))?.severity).toBe("information");
+	});
+
+	it("ends with a fatal entry when athena fails mid-way and stays down through the retries", async () => {
+		const clock = testClock();
+		const { jar } = await signIn(PATIENTS.jane);
+		const response = await browserFetch(jar, "/export", {}, exportWorker(clock));
+		const started = await partly(response, 2);
+		await sandbox("faults", { target: "fhir", status: 503 });
+		const text = await started.rest();
+		const last = issueOf((JSON.parse(text) as Bundle).entry.at(-1)?.resource);
+		expect(last).toMatchObject({ severity: "fatal", code: "transient" });
+		expect(last?.details.text).toContain("athenahealth answered 503; the export stopped.");
+		// Each search that meets the failure pauses all of them, 1 s then 2 s; a search's third failure ends the export.
+		expect(new Set(clock.sleeps)).toEqual(new Set([1_000, 2_000]));
+	});
+
+	it("refreshes once mid-export when athena ends the access token, however many searches meet the 401", async () => {
+		const { jar } = await signIn(PATIENTS.jane);
+		const received = () => sandbox<{ tokenCalls: Array<{ grantType: string | null }> }>("received");
+		const refreshes = async () => (await received()).tokenCalls.filter((t) => t.grantType === "refresh_token").length;
+		const response = await browserFetch(jar, "/export");
+		const started = await partly(response, 2);
+		await sandbox("expire-access-tokens", {});
+		const text = await started.rest();
+		expect(await refreshes()).toBe(1);
+		expect(text).toContain('"severity":"information"');
+		expect(text).toContain("Export complete");
+	});
+});
+
+describe("export file name", () => {
+	it("keeps ASCII letters and digits of the name, and falls back when there are none", () => {
+		expect(exportFileName("Jake Medlock", "2026-12-03", "bundle")).toBe("jake-medlock-2026-12-03.fhir.json");
+		expect(exportFileName("Zoë O'Brien-Núñez", "2026-12-03", "ndjson")).toBe("zoe-o-brien-nunez-2026-12-03.ndjson");
+		expect(exportFileName('"; rm -rf', "2026-12-03", "bundle")).toBe("rm-rf-2026-12-03.fhir.json");
+		expect(exportFileName("李小龍", "2026-12-03", "bundle")).toBe("health-record-2026-12-03.fhir.json");
+		expect(exportFileName(undefined, "2026-12-03", "bundle")).toBe("health-record-2026-12-03.fhir.json");
+	});
+});
