@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { patientRecord } from "../../sandbox/src/data";
@@ -180,6 +180,40 @@ describe("the record page for athena's test patient", () => {
 		await screenshot(page, "05-note-withheld");
 		await page.getByRole("link", { name: "Back to your record" }).click();
 		await page.waitForURL(`${WORKER_ORIGIN}/record#notes`);
+		await watch.expectClean();
+	});
+
+	it("downloads the whole record from the Download my record button, as a FHIR Bundle that opens", async () => {
+		const { page, watch } = await newContext();
+		await connect(page, JAKE);
+		const [download] = await Promise.all([
+			page.waitForEvent("download"),
+			page.getByRole("link", { name: "Download my record" }).click(),
+		]);
+		expect(download.suggestedFilename()).toMatch(/^jake-medlock-\d{4}-\d{2}-\d{2}\.fhir\.json$/);
+		const file = await download.path();
+		const bundle = JSON.parse(readFileSync(file, "utf8")) as {
+			resourceType: string;
+			type: string;
+			entry: Array<{
+				fullUrl: string;
+				resource: { resourceType: string; id?: string; issue?: Array<{ severity: string; details: { text: string } }> };
+			}>;
+		};
+		expect(bundle).toMatchObject({ resourceType: "Bundle", type: "collection" });
+		const resources = bundle.entry.map((e) => e.resource);
+		expect(resources[0]).toMatchObject({ resourceType: "Patient", id: JAKE.id });
+		const last = resources.at(-1)?.issue?.[0];
+		expect(last?.severity).toBe("information");
+		expect(last?.details.text).toMatch(/^Export complete: /);
+		// Every listed resource the sandbox holds for Jake, of each type the local scopes grant.
+		const record = patientRecord(JAKE.id);
+		for (const type of ["Condition", "Observation", "DiagnosticReport", "DocumentReference", "MedicationRequest"]) {
+			const held = (record?.byType.get(type) ?? []).filter((r) => !record?.unlisted.has(r.id)).length;
+			expect(resources.filter((r) => r.resourceType === type).length, type).toBe(held);
+		}
+		// Still on the record page: a download does not navigate away.
+		expect(page.url()).toBe(`${WORKER_ORIGIN}/record`);
 		await watch.expectClean();
 	});
 
