@@ -31,14 +31,49 @@ export type AccessResult =
 	  }
 	/** The patient or practice revoked access (refresh said invalid_grant): reconnect. */
 	| { status: "revoked" }
+	/** The session has no connection of that id (another session's, or never issued). */
+	| { status: "unknown_connection" }
 	/** No session, expired (idle or absolute) or logged out. */
 	| { status: "signed_out" }
 	/** athena or our token budget cannot serve now; nothing was lost, retry later. */
 	| { status: "unavailable"; code: string; message: string; retryAfterSeconds?: number };
 
-/** What `GET /session` shows: never a token. */
+/**
+ * A connection's state. `revoked`: the server ended the grant (refresh said
+ * invalid_grant), or, in a session with other connections, the grant can no
+ * longer be refreshed (no refresh token); either way the patient connects it again.
+ */
+export type ConnectionStatus = "connected" | "revoked";
+
+/** Connection ids: 6 random bytes, base64url (unique within a session; the session cookie guards them). */
+export const CONNECTION_ID_PATTERN = /^[A-Za-z0-9_-]{8}$/;
+
+/** One connected record as `GET /session` lists it: never a token. */
+export interface ConnectionView {
+	id: string;
+	status: ConnectionStatus;
+	/** The server's patient id, e.g. athena's `a-80000.E-14545`. */
+	patient: string;
+	/** athena: the practice ID; other servers: none. */
+	practice: string | undefined;
+	/** Who holds the record: "athenahealth", or another server's host. */
+	server: string;
+	scopes: string[];
+	/** The resource types those scopes let the app read (SMART v1 or v2), or "all" for a wildcard. */
+	reads: string[] | "all";
+	/** Where the app reads this connection through the proxy: `/fhir/{id}/r4`. */
+	fhirBase: string;
+	/** Epoch milliseconds; connected connections only. */
+	accessExpiresAt?: number;
+}
+
+/**
+ * What `GET /session` shows: never a token. The top-level fields describe the
+ * first connection (the one `/fhir/r4` serves, as before sessions held
+ * several); `connections` lists them all, the first one first.
+ */
 export interface SessionView {
-	status: "connected" | "revoked" | "signed_out";
+	status: ConnectionStatus | "signed_out";
 	patient?: string;
 	practice?: string | undefined;
 	scopes?: string[];
@@ -46,6 +81,7 @@ export interface SessionView {
 	reads?: string[] | "all";
 	/** Epoch milliseconds. */
 	accessExpiresAt?: number;
+	connections?: ConnectionView[];
 }
 
 /** What ending a session did, and what ending the patient's athena browser session needs. */
@@ -59,13 +95,18 @@ export interface LogoutResult {
 
 /** The RPC surface of a session's Durable Object. */
 export interface SessionApi {
-	/** A token valid for at least REFRESH_MARGIN_MS, refreshing first if needed (single-flight). */
-	accessToken(): Promise<AccessResult>;
 	/**
-	 * athena answered 401 to `staleAccessToken`: refresh once, unless another
+	 * A token of connection `connectionId` (the first connection when omitted)
+	 * valid for at least REFRESH_MARGIN_MS, refreshing first if needed
+	 * (single-flight per connection).
+	 */
+	accessToken(connectionId?: string): Promise<AccessResult>;
+	/**
+	 * athena answered 401 to `staleAccessToken` of connection `connectionId`
+	 * (the first when omitted): refresh that connection once, unless another
 	 * caller already replaced that token, then return the current one.
 	 */
-	refreshAfterUnauthorized(staleAccessToken: string): Promise<AccessResult>;
+	refreshAfterUnauthorized(staleAccessToken: string, connectionId?: string): Promise<AccessResult>;
 	view(): Promise<SessionView>;
 	/** Revokes at athena (best effort), then deletes the session. */
 	logout(): Promise<LogoutResult>;

@@ -5,95 +5,86 @@ import { AppError } from "../errors";
 import { log } from "../log";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
 import { authorizationServer } from "../oauth/discovery";
-import { readableTypes } from "../oauth/scopes";
-import { refreshTokens, revokeGrant, revokeToken, type TokenSet, UnusableTokenResponse } from "../oauth/token-client";
+import { refreshTokens, revokeGrant, revokeToken, UnusableTokenResponse } from "../oauth/token-client";
 import { athenaClient } from "../signer";
 import {
-	type AccessResult,
-	type LogoutResult,
-	REFRESH_MARGIN_MS,
-	type SessionApi,
-	type SessionView,
-	sessionTag,
-} from "./contract";
+	type ConnectionRecord,
+	connectionFor,
+	connectionView,
+	fromLegacy,
+	grantTokens,
+	isLegacy,
+	type LegacySessionMeta,
+	type NewGrant,
+	newConnectionId,
+	refreshDue,
+	type SessionMeta,
+	type SessionServer,
+	sameRecord,
+	serverNameOf,
+	tokensAad,
+	tokensKey,
+	withConnection,
+} from "./connection";
+import { type AccessResult, type LogoutResult, type SessionApi, type SessionView, sessionTag } from "./contract";
 import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "./token-vault";
+
+export type { SessionServer } from "./connection";
 
 /** A session ends after this long without use... */
 export const SESSION_IDLE_MS = 24 * 60 * 60_000;
 /** ...and after this long in any case (well inside athena's >= 3-month refresh tokens). */
 export const SESSION_ABSOLUTE_MS = 30 * 24 * 60 * 60_000;
+/** Records one session may connect: bounds its storage and its sign-out's revocations. */
+export const MAX_CONNECTIONS = 8;
 /** How long a refresh request may take before it is abandoned (callers stop waiting much sooner). */
 const REFRESH_NETWORK_TIMEOUT_MS = 60_000;
 // Writing lastSeenAt on every request would cost a storage write per FHIR call.
 const TOUCH_GRANULARITY_MS = 60_000;
 
-interface SessionMeta {
+/** A sign-in's grant, starting a session. */
+export interface BeginSession extends Omit<NewGrant, "fhirBaseUrl" | "serverName"> {
 	idHash: string;
-	status: "connected" | "revoked";
-	patient: string;
-	/** athena: the practice the patient id names; other servers: none. */
-	practice?: string | undefined;
-	scopes: string[];
-	fhirBaseUrl: string;
-	/** Where this grant is refreshed and revoked, settled at sign-in (absent on records from before that). */
-	server?: SessionServer;
-	createdAt: number;
-	lastSeenAt: number;
-	absoluteExpiresAt: number;
-	accessExpiresAt: number;
-	/** When athena issued the current access token (absent on records written before it was kept). */
-	accessIssuedAt?: number;
-}
-
-/**
- * Whether the access token is close enough to its end to refresh: within a
- * minute of it, or within the last half of its life when athena issues tokens
- * shorter than two minutes (else every use of a fresh token would refresh it).
- */
-function refreshDue(meta: SessionMeta, now: number): boolean {
-	const lifetime =
-		meta.accessIssuedAt === undefined ? Number.POSITIVE_INFINITY : meta.accessExpiresAt - meta.accessIssuedAt;
-	return meta.accessExpiresAt - now <= Math.min(REFRESH_MARGIN_MS, lifetime / 2);
-}
-
-/** The token and revocation endpoints of the server that issued a session's grant. */
-export interface SessionServer {
-	tokenUrl: string;
-	/** undefined: the server offers no revocation. */
-	revokeUrl: string | undefined;
-}
-
-export interface BeginSession {
-	idHash: string;
-	tokens: TokenSet;
-	patient: string;
-	practice: string | undefined;
-	server: SessionServer;
 	now?: number;
 }
 
+/** A sign-in's grant, added to a session that exists ("Connect another record"). */
+export type ConnectRecord = Omit<BeginSession, "idHash">;
+
+export type ConnectResult =
+	/** `added`: a new connection; otherwise the patient's record at that server was already one, and has the new grant. */
+	| { status: "connected"; connectionId: string; added: boolean }
+	/** The session ended meanwhile: the caller starts a new one instead. */
+	| { status: "signed_out" }
+	/** MAX_CONNECTIONS reached. */
+	| { status: "full" };
+
 const META = "meta";
-const TOKENS = "tokens";
-/** A revoked session's id_token, sealed like the tokens: signing out still ends the athena browser session. */
+/** Where a one-grant session (before connections) kept its tokens: moved to `tokens:{id}` on first read. */
+const LEGACY_TOKENS = "tokens";
+/** An ended grant's id_token, sealed like the tokens: signing out still ends the athena browser session. */
 const LOGOUT_HINT = "logoutHint";
 
 /**
- * One patient's connection to athena, named by the SHA-256 of its session id.
- * Holds the tokens sealed with AES-256-GCM; hands out access tokens, refreshing
- * them once for all concurrent callers.
+ * One signed-in browser's session, named by the SHA-256 of its session id:
+ * the records it has connected (connection.ts), each with its tokens sealed
+ * with AES-256-GCM. Hands out a connection's access token, refreshing it once
+ * for all its concurrent callers; one connection's refresh or revocation never
+ * touches another's tokens.
  */
 export class Session extends DurableObject<Env> implements SessionApi {
 	private meta: SessionMeta | undefined;
-	private tokens: SessionTokens | undefined;
+	/** Opened tokens by connection id. */
+	private tokens = new Map<string, SessionTokens>();
 	private loaded = false;
-	/** The refresh in flight: a Durable Object lets other calls in while it awaits athena. */
-	private refreshing: Promise<AccessResult> | undefined;
+	/** The refresh in flight per connection: a Durable Object lets other calls in while it awaits the server. */
+	private refreshing = new Map<string, Promise<AccessResult>>();
 	/**
 	 * Set for good once the session ends (sign-out, expiry). A refresh that was
-	 * awaiting athena when it ended must not write the session back.
+	 * awaiting the server when it ended must not write the session back.
 	 */
 	private ended = false;
-	/** athena's OAuth endpoints are reached through this; tests replace it to hold an answer back. */
+	/** The servers' OAuth endpoints are reached through this; tests replace it to hold an answer back. */
 	private network: typeof fetch = (input, init) => fetch(input, init);
 
 	private config(): Config {
@@ -102,7 +93,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 
 	private async load(now: number): Promise<SessionMeta | undefined> {
 		if (!this.loaded) {
-			this.meta = await this.ctx.storage.get<SessionMeta>(META);
+			const stored = await this.ctx.storage.get<SessionMeta | LegacySessionMeta>(META);
+			this.meta = stored && isLegacy(stored) ? await this.migrate(stored) : stored;
 			this.loaded = true;
 		}
 		const meta = this.meta;
@@ -111,22 +103,39 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			await this.end();
 			return undefined;
 		}
-		if (now - meta.lastSeenAt >= TOUCH_GRANULARITY_MS) {
-			meta.lastSeenAt = now;
-			await this.writeMeta(meta);
-		}
+		if (now - meta.lastSeenAt >= TOUCH_GRANULARITY_MS) await this.writeMeta({ ...meta, lastSeenAt: now });
+		return this.meta;
+	}
+
+	/**
+	 * A session stored with one grant (before connections) becomes a session
+	 * with that grant as its only connection, written back once: its tokens are
+	 * sealed again under the connection's key and AAD.
+	 */
+	private async migrate(legacy: LegacySessionMeta): Promise<SessionMeta> {
+		const config = this.config();
+		const meta = fromLegacy(legacy, newConnectionId(), serverNameOf(config.profile, legacy.fhirBaseUrl));
+		const id = meta.connections[0]?.id ?? "";
+		const sealed = await this.ctx.storage.get<SealedTokens>(LEGACY_TOKENS);
+		const tokens = sealed ? await openTokens(sealed, config.sessionKeys, legacy.idHash) : undefined;
+		const moved = tokens ? { [tokensKey(id)]: await this.seal(meta, id, tokens) } : {};
+		await this.writeMeta(meta, moved);
+		await this.ctx.storage.delete(LEGACY_TOKENS);
+		log("info", "session read as one connection", { session: sessionTag(meta.idHash) });
 		return meta;
 	}
 
-	private async sealedTokens(meta: SessionMeta): Promise<SessionTokens | undefined> {
-		if (!this.tokens) {
-			const sealed = await this.ctx.storage.get<SealedTokens>(TOKENS);
-			this.tokens = sealed ? await openTokens(sealed, this.config().sessionKeys, meta.idHash) : undefined;
+	private async openedTokens(meta: SessionMeta, id: string): Promise<SessionTokens | undefined> {
+		let tokens = this.tokens.get(id);
+		if (!tokens) {
+			const sealed = await this.ctx.storage.get<SealedTokens>(tokensKey(id));
+			tokens = sealed ? await openTokens(sealed, this.config().sessionKeys, tokensAad(meta.idHash, id)) : undefined;
+			if (tokens) this.tokens.set(id, tokens);
 		}
-		return this.tokens;
+		return tokens;
 	}
 
-	private async storeTokens(meta: SessionMeta, tokens: SessionTokens): Promise<void> {
+	private seal(meta: SessionMeta, id: string, tokens: SessionTokens): Promise<SealedTokens> {
 		const key = this.config().sessionKeys[0];
 		if (!key)
 			throw new AppError({
@@ -135,10 +144,15 @@ export class Session extends DurableObject<Env> implements SessionApi {
 				message: "This service is not configured correctly.",
 				detail: "no session key",
 			});
+		return sealTokens(tokens, key, tokensAad(meta.idHash, id));
+	}
+
+	/** Writes `meta` and a connection's tokens together. */
+	private async storeTokens(meta: SessionMeta, id: string, tokens: SessionTokens): Promise<void> {
 		// Stored before anyone is handed the new access token: a crash after a
 		// refresh must not lose the rotated refresh token.
-		await this.writeMeta(meta, { [TOKENS]: await sealTokens(tokens, key, meta.idHash) });
-		this.tokens = tokens;
+		await this.writeMeta(meta, { [tokensKey(id)]: await this.seal(meta, id, tokens) });
+		this.tokens.set(id, tokens);
 	}
 
 	/**
@@ -158,106 +172,160 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		await this.ctx.storage.deleteAll();
 		await this.ctx.storage.deleteAlarm();
 		this.meta = undefined;
-		this.tokens = undefined;
+		this.tokens.clear();
 	}
 
-	private connected(meta: SessionMeta, tokens: SessionTokens): AccessResult {
+	/** The connection named `id`, or the first one when no id is given. */
+	private connection(meta: SessionMeta | undefined, id: string | undefined): ConnectionRecord | undefined {
+		if (!meta) return undefined;
+		return id === undefined ? meta.connections[0] : meta.connections.find((c) => c.id === id);
+	}
+
+	private connected(connection: ConnectionRecord, tokens: SessionTokens): AccessResult {
 		return {
 			status: "connected",
 			accessToken: tokens.accessToken,
-			expiresAt: meta.accessExpiresAt,
-			patient: meta.patient,
-			practice: meta.practice,
-			fhirBaseUrl: meta.fhirBaseUrl,
+			expiresAt: connection.accessExpiresAt,
+			patient: connection.patient,
+			practice: connection.practice,
+			fhirBaseUrl: connection.fhirBaseUrl,
 		};
 	}
 
-	/** Starts the session after a successful code exchange. */
-	async begin(input: BeginSession): Promise<void> {
+	/** The connection's current answer, without refreshing: for a caller whose refresh was overtaken. */
+	private current(id: string): AccessResult {
+		const connection = this.connection(this.meta, id);
+		const tokens = this.tokens.get(id);
+		if (!connection) return { status: "signed_out" };
+		if (connection.status === "revoked") return { status: "revoked" };
+		return tokens ? this.connected(connection, tokens) : { status: "signed_out" };
+	}
+
+	/** Starts the session after a successful code exchange, with that grant as its first connection. */
+	async begin(input: BeginSession): Promise<string> {
 		const now = input.now ?? Date.now();
-		const config = this.config();
 		// Without a refresh token the session cannot outlive its access token.
 		const absoluteExpiresAt = input.tokens.refreshToken
 			? now + SESSION_ABSOLUTE_MS
 			: Math.min(now + SESSION_ABSOLUTE_MS, input.tokens.expiresAt);
+		const connection = connectionFor(this.grant(input), newConnectionId(), now);
 		const meta: SessionMeta = {
 			idHash: input.idHash,
-			status: "connected",
-			patient: input.patient,
-			practice: input.practice,
-			server: input.server,
-			scopes: input.tokens.scope,
-			fhirBaseUrl: config.athena.fhirBaseUrl,
 			createdAt: now,
 			lastSeenAt: now,
 			absoluteExpiresAt,
-			accessExpiresAt: input.tokens.expiresAt,
-			accessIssuedAt: now,
+			connections: [connection],
 		};
 		this.loaded = true;
-		await this.storeTokens(meta, {
-			accessToken: input.tokens.accessToken,
-			refreshToken: input.tokens.refreshToken,
-			idToken: input.tokens.idToken,
-		});
+		await this.storeTokens(meta, connection.id, grantTokens(input.tokens));
+		return connection.id;
+	}
+
+	/**
+	 * Adds a sign-in's grant to this session ("Connect another record"). The
+	 * same patient at the same server again replaces that connection's grant,
+	 * keeping its id; the session's lifetime is not extended.
+	 */
+	async addConnection(input: ConnectRecord): Promise<ConnectResult> {
+		const now = input.now ?? Date.now();
+		const meta = await this.load(now);
+		if (!meta) return { status: "signed_out" };
+		const grant = this.grant(input);
+		const existing = sameRecord(meta.connections, grant);
+		if (!existing && meta.connections.length >= MAX_CONNECTIONS) return { status: "full" };
+		// A refresh of the connection being replaced finishes first, so its answer cannot overwrite this grant.
+		if (existing) await this.refreshing.get(existing.id)?.catch(() => undefined);
+		const latest = this.meta;
+		if (!latest) return { status: "signed_out" };
+		const connection = connectionFor(grant, existing?.id ?? newConnectionId(latest.connections), now, existing);
+		const next = existing
+			? withConnection(latest, connection)
+			: { ...latest, connections: [...latest.connections, connection] };
+		await this.storeTokens(next, connection.id, grantTokens(input.tokens));
+		return { status: "connected", connectionId: connection.id, added: !existing };
+	}
+
+	private grant(input: ConnectRecord): NewGrant {
+		const config = this.config();
+		const fhirBaseUrl = config.athena.fhirBaseUrl;
+		return { ...input, fhirBaseUrl, serverName: serverNameOf(config.profile, fhirBaseUrl) };
 	}
 
 	async view(): Promise<SessionView> {
 		const meta = await this.load(Date.now());
-		if (!meta) return { status: "signed_out" };
-		if (meta.status === "revoked") return { status: "revoked", patient: meta.patient, practice: meta.practice };
-		return {
-			status: "connected",
-			patient: meta.patient,
-			practice: meta.practice,
-			scopes: meta.scopes,
-			reads: readableTypes(meta.scopes),
-			accessExpiresAt: meta.accessExpiresAt,
-		};
+		const first = meta?.connections[0];
+		if (!meta || !first) return { status: "signed_out" };
+		const connections = meta.connections.map(connectionView);
+		const { patient, practice } = first;
+		if (first.status === "revoked") return { status: "revoked", patient, practice, connections };
+		const { scopes, reads, accessExpiresAt } = connectionView(first);
+		return { status: "connected", patient, practice, scopes, reads, accessExpiresAt, connections };
 	}
 
-	async accessToken(): Promise<AccessResult> {
+	async accessToken(connectionId?: string): Promise<AccessResult> {
 		const now = Date.now();
 		const meta = await this.load(now);
 		if (!meta) return { status: "signed_out" };
-		if (meta.status === "revoked") return { status: "revoked" };
-		const tokens = await this.sealedTokens(meta);
-		if (!tokens) {
-			await this.end();
-			return { status: "signed_out" };
-		}
-		if (!refreshDue(meta, now)) return this.connected(meta, tokens);
-		const refreshed = await this.refreshOnce();
-		// athena busy but the current token still has a little life: use it rather than fail.
-		if (refreshed.status === "unavailable" && meta.accessExpiresAt - Date.now() > 5000) {
-			return this.connected(meta, tokens);
+		const connection = this.connection(meta, connectionId);
+		if (!connection) return { status: "unknown_connection" };
+		if (connection.status === "revoked") return { status: "revoked" };
+		const tokens = await this.openedTokens(meta, connection.id);
+		if (!tokens) return this.lose(connection);
+		if (!refreshDue(connection, now)) return this.connected(connection, tokens);
+		const refreshed = await this.refreshOnce(connection.id);
+		// The server busy but the current token still has a little life: use it rather than fail.
+		if (refreshed.status === "unavailable" && connection.accessExpiresAt - Date.now() > 5000) {
+			return this.connected(connection, tokens);
 		}
 		return refreshed;
 	}
 
-	async refreshAfterUnauthorized(staleAccessToken: string): Promise<AccessResult> {
+	async refreshAfterUnauthorized(staleAccessToken: string, connectionId?: string): Promise<AccessResult> {
 		const meta = await this.load(Date.now());
 		if (!meta) return { status: "signed_out" };
-		if (meta.status === "revoked") return { status: "revoked" };
-		const tokens = await this.sealedTokens(meta);
+		const connection = this.connection(meta, connectionId);
+		if (!connection) return { status: "unknown_connection" };
+		if (connection.status === "revoked") return { status: "revoked" };
+		const tokens = await this.openedTokens(meta, connection.id);
 		if (!tokens) return { status: "signed_out" };
-		// Someone already replaced the token athena refused: use theirs.
-		if (tokens.accessToken !== staleAccessToken && !this.refreshing) return this.connected(meta, tokens);
-		return this.refreshOnce();
+		// Someone already replaced the token the server refused: use theirs.
+		if (tokens.accessToken !== staleAccessToken && !this.refreshing.has(connection.id)) {
+			return this.connected(connection, tokens);
+		}
+		return this.refreshOnce(connection.id);
 	}
 
-	private refreshOnce(): Promise<AccessResult> {
-		this.refreshing ??= this.refresh().finally(() => {
-			this.refreshing = undefined;
-		});
-		return this.waitAtMost(this.refreshing);
+	/**
+	 * A grant that cannot be used again without a new sign-in (no refresh
+	 * token, tokens that no longer open): the session's only connection ends
+	 * the session, as before connections; one of several reads as revoked.
+	 */
+	private async lose(connection: ConnectionRecord): Promise<AccessResult> {
+		const meta = this.meta;
+		if (!meta || meta.connections.length <= 1) {
+			await this.end();
+			return { status: "signed_out" };
+		}
+		await this.ctx.storage.delete(tokensKey(connection.id));
+		this.tokens.delete(connection.id);
+		await this.writeMeta(withConnection(meta, { ...connection, status: "revoked" }));
+		return { status: "revoked" };
+	}
+
+	private refreshOnce(id: string): Promise<AccessResult> {
+		let refreshing = this.refreshing.get(id);
+		if (!refreshing) {
+			refreshing = this.refresh(id).finally(() => this.refreshing.delete(id));
+			this.refreshing.set(id, refreshing);
+		}
+		return this.waitAtMost(refreshing);
 	}
 
 	/**
 	 * A caller waits for a refresh at most the token timeout, then hears "try
-	 * again". The refresh itself is not abandoned: athena may already have
+	 * again". The refresh itself is not abandoned: the server may already have
 	 * rotated the refresh token, so its late answer must still be stored, or
-	 * the next refresh presents a spent token and the session is lost.
+	 * the next refresh presents a spent token and the connection is lost.
 	 */
 	private waitAtMost(refresh: Promise<AccessResult>): Promise<AccessResult> {
 		let timer: ReturnType<typeof setTimeout> | undefined;
@@ -276,27 +344,28 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		return Promise.race([refresh, late]).finally(() => clearTimeout(timer));
 	}
 
-	private async refresh(): Promise<AccessResult> {
-		const meta = this.meta;
-		const tokens = this.tokens;
-		if (!meta || !tokens) return { status: "signed_out" };
-		if (!tokens.refreshToken) {
-			// No offline_access: nothing to refresh with; the patient signs in again.
-			await this.end();
-			return { status: "signed_out" };
-		}
+	/**
+	 * Refreshes connection `id`. Everything written afterwards starts from the
+	 * session as it is then (other connections may have been refreshed while
+	 * this one awaited its server), and writes only this connection.
+	 */
+	private async refresh(id: string): Promise<AccessResult> {
+		const connection = this.connection(this.meta, id);
+		const tokens = this.tokens.get(id);
+		if (!this.meta || !connection || !tokens) return { status: "signed_out" };
+		// No offline_access: nothing to refresh with; the patient signs in again.
+		if (!tokens.refreshToken) return this.lose(connection);
 		const config = this.config();
-		const session = sessionTag(meta.idHash);
+		const session = sessionTag(this.meta.idHash);
 		// Callers stop waiting after the token timeout (waitAtMost); the request itself gets longer.
-		const client = {
-			...(await athenaClient(config, REFRESH_NETWORK_TIMEOUT_MS)),
-			fetch: this.network,
-		};
+		const client = { ...(await athenaClient(config, REFRESH_NETWORK_TIMEOUT_MS)), fetch: this.network };
 		const refreshToken = tokens.refreshToken;
+		// Ended, or the patient connected this record again meanwhile: this answer is no longer wanted.
+		const superseded = () => this.ended || this.tokens.get(id) !== tokens;
 		// Settled before the token call, so a late refusal hands back to the server that issued.
 		let server: SessionServer | undefined;
 		try {
-			server = await this.server(meta, config);
+			server = await this.server(connection, config);
 			const settled = server;
 			const fresh = await budgetedTokenCall(
 				tokenBudget(this.env),
@@ -306,71 +375,82 @@ export class Session extends DurableObject<Env> implements SessionApi {
 					session,
 					sessionLimit: config.sessionRefreshesPerMinute,
 				},
-				() => refreshTokens(client, settled.tokenUrl, { refreshToken, scope: meta.scopes }),
+				() => refreshTokens(client, settled.tokenUrl, { refreshToken, scope: connection.scopes }),
 			);
-			if (this.ended) {
-				// Signed out while athena was answering: keep nothing, and hand back what athena just issued.
+			if (superseded()) {
+				// Keep nothing, and hand back what the server just issued.
 				await revokeGrant(client, server.revokeUrl, fresh);
-				log("info", "refresh finished after sign-out; grant handed back", { session });
-				return { status: "signed_out" };
+				log("info", "refresh finished after sign-out or reconnect; grant handed back", { session });
+				return this.ended ? { status: "signed_out" } : this.current(id);
 			}
-			const next: SessionMeta = {
-				...meta,
-				// athena may narrow scopes on refresh; keep what it granted.
-				scopes: fresh.scope.length > 0 ? fresh.scope : meta.scopes,
+			const latest = this.connection(this.meta, id) ?? connection;
+			const next: ConnectionRecord = {
+				...latest,
+				// The server may narrow scopes on refresh; keep what it granted.
+				scopes: fresh.scope.length > 0 ? fresh.scope : latest.scopes,
 				accessExpiresAt: fresh.expiresAt,
 				accessIssuedAt: Date.now(),
 			};
-			await this.storeTokens(next, {
+			const renewed = {
 				accessToken: fresh.accessToken,
 				refreshToken: fresh.refreshToken ?? tokens.refreshToken,
 				idToken: fresh.idToken ?? tokens.idToken,
-			});
+			};
+			await this.storeTokens(withConnection(this.meta, next), id, renewed);
 			log("info", "session refreshed", { session });
-			return this.connected(next, this.tokens as SessionTokens);
+			return this.connected(next, renewed);
 		} catch (error) {
 			if (!(error instanceof AppError)) throw error;
-			if (this.ended) {
+			if (superseded()) {
 				if (error instanceof UnusableTokenResponse && error.refreshToken) {
-					await revokeToken(client, server?.revokeUrl, {
-						token: error.refreshToken,
-						hint: "refresh_token",
-					});
+					await revokeToken(client, server?.revokeUrl, { token: error.refreshToken, hint: "refresh_token" });
 				}
-				return { status: "signed_out" };
+				return this.ended ? { status: "signed_out" } : this.current(id);
 			}
-			if (error.code === "invalid_grant") {
-				// Revoked by the patient or the practice: a normal state, not an error.
-				await this.keepLogoutHint(meta, tokens);
-				await this.ctx.storage.delete(TOKENS);
-				await this.writeMeta({ ...meta, status: "revoked" });
-				this.tokens = undefined;
-				log("info", "session revoked by athena", { session });
-				return { status: "revoked" };
-			}
-			if (error instanceof UnusableTokenResponse && error.refreshToken) {
-				// athena rotated the refresh token in an answer we cannot use: the old one is spent, keep the new one.
-				await this.storeTokens(meta, { ...tokens, refreshToken: error.refreshToken });
-			}
-			if (error.code !== "token_budget_spent" && error.code !== "refresh_limited") {
-				log("warn", "refresh failed", { session, code: error.code, detail: error.detail });
-			}
-			return {
-				status: "unavailable",
-				code: error.code,
-				message: error.message,
-				...(error.retryAfterSeconds ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
-			};
+			return this.refreshFailed(id, tokens, error, session);
 		}
 	}
 
-	/** Revokes at athena (best effort: a failure there still signs out here), then forgets everything. */
-	/** The endpoints that issued this grant: kept since sign-in, else (older records) config and discovery. */
-	private async server(meta: SessionMeta, config: Config): Promise<SessionServer> {
-		return meta.server ?? (await authorizationServer(config, (input, init) => this.network(input, init)));
+	/** A refresh the server refused or could not answer, for a connection still wanted. */
+	private async refreshFailed(
+		id: string,
+		tokens: SessionTokens,
+		error: AppError,
+		session: string,
+	): Promise<AccessResult> {
+		const meta = this.meta;
+		const connection = this.connection(meta, id);
+		if (!meta || !connection) return { status: "signed_out" };
+		if (error.code === "invalid_grant") {
+			// Revoked by the patient or the practice: a normal state, not an error, and this connection's alone.
+			await this.keepLogoutHint(meta, tokens);
+			await this.ctx.storage.delete(tokensKey(id));
+			await this.writeMeta(withConnection(meta, { ...connection, status: "revoked" }));
+			this.tokens.delete(id);
+			log("info", "connection revoked by its server", { session });
+			return { status: "revoked" };
+		}
+		if (error instanceof UnusableTokenResponse && error.refreshToken) {
+			// The server rotated the refresh token in an answer we cannot use: the old one is spent, keep the new one.
+			await this.storeTokens(meta, id, { ...tokens, refreshToken: error.refreshToken });
+		}
+		if (error.code !== "token_budget_spent" && error.code !== "refresh_limited") {
+			log("warn", "refresh failed", { session, code: error.code, detail: error.detail });
+		}
+		return {
+			status: "unavailable",
+			code: error.code,
+			message: error.message,
+			...(error.retryAfterSeconds ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+		};
 	}
 
-	/** Keeps only the id_token of a grant athena ended, for athena's end-session endpoint at sign-out. */
+	/** The endpoints that issued this grant: kept since sign-in, else (older records) config and discovery. */
+	private async server(connection: ConnectionRecord, config: Config): Promise<SessionServer> {
+		return connection.server ?? (await authorizationServer(config, (input, init) => this.network(input, init)));
+	}
+
+	/** Keeps only the id_token of a grant the server ended, for athena's end-session endpoint at sign-out. */
 	private async keepLogoutHint(meta: SessionMeta, tokens: SessionTokens): Promise<void> {
 		const key = this.config().sessionKeys[0];
 		if (!tokens.idToken || !key) return;
@@ -388,34 +468,58 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		return (await openTokens(sealed, this.config().sessionKeys, `${meta.idHash}:${LOGOUT_HINT}`))?.idToken;
 	}
 
+	/** The connections still holding a grant, with their tokens (one that no longer opens is skipped). */
+	private async liveGrants(meta: SessionMeta): Promise<Array<{ connection: ConnectionRecord; tokens: SessionTokens }>> {
+		const grants = await Promise.all(
+			meta.connections
+				.filter((c) => c.status === "connected")
+				.map(async (connection) => ({
+					connection,
+					tokens: await this.openedTokens(meta, connection.id).catch(() => undefined),
+				})),
+		);
+		return grants.flatMap((g) => (g.tokens ? [{ connection: g.connection, tokens: g.tokens }] : []));
+	}
+
+	/** Hands one grant back to its server; best effort: a failure there still signs out here. */
+	private async revokeAtServer(
+		connection: ConnectionRecord,
+		tokens: SessionTokens,
+	): Promise<{ revoked: boolean; offered: boolean }> {
+		try {
+			const config = this.config();
+			const server = await this.server(connection, config);
+			const client = { ...(await athenaClient(config, 5000)), fetch: this.network };
+			return { revoked: await revokeGrant(client, server.revokeUrl, tokens), offered: server.revokeUrl !== undefined };
+		} catch (error) {
+			log("warn", "revoke at athena failed", { code: error instanceof AppError ? error.code : "error" });
+			return { revoked: false, offered: true };
+		}
+	}
+
+	/** Revokes every connection at its server (best effort), then forgets everything. */
 	async logout(): Promise<LogoutResult> {
 		const meta = await this.load(Date.now());
-		const tokens = meta ? await this.sealedTokens(meta).catch(() => undefined) : undefined;
-		const idTokenHint = tokens?.idToken ?? (meta ? await this.logoutHint(meta).catch(() => undefined) : undefined);
-		let revokedAtAthena = false;
-		let revocationOffered = true;
-		if (tokens && meta) {
-			try {
-				const config = this.config();
-				const server = await this.server(meta, config);
-				revocationOffered = server.revokeUrl !== undefined;
-				const client = { ...(await athenaClient(config, 5000)), fetch: this.network };
-				revokedAtAthena = await revokeGrant(client, server.revokeUrl, tokens);
-			} catch (error) {
-				log("warn", "revoke at athena failed", { code: error instanceof AppError ? error.code : "error" });
-			}
-		}
+		const grants = meta ? await this.liveGrants(meta) : [];
+		const idTokenHint =
+			grants.find((g) => g.tokens.idToken)?.tokens.idToken ??
+			(meta ? await this.logoutHint(meta).catch(() => undefined) : undefined);
+		const outcomes = await Promise.all(grants.map((g) => this.revokeAtServer(g.connection, g.tokens)));
 		await this.end();
-		return { revokedAtAthena, revocationOffered, idTokenHint };
+		return {
+			revokedAtAthena: outcomes.length > 0 && outcomes.every((o) => o.revoked),
+			revocationOffered: outcomes.every((o) => o.offered),
+			idTokenHint,
+		};
 	}
 
 	override async alarm(): Promise<void> {
-		const meta = await this.ctx.storage.get<SessionMeta>(META);
+		const meta = await this.ctx.storage.get<SessionMeta | LegacySessionMeta>(META);
 		if (!meta) return;
 		const now = Date.now();
 		const idleEnd = meta.lastSeenAt + SESSION_IDLE_MS;
 		if (now >= meta.absoluteExpiresAt || now >= idleEnd) {
-			// Expired sessions are forgotten; athena's grant stays for the patient's next sign-in.
+			// Expired sessions are forgotten; the servers' grants stay for the patient's next sign-in.
 			await this.end();
 			return;
 		}

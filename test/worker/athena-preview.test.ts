@@ -7,7 +7,7 @@ import { describeCombinations, requiredCombinations } from "../../src/fhir/requi
 import { exchangeCode } from "../../src/oauth/token-client";
 import { sha256 } from "../../src/random";
 import { activeSigningKey } from "../../src/signer";
-import { storedSession, workerWith } from "./support/faults";
+import { patchConnection, storedSession, workerWith } from "./support/faults";
 import {
 	authorizeAtSandbox,
 	browserFetch,
@@ -132,11 +132,10 @@ describe("signing out", () => {
 		for (const accept of ["application/json", "text/html"]) {
 			const { jar } = await signIn();
 			const { stub } = await storedSession(jar);
-			await runInDurableObject(stub, async (instance: object, state) => {
-				const meta = await state.storage.get<{ server: { tokenUrl: string } }>("meta");
-				await state.storage.put("meta", { ...meta, server: { tokenUrl: meta?.server.tokenUrl } });
-				Reflect.set(instance, "loaded", false);
-			});
+			await patchConnection(stub, (c) => ({
+				...c,
+				server: { tokenUrl: c.server?.tokenUrl ?? "", revokeUrl: undefined },
+			}));
 			const calls = (await sandbox<Received>("received")).assertions.length;
 			const out = await browserFetch(
 				jar,

@@ -5,6 +5,7 @@ import { patientRecord } from "../../sandbox/src/data";
 import { parseConfig } from "../../src/config";
 import type { PendingAuthorization } from "../../src/durable/oauth-state";
 import { sha256 } from "../../src/random";
+import { type SessionMeta, tokensAad, tokensKey } from "../../src/session/connection";
 import { SESSION_COOKIE } from "../../src/session/contract";
 import { sessionStub } from "../../src/session/lookup";
 import type { Session } from "../../src/session/session-object";
@@ -38,10 +39,11 @@ async function keyMaterial(pem: string): Promise<string[]> {
 }
 
 async function sealedTokensOf(idHash: string, sessionKeys: Parameters<typeof openTokens>[1]) {
-	const sealed = await runInDurableObject(sessionStub(env, idHash), async (_o: Session, s) =>
-		s.storage.get<SealedTokens>("tokens"),
-	);
-	const tokens = sealed ? await openTokens(sealed, sessionKeys, idHash) : undefined;
+	const { id, sealed } = await runInDurableObject(sessionStub(env, idHash), async (_o: Session, s) => {
+		const first = (await s.storage.get<SessionMeta>("meta"))?.connections[0]?.id ?? "";
+		return { id: first, sealed: await s.storage.get<SealedTokens>(tokensKey(first)) };
+	});
+	const tokens = sealed ? await openTokens(sealed, sessionKeys, tokensAad(idHash, id)) : undefined;
 	if (!tokens?.refreshToken || !tokens.idToken) throw new Error("expected access, refresh and id tokens");
 	return tokens;
 }

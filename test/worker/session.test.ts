@@ -4,7 +4,7 @@ import { sha256 } from "../../src/random";
 import { SESSION_COOKIE } from "../../src/session/contract";
 import { sessionStub } from "../../src/session/lookup";
 import { SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, type Session } from "../../src/session/session-object";
-import { accessTokenNearlyExpired } from "./support/faults";
+import { accessTokenNearlyExpired, patchConnection } from "./support/faults";
 import { browserFetch, CookieJar, PATIENTS, type Received, sandbox, signIn } from "./support/sign-in";
 
 async function sessionOf(jar: CookieJar) {
@@ -278,12 +278,8 @@ describe("when to refresh", () => {
 		for (let i = 0; i < 5; i++) expect((await stub.accessToken()).status).toBe("connected");
 		expect(await refreshCalls()).toBe(before);
 		// In the last half of its life it is refreshed.
-		await runInDurableObject(stub, async (instance: Session, state) => {
-			const meta = await state.storage.get<Record<string, unknown>>("meta");
-			const now = Date.now();
-			await state.storage.put("meta", { ...meta, accessIssuedAt: now - 20_000, accessExpiresAt: now + 10_000 });
-			Reflect.set(instance, "loaded", false);
-		});
+		const now = Date.now();
+		await patchConnection(stub, (c) => ({ ...c, accessIssuedAt: now - 20_000, accessExpiresAt: now + 10_000 }));
 		expect((await stub.accessToken()).status).toBe("connected");
 		expect(await refreshCalls()).toBe(before + 1);
 	});

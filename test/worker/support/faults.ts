@@ -5,6 +5,7 @@ import { parseConfig } from "../../../src/config";
 import type { PendingAuthorization } from "../../../src/durable/oauth-state";
 import { TOKEN_BUDGET_NAME, TokenBudget } from "../../../src/durable/token-budget";
 import { sha256 } from "../../../src/random";
+import { type ConnectionRecord, type SessionMeta, tokensAad, tokensKey } from "../../../src/session/connection";
 import { SESSION_COOKIE } from "../../../src/session/contract";
 import { sessionStub } from "../../../src/session/lookup";
 import { openTokens, type SealedTokens, type SessionTokens } from "../../../src/session/token-vault";
@@ -106,32 +107,58 @@ export async function expectCleanFailure(
 
 export const html = { headers: { Accept: "text/html" } };
 
-/** The session named by a jar's cookie: its stub, stored meta and sealed tokens, opened with the worker's keys. */
+/**
+ * The session named by a jar's cookie: its stub, its first connection's stored
+ * record (`meta`) and sealed tokens, opened with the worker's keys.
+ */
 export async function storedSession(jar: CookieJar) {
 	const id = jar.cookies.get(SESSION_COOKIE);
 	if (!id) throw new Error("no session cookie");
 	const idHash = await sha256(id);
 	const stub = sessionStub(env, idHash);
-	const stored = await runInDurableObject(stub, async (_o, state) => ({
-		meta: await state.storage.get<{ status: string; patient: string; accessExpiresAt: number }>("meta"),
-		sealed: await state.storage.get<SealedTokens>("tokens"),
-	}));
+	const stored = await runInDurableObject(stub, async (_o, state) => {
+		const session = await state.storage.get<SessionMeta>("meta");
+		const first = session?.connections[0];
+		return {
+			connectionId: first?.id,
+			meta: first,
+			sealed: first ? await state.storage.get<SealedTokens>(tokensKey(first.id)) : undefined,
+		};
+	});
 	const config = parseConfig(env as unknown as Record<string, unknown>);
 	if (!config.ok) throw new Error("config");
-	const opened: SessionTokens | undefined = stored.sealed
-		? await openTokens(stored.sealed, config.config.sessionKeys, idHash)
-		: undefined;
+	const opened: SessionTokens | undefined =
+		stored.sealed && stored.connectionId
+			? await openTokens(stored.sealed, config.config.sessionKeys, tokensAad(idHash, stored.connectionId))
+			: undefined;
 	return { idHash, stub, ...stored, opened };
 }
 
-/** Makes the session's access token an hour-long one 30 s from its end: inside the refresh margin. */
-export async function accessTokenNearlyExpired(stub: DurableObjectStub): Promise<void> {
+/** Changes one stored connection's record (the first when no id is given), as if the session had written it. */
+export async function patchConnection(
+	stub: DurableObjectStub,
+	patch: (connection: ConnectionRecord) => ConnectionRecord,
+	connectionId?: string,
+): Promise<void> {
 	await runInDurableObject(stub, async (instance: object, state) => {
-		const meta = await state.storage.get<Record<string, unknown>>("meta");
-		const now = Date.now();
-		await state.storage.put("meta", { ...meta, accessIssuedAt: now - 3_570_000, accessExpiresAt: now + 30_000 });
+		const meta = await state.storage.get<SessionMeta>("meta");
+		if (!meta) throw new Error("no session");
+		const chosen = connectionId ?? meta.connections[0]?.id;
+		const connections = meta.connections.map((c) => (c.id === chosen ? patch(c) : c));
+		await state.storage.put("meta", { ...meta, connections });
+		// As after an eviction: the next call reads storage again.
 		Reflect.set(instance, "loaded", false);
 	});
+}
+
+/** Makes a connection's access token an hour-long one 30 s from its end: inside the refresh margin. */
+export async function accessTokenNearlyExpired(stub: DurableObjectStub, connectionId?: string): Promise<void> {
+	const now = Date.now();
+	await patchConnection(
+		stub,
+		(c) => ({ ...c, accessIssuedAt: now - 3_570_000, accessExpiresAt: now + 30_000 }),
+		connectionId,
+	);
 }
 
 /** Whether the OAuth state behind a callback URL is still waiting for its callback. */
