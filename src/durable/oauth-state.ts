@@ -15,6 +15,12 @@ export interface PendingAuthorization {
 	/** The authorization server, settled (configured or discovered) at launch: the callback never depends on discovery being up. */
 	server?: AuthorizationServer | undefined;
 	returnTo: string;
+	/**
+	 * "Connect another record": the id hash of the session the grant is added
+	 * to. The callback adds it only when the browser's session cookie still
+	 * names that session.
+	 */
+	connectTo?: string | undefined;
 	createdAt: number;
 	expiresAt: number;
 }

@@ -41,7 +41,11 @@ function athenaEndSession(config: Config, idTokenHint: string | undefined): stri
 }
 
 export const authRoutes = new Hono<AppEnv>()
-	/** Starts the patient's standalone launch: state, PKCE and nonce kept in a Durable Object. */
+	/**
+	 * Starts the patient's standalone launch: state, PKCE and nonce kept in a
+	 * Durable Object. `?connect=1` with a session cookie adds the record the
+	 * patient picks to that session ("Connect another record").
+	 */
 	.get("/launch", limitSignInAttempts("launch"), requireConfig(), async (c) => {
 		const config = c.get("config");
 		// Optional: athena's own sign-in asks the patient which record (and practice) to share.
@@ -55,6 +59,8 @@ export const authRoutes = new Hono<AppEnv>()
 		const returnTo = rawReturnTo === undefined || rawReturnTo === "" ? "/" : safeReturnTo(rawReturnTo);
 		if (!returnTo) throw refused("return_to_invalid", "return_to must be a path on this site, such as /records.");
 
+		// "Connect another record": the callback adds the grant to this browser's session instead of replacing it.
+		const connectTo = param(c, "connect") === "1" ? (await sessionFor(c))?.idHash : undefined;
 		// Reusing the binding lets a patient start sign-in in two tabs at once.
 		const browser = launchCookie(c) ?? randomToken();
 		const state = randomToken();
@@ -71,6 +77,7 @@ export const authRoutes = new Hono<AppEnv>()
 			practice,
 			server,
 			returnTo,
+			connectTo,
 			createdAt: now,
 			expiresAt: now + STATE_LIFETIME_MS,
 		};

@@ -27,7 +27,12 @@ import { DiagnosedError } from "../pages/outcome";
 import { RANDOM_TOKEN_PATTERN, randomToken, sha256 } from "../random";
 import { SESSION_COOKIE, sessionTag } from "../session/contract";
 import { sessionFor, sessionStub } from "../session/lookup";
-import { SESSION_ABSOLUTE_MS } from "../session/session-object";
+import {
+	type ConnectRecord,
+	type ConnectResult,
+	MAX_CONNECTIONS,
+	SESSION_ABSOLUTE_MS,
+} from "../session/session-object";
 import { athenaClient } from "../signer";
 
 import { cookieBase, param, refused, SIGN_IN_UNAVAILABLE } from "./sign-in-request";
@@ -107,8 +112,46 @@ async function redeemCode(
 }
 
 /**
+ * "Connect another record": adds the grant to the session the launch named,
+ * which must be the one this browser's cookie names now (a state is bound to
+ * the browser, this binds it to the session too). False when that session has
+ * ended meanwhile: the caller starts a new one, as any sign-in does.
+ */
+async function addToSession(c: Context<AppEnv>, connectTo: string, grant: ConnectRecord): Promise<boolean> {
+	const session = await sessionFor(c);
+	if (session?.idHash !== connectTo) {
+		throw refused(
+			"connect_session_changed",
+			"This record was to be added to a session this browser no longer has. Please connect it again.",
+			"session cookie does not name the session the launch named",
+		);
+	}
+	const result = await durableCall(
+		async (): Promise<ConnectResult> => sessionStub(c.env, connectTo).addConnection(grant),
+		"session_unavailable",
+		"Your sign-in worked but could not be saved. Please connect again in a moment.",
+	);
+	if (result.status === "signed_out") return false;
+	if (result.status === "full") {
+		throw new AppError({
+			code: "connections_full",
+			status: 409,
+			message: `This session already holds ${MAX_CONNECTIONS} records. Sign out and in again to choose others.`,
+			detail: "MAX_CONNECTIONS reached",
+		});
+	}
+	log("info", "record connected", {
+		session: sessionTag(connectTo),
+		practice: grant.practice,
+		added: result.added,
+	});
+	return true;
+}
+
+/**
  * Phase two: athena has spent the code. Check what it sent and start the
- * session; on any failure the grant is handed back rather than left live.
+ * session (or add it to the patient's session: "Connect another record");
+ * on any failure the grant is handed back rather than left live.
  */
 async function startSession(
 	c: Context<AppEnv>,
@@ -149,6 +192,14 @@ async function startSession(
 		handBack();
 		throw failure;
 	}
+	const grant = { tokens, ...accepted, server: { tokenUrl: server.tokenUrl, revokeUrl: server.revokeUrl } };
+	if (pending.connectTo) {
+		const connected = await addToSession(c, pending.connectTo, grant).catch((failure: unknown) => {
+			handBack();
+			throw failure;
+		});
+		if (connected) return pending.connectTo;
+	}
 	const previous = await sessionFor(c);
 	if (previous) c.executionCtx.waitUntil(previous.api.logout().catch(() => undefined));
 	// A new session id at every sign-in (OWASP session fixation).
@@ -156,13 +207,7 @@ async function startSession(
 	const idHash = await sha256(sessionId);
 	try {
 		await durableCall(
-			() =>
-				sessionStub(c.env, idHash).begin({
-					idHash,
-					tokens,
-					...accepted,
-					server: { tokenUrl: server.tokenUrl, revokeUrl: server.revokeUrl },
-				}),
+			() => sessionStub(c.env, idHash).begin({ idHash, ...grant }),
 			"session_unavailable",
 			"Your sign-in worked but could not be saved. Please connect again in a moment.",
 		);

@@ -1,5 +1,5 @@
 import { env, exports } from "cloudflare:workers";
-import { signInAtSandbox } from "../../../sandbox/sign-in-script";
+import { type SandboxFetch, signInAtSandbox } from "../../../sandbox/sign-in-script";
 import { JAKE, JAKE_SECOND_PRACTICE, LILY, ROWAN, type TestUser } from "../../../sandbox/src/users";
 
 /** A minimal cookie jar: what a browser would send back to the worker. */
@@ -94,14 +94,25 @@ export function authorizeAtSandbox(
 	patient: { username: string; password: string; id: string },
 	decision: "allow" | "deny" = "allow",
 	record: string = patient.id,
+	athenaBrowser?: CookieJar,
 ): Promise<URL> {
 	return signInAtSandbox({
 		authorizeUrl,
 		login: patient,
 		record,
 		decision,
-		fetch: (url, init) => env.SANDBOX.fetch(url, init),
+		fetch: athenaBrowser ? sandboxFetchWith(athenaBrowser) : (url, init) => env.SANDBOX.fetch(url, init),
 	});
+}
+
+/** The sandbox as a browser meets it: its cookies (athena's browser session) kept in `jar` and sent back. */
+function sandboxFetchWith(jar: CookieJar): SandboxFetch {
+	return async (url, init) => {
+		const headers = { ...init.headers, ...(jar.cookies.size > 0 ? { Cookie: jar.header() } : {}) };
+		const response = await env.SANDBOX.fetch(url, { ...init, headers });
+		jar.store(response);
+		return response;
+	};
 }
 
 /** Launch from the worker: returns the authorize URL the browser is sent to. */
@@ -129,4 +140,34 @@ export async function signIn(
 	const response = await browserFetch(jar, `${callbackUrl.pathname}${callbackUrl.search}`);
 	if (response.status !== 302) throw new Error(`callback: ${response.status} ${await response.text()}`);
 	return { jar, response, callbackUrl };
+}
+
+/** A browser signed in to the worker (`jar`) and to athena (`athena`: its browser session there). */
+export interface PatientBrowser {
+	jar: CookieJar;
+	athena: CookieJar;
+}
+
+/** A sign-in that also keeps athena's browser session, so a later "Connect another record" skips athena's login. */
+export async function signInKeepingAthena(patient = PATIENTS.jane): Promise<PatientBrowser> {
+	const browser = { jar: new CookieJar(), athena: new CookieJar() };
+	const authorize = await launch(browser.jar, `practice=${patient.practice}`);
+	const callbackUrl = await authorizeAtSandbox(authorize.toString(), patient, "allow", patient.id, browser.athena);
+	const response = await browserFetch(browser.jar, `${callbackUrl.pathname}${callbackUrl.search}`);
+	if (response.status !== 302) throw new Error(`callback: ${response.status} ${await response.text()}`);
+	return browser;
+}
+
+/**
+ * "Connect another record": `/launch?connect=1` from the signed-in browser,
+ * athena's record picker (straight away: athena's browser session is kept)
+ * choosing `record`, and the callback. Returns the
+ * callback's response (302 to the record page when the record was added).
+ */
+export async function connectRecord(browser: PatientBrowser, record: { id: string }): Promise<Response> {
+	const authorize = await launch(browser.jar, "connect=1");
+	// athena remembers the browser: its login page must not come up, so no working password is given.
+	const noPassword = { ...PATIENTS.jane, password: "athena-must-not-ask" };
+	const callbackUrl = await authorizeAtSandbox(authorize.toString(), noPassword, "allow", record.id, browser.athena);
+	return browserFetch(browser.jar, `${callbackUrl.pathname}${callbackUrl.search}`);
 }
