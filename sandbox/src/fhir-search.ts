@@ -5,7 +5,7 @@
  * recorded").
  */
 
-import type { FhirResource } from "./data";
+import { type FhirResource, listSequence, type ResourceSequence } from "./data";
 
 /** Types whose resources belong to a practice rather than a patient's compartment. */
 export const PRACTICE_LEVEL = new Set<string>(["Organization", "Practitioner", "Location", "Medication"]);
@@ -132,30 +132,37 @@ function matchesPatient(resource: FhirResource, get: (name: string) => string | 
 	);
 }
 
-/** The search's own filters, in the order athena's documentation lists them per type. */
-export function applyFilters(
-	type: string,
-	candidates: FhirResource[],
-	params: Array<[string, string]>,
-): FhirResource[] {
+/**
+ * The search's own filters as one test of a resource, in the order athena's
+ * documentation lists them per type; a search without filters matches all.
+ */
+export function resourceFilter(type: string, params: Array<[string, string]>): (resource: FhirResource) => boolean {
 	const get = (name: string) => params.find(([k]) => k === name)?.[1];
-	let found = candidates;
 	const ids = tokens(get("_id"));
-	if (ids.length > 0) found = found.filter((r) => ids.includes(r.id));
-	if (type === "Patient") found = found.filter((r) => matchesPatient(r, get));
 	const category = tokens(get("category"));
-	if (category.length > 0) found = found.filter((r) => matchesToken(r.category, category));
 	const code = tokens(get("code"));
-	if (code.length > 0) {
-		found = found.filter((r) => matchesToken(r.code ?? r.vaccineCode ?? r.medicationCodeableConcept, code));
-	}
 	const intent = tokens(get("intent"));
-	if (intent.length > 0) found = found.filter((r) => intent.includes(String(r.intent)));
 	const status = tokens(get("status"));
-	if (status.length > 0) found = found.filter((r) => status.includes(String(r.status)));
 	const dates = params.filter(([k]) => k === "date").map(([, v]) => v);
-	if (dates.length > 0) found = found.filter((r) => matchesDate(r, dates));
-	return found;
+	return (r) =>
+		(ids.length === 0 || ids.includes(r.id)) &&
+		(type !== "Patient" || matchesPatient(r, get)) &&
+		(category.length === 0 || matchesToken(r.category, category)) &&
+		(code.length === 0 || matchesToken(r.code ?? r.vaccineCode ?? r.medicationCodeableConcept, code)) &&
+		(intent.length === 0 || intent.includes(String(r.intent))) &&
+		(status.length === 0 || status.includes(String(r.status))) &&
+		(dates.length === 0 || matchesDate(r, dates));
+}
+
+/**
+ * The candidates a search with `_id` can match, found by id rather than by
+ * reading every candidate (a generated sequence has 100,000), in search order.
+ */
+export function candidatesWithIds(candidates: ResourceSequence, params: Array<[string, string]>): ResourceSequence {
+	const ids = tokens(params.find(([k]) => k === "_id")?.[1]);
+	if (ids.length === 0) return candidates;
+	const positions = [...new Set(ids.map((id) => candidates.indexOf(id)).filter((i) => i >= 0))].sort((a, b) => a - b);
+	return listSequence(positions.flatMap((i) => candidates.at(i) ?? []));
 }
 
 export type SearchPage =
@@ -168,18 +175,39 @@ export type SearchPage =
  * page can come back short, or empty, and still have a next page. The next
  * cursor is the id of the match after the page.
  *
+ * The candidates are read in order from the cursor and tested with
+ * `matches` (everything by default) only as far as the page and the next
+ * match: a page of a sequence made on demand costs the page, not the search.
+ *
  * @example
  * searchPage(matches, { count: 20, cursor: "a-80000.resultamb-13899", unlisted: new Set() });
  * // { ok: true, resources: [...up to 20], nextCursor: "a-80000.resultamb-13950" }
  */
 export function searchPage(
-	matches: readonly FhirResource[],
-	options: { count: number; cursor?: string; unlisted: ReadonlySet<string> },
+	candidates: readonly FhirResource[] | ResourceSequence,
+	options: {
+		count: number;
+		cursor?: string;
+		unlisted: ReadonlySet<string>;
+		matches?: (resource: FhirResource) => boolean;
+	},
 ): SearchPage {
-	const start = options.cursor === undefined ? 0 : matches.findIndex((r) => r.id === options.cursor);
-	if (start < 0) return { ok: false, reason: "unknown-cursor" };
-	const end = start + options.count;
-	const resources = matches.slice(start, end).filter((r) => !options.unlisted.has(r.id));
-	const next = matches[end];
+	const sequence = Array.isArray(candidates) ? listSequence(candidates) : (candidates as ResourceSequence);
+	const matches = options.matches ?? (() => true);
+	let position = 0;
+	if (options.cursor !== undefined) {
+		position = sequence.indexOf(options.cursor);
+		const first = position < 0 ? undefined : sequence.at(position);
+		if (!first || !matches(first)) return { ok: false, reason: "unknown-cursor" };
+	}
+	const page: FhirResource[] = [];
+	let next: FhirResource | undefined;
+	for (; position < sequence.length && next === undefined; position++) {
+		const resource = sequence.at(position);
+		if (!resource || !matches(resource)) continue;
+		if (page.length < options.count) page.push(resource);
+		else next = resource;
+	}
+	const resources = page.filter((r) => !options.unlisted.has(r.id));
 	return next ? { ok: true, resources, nextCursor: next.id } : { ok: true, resources };
 }

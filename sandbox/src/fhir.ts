@@ -2,19 +2,23 @@ import { Hono } from "hono";
 import { PATIENT_ACCESS_TYPES, type ResourceType, sandboxUrls } from "./config";
 import { type AppEnv, sleep, stateStub } from "./context";
 import {
+	compartment,
 	type FhirResource,
+	listSequence,
 	type PatientRecord,
 	patientIds,
 	patientRecord,
 	practiceReference,
 	practiceResources,
+	type ResourceSequence,
 } from "./data";
 import {
-	applyFilters,
+	candidatesWithIds,
 	combinationText,
 	missingCombination,
 	PRACTICE_LEVEL,
 	resourceDate,
+	resourceFilter,
 	scopeAllows,
 	searchPage,
 } from "./fhir-search";
@@ -51,6 +55,8 @@ interface Access {
 	practiceId: string;
 	scope: string[];
 	record: PatientRecord;
+	/** The sandbox's time when the request was admitted (epoch ms; frozen by tests through /_sandbox/clock). */
+	now: number;
 }
 
 type FhirEnv = AppEnv & { Variables: { access: Access } };
@@ -170,7 +176,7 @@ fhir.get("/metadata", (c) => {
 fhir.use("*", async (c, next) => {
 	const header = c.req.header("Authorization") ?? "";
 	const match = /^Bearer\s+(\S+)$/i.exec(header);
-	const { access: found, fault } = await stateStub(c.env).admitFhir(match?.[1]);
+	const { now, access: found, fault } = await stateStub(c.env).admitFhir(match?.[1]);
 	if (!match?.[1]) {
 		return outcome(401, "login", "A bearer access token is required", {
 			headers: { "WWW-Authenticate": 'Bearer realm="fhir"' },
@@ -187,6 +193,7 @@ fhir.use("*", async (c, next) => {
 		practiceId: record.patient.practiceId,
 		scope: found.record.scope,
 		record,
+		now,
 	});
 
 	if (fault?.delayMs) await sleep(fault.delayMs);
@@ -214,8 +221,9 @@ function compartmentDenied(type: string): Response {
 
 /** Where a resource lives: the caller's compartment or practice, someone else's, or nowhere. */
 function locate(access: Access, type: string, id: string): FhirResource | "elsewhere" | undefined {
-	const own = access.record.byType.get(type)?.find((r) => r.id === id);
-	if (own) return own;
+	const own = compartment(access.record, type);
+	const position = own.indexOf(id);
+	if (position >= 0) return own.at(position);
 	if (PRACTICE_LEVEL.has(type)) {
 		const shared = practiceResources(access.practiceId).find((r) => r.resourceType === type && r.id === id);
 		if (shared) return shared;
@@ -224,7 +232,7 @@ function locate(access: Access, type: string, id: string): FhirResource | "elsew
 		if (otherId === access.patientId) continue;
 		const other = patientRecord(otherId);
 		if (!other) continue;
-		if (other.byType.get(type)?.some((r) => r.id === id) || (type === "Binary" && other.binaries.has(id))) {
+		if (compartment(other, type).indexOf(id) >= 0 || (type === "Binary" && other.binaries.has(id))) {
 			return "elsewhere";
 		}
 		const practice = practiceResources(other.patient.practiceId);
@@ -335,7 +343,7 @@ fhir.get("/:type", async (c) => {
 	// The next link repeats the query as sent and adds the cursor: the id of the next page's first match.
 	const nextUrl = (cursor: string) => `${searchUrl}?${queryString([...base, ["cursor", cursor]])}`;
 	const selfUrl = `${searchUrl}?${queryString(all)}`;
-	const timestamp = new Date(await stateStub(c.env).now()).toISOString();
+	const timestamp = new Date(access.now).toISOString();
 
 	const sandboxBytes = get(SANDBOX_BYTES_PARAM);
 	if (sandboxBytes !== undefined) {
@@ -378,24 +386,29 @@ fhir.get("/:type", async (c) => {
 		});
 	}
 
-	let candidates: FhirResource[];
+	let candidates: ResourceSequence;
 	if (PRACTICE_LEVEL.has(type)) {
-		candidates = practiceResources(access.practiceId).filter((r) => r.resourceType === type);
+		candidates = listSequence(practiceResources(access.practiceId).filter((r) => r.resourceType === type));
 	} else if (type === "Provenance") {
-		candidates = provenanceFor(
-			access,
-			(get("target") ?? "")
-				.split(",")
-				.map((t) => t.trim())
-				.filter(Boolean),
+		candidates = listSequence(
+			provenanceFor(
+				access,
+				(get("target") ?? "")
+					.split(",")
+					.map((t) => t.trim())
+					.filter(Boolean),
+			),
 		);
 	} else {
-		candidates = access.record.byType.get(type) ?? [];
+		candidates = compartment(access.record, type);
 	}
-	const page = searchPage(applyFilters(type, candidates, all), {
+	// Filters are tested page by page as the candidates are read, so a page of the large chart's
+	// generated Observations costs a page however many there are.
+	const page = searchPage(candidatesWithIds(candidates, all), {
 		count: Math.min(count, MAX_COUNT),
 		cursor: get("cursor"),
 		unlisted: access.record.unlisted,
+		matches: resourceFilter(type, all),
 	});
 	if (!page.ok) return outcome(400, "invalid", "The cursor is not valid for this search", { expression: ["cursor"] });
 	const link = [{ relation: "self", url: selfUrl }];

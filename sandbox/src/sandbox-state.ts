@@ -541,18 +541,19 @@ export class SandboxState extends DurableObject<SandboxEnv> {
 
 	/**
 	 * Everything a FHIR request needs from state in one step: counts it, checks
-	 * its bearer token (live, grant not revoked) and, for an accepted token,
-	 * takes the injected FHIR fault if any.
+	 * its bearer token (live, grant not revoked), for an accepted token takes
+	 * the injected FHIR fault if any, and reads the clock (a search's
+	 * `timestamp`), so a page of a long walk costs one call here, not two.
 	 */
 	async admitFhir(
 		accessToken: string | undefined,
-	): Promise<{ access?: { record: AccessTokenRecord; grant: Grant }; fault?: Fault }> {
+	): Promise<{ now: number; access?: { record: AccessTokenRecord; grant: Grant }; fault?: Fault }> {
 		await this.count("fhir");
-		if (!accessToken) return {};
+		if (!accessToken) return { now: this.now() };
 		const access = await this.lookupAccessToken(accessToken);
-		if (!access) return {};
+		if (!access) return { now: this.now() };
 		const fault = await this.takeFault("fhir");
-		return fault ? { access, fault } : { access };
+		return fault ? { now: this.now(), access, fault } : { now: this.now(), access };
 	}
 
 	// --- client JWKS cache ---------------------------------------------------

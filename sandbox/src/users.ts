@@ -40,8 +40,46 @@ export interface HealthRecord {
 const PREVIEW_LOGIN: TestLogin = { username: "phrtest_preview@mailinator.com", password: "Password1" };
 /** A second, unrelated login at another practice, for isolation tests. */
 const SECOND_LOGIN: TestLogin = { username: "sandbox_second@mailinator.com", password: "Password2" };
+/** A third login whose one record is very large (LARGE_RECORD), for the record export and its benchmark. */
+const LARGE_LOGIN: TestLogin = { username: "sandbox_large@mailinator.com", password: "Password3" };
 
-export const LOGINS: readonly TestLogin[] = [PREVIEW_LOGIN, SECOND_LOGIN];
+export const LOGINS: readonly TestLogin[] = [PREVIEW_LOGIN, SECOND_LOGIN, LARGE_LOGIN];
+
+/**
+ * The large test record: an ordinary chart plus `generatedObservations`
+ * lab and vital-sign Observations made by index on demand (never held), read
+ * through the sandbox's normal searches and cursor paging. The counts are
+ * what the searches `?patient=<id>` (every page; MedicationRequest with every
+ * intent) return in all, per type: the sandbox's tests hold the chart to
+ * them, and the worker's export tests and the bench assert against them.
+ */
+export const LARGE_RECORD = {
+	patient: "a-80000.E-17000",
+	generatedObservations: 110_000,
+	searchCounts: {
+		AllergyIntolerance: 4,
+		CarePlan: 1,
+		CareTeam: 1,
+		Condition: 40,
+		Coverage: 1,
+		Device: 5,
+		DiagnosticReport: 46,
+		DocumentReference: 22,
+		Encounter: 12,
+		Goal: 10,
+		Immunization: 4,
+		MedicationRequest: 5,
+		Observation: 110_491,
+		Procedure: 6,
+		ServiceRequest: 1,
+	},
+	/** The Observation search split by `category` (the codes sum to `searchCounts.Observation`). */
+	observationCategories: { laboratory: 71_919, "vital-signs": 38_570, "social-history": 2 },
+} as const;
+
+/** Every resource an export of the large record holds: its Patient plus everything its searches return. */
+export const LARGE_RECORD_RESOURCES: number =
+	1 + Object.values(LARGE_RECORD.searchCounts).reduce((sum: number, count: number) => sum + count, 0);
 
 /** Every record a test login can open, in the order its picker lists them. */
 export const RECORDS: readonly HealthRecord[] = [
@@ -81,6 +119,15 @@ export const RECORDS: readonly HealthRecord[] = [
 		family: "Fixturepatient",
 		relationship: "self",
 		login: SECOND_LOGIN.username,
+	},
+	{
+		patient: LARGE_RECORD.patient,
+		practice: "80000",
+		display: "Avery Longchart",
+		given: "Avery",
+		family: "Longchart",
+		relationship: "self",
+		login: LARGE_LOGIN.username,
 	},
 ];
 
@@ -134,6 +181,8 @@ export const JAKE_SECOND_PRACTICE: TestUser = testUser("a-195900.E-5112");
 export const LILY: TestUser = testUser("a-80000.E-14600");
 /** The second login with its one record. */
 export const ROWAN: TestUser = testUser("a-195900.E-3001");
+/** The third login with its one, very large record (LARGE_RECORD). */
+export const AVERY: TestUser = testUser(LARGE_RECORD.patient);
 
 /**
  * The preview login's own record under its older name here (the record was

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { JAKE_SECOND_PRACTICE } from "../src/users";
+import { AVERY, JAKE_SECOND_PRACTICE } from "../src/users";
 import {
 	authorizeUrl,
 	call,
@@ -146,7 +146,7 @@ describe("authorize", () => {
 		expect(consentHtml).toContain(">Deny<");
 	});
 
-	it("offers the preview login its own record at two practices and its dependent's, and the second login its one record", async () => {
+	it("offers the preview login its own record at two practices and its dependent's, the second and third logins their one record each", async () => {
 		expect(pickerEntries((await signedInPicker(JANE)).html)).toEqual([
 			["a-80000.E-14545", "Jake Medlock (you) at practice 80000"],
 			[JAKE_SECOND_PRACTICE.id, "Jake Medlock (you) at practice 195900"],
@@ -155,6 +155,9 @@ describe("authorize", () => {
 		// athena shows the page even when there is only one record to pick.
 		expect(pickerEntries((await signedInPicker(ROWAN)).html)).toEqual([
 			["a-195900.E-3001", "Rowan Fixturepatient (you) at practice 195900"],
+		]);
+		expect(pickerEntries((await signedInPicker(AVERY)).html)).toEqual([
+			["a-80000.E-17000", "Avery Longchart (you) at practice 80000"],
 		]);
 	});
 

@@ -45,7 +45,13 @@ describe("synthetic charts", () => {
 	});
 
 	it("give every record users.ts lists a chart, with athena ids and both athena extensions on every resource", () => {
-		expect(patientIds()).toEqual(["a-80000.E-14545", "a-195900.E-5112", "a-80000.E-14600", "a-195900.E-3001"]);
+		expect(patientIds()).toEqual([
+			"a-80000.E-14545",
+			"a-195900.E-5112",
+			"a-80000.E-14600",
+			"a-195900.E-3001",
+			"a-80000.E-17000",
+		]);
 		const ids = new Set<string>();
 		for (const record of RECORDS) {
 			const { practice } = record;

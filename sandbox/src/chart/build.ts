@@ -647,7 +647,8 @@ export function buildChart(profile: ChartProfile, plan: ChartPlan): Chart {
 	return { byType, binaries, unlisted };
 }
 
-function labValue(test: LabTest, random: ReturnType<typeof seededRandom>): Record<string, unknown> {
+/** A lab result's value as athena sends it: a bare-unit quantity (one in five flagged High in text) or a string. */
+export function labValue(test: LabTest, random: ReturnType<typeof seededRandom>): Record<string, unknown> {
 	const range = test.range ? { referenceRange: [{ text: test.range }] } : {};
 	if (test.values) return { valueString: random.pick(test.values), ...range };
 	const low = test.low ?? 0;

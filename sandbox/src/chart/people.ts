@@ -7,7 +7,7 @@
  * are in the 9xx area, which is never issued.
  */
 
-import type { HealthRecord } from "../users";
+import { type HealthRecord, LARGE_RECORD } from "../users";
 import type { DiagnosisName, VaccineName, VitalName } from "./vocabulary";
 
 export interface HumanName {
@@ -57,6 +57,11 @@ export interface ChartPlan {
 	goals: number;
 	devices: number;
 	medications: readonly number[];
+	/**
+	 * Lab and vital-sign Observations made by index on demand (chart/generated.ts),
+	 * searched after the chart's own: a chart far bigger than an isolate should hold.
+	 */
+	generatedObservations?: number;
 }
 
 export interface ChartProfile {
@@ -179,6 +184,21 @@ const PROFILES: Record<string, Omit<ChartProfile, "patient" | "practice">> = {
 		heightCm: 183,
 		department: 0,
 	},
+	[LARGE_RECORD.patient]: {
+		// Twenty years of results at one practice: the large record (users.ts LARGE_RECORD).
+		seed: 17000,
+		idOffset: 60_000,
+		names: [{ use: "official", family: "Longchart", given: ["Avery"] }],
+		gender: "female",
+		birthDate: "1948-05-09",
+		ssn: "999-48-0509",
+		email: "sandbox_large@mailinator.com",
+		from: "2006-01-09",
+		to: "2026-05-29",
+		weightLb: [164, 151],
+		heightCm: 162.6,
+		department: 0,
+	},
 };
 
 const PLANS: Record<string, ChartPlan> = {
@@ -267,6 +287,19 @@ const PLANS: Record<string, ChartPlan> = {
 		goals: 2,
 		devices: 1,
 		medications: [4, 3, 5],
+	},
+	[LARGE_RECORD.patient]: {
+		...MAIN_PLAN,
+		diagnoses: ["hypertension", "hyperlipidemia", "kneeArthritis", "reflux", "upperRespiratoryInfection"],
+		problems: [
+			{ diagnosis: "hypertension", status: "active" },
+			{ diagnosis: "hyperlipidemia", status: "active" },
+			{ diagnosis: "kneeArthritis", status: "active" },
+			{ diagnosis: "bronchitis", status: "resolved" },
+		],
+		healthConcerns: ["obesity"],
+		smokingStatus: { count: 2, code: "266919005", display: "Never smoked tobacco" },
+		generatedObservations: LARGE_RECORD.generatedObservations,
 	},
 };
 

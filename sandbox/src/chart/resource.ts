@@ -2,6 +2,38 @@
 
 export type FhirResource = { resourceType: string; id: string } & Record<string, unknown>;
 
+/**
+ * Resources in search order, read by position and found by id: a chart's
+ * list, or resources made on demand (chart/generated.ts) when there are too
+ * many to hold.
+ */
+export interface ResourceSequence {
+	readonly length: number;
+	/** The resource at this position (undefined outside 0..length-1). */
+	at(index: number): FhirResource | undefined;
+	/** The position of the resource with this id, or -1. */
+	indexOf(id: string): number;
+}
+
+/** A list as a ResourceSequence. */
+export function listSequence(list: readonly FhirResource[]): ResourceSequence {
+	return { length: list.length, at: (index) => list[index], indexOf: (id) => list.findIndex((r) => r.id === id) };
+}
+
+/** `first`, then `second`: positions in `second` come after all of `first`. */
+export function concatSequences(first: ResourceSequence, second: ResourceSequence): ResourceSequence {
+	return {
+		length: first.length + second.length,
+		at: (index) => (index < first.length ? first.at(index) : second.at(index - first.length)),
+		indexOf: (id) => {
+			const inFirst = first.indexOf(id);
+			if (inFirst >= 0) return inFirst;
+			const inSecond = second.indexOf(id);
+			return inSecond < 0 ? -1 : first.length + inSecond;
+		},
+	};
+}
+
 export interface BinaryContent {
 	contentType: string;
 	bytes: Uint8Array;
