@@ -14,19 +14,19 @@ const DEFAULT_MAX_AGE_MS = 15_000;
 const DEFAULT_MAX_ENTRIES = 1_000;
 
 /**
- * A short per-isolate memory of each session's access token, so a burst of
+ * A short per-isolate memory of each connection's access token, so a burst of
  * FHIR reads costs one Durable Object round trip rather than one each.
  *
  * An entry lives at most `maxAgeMs` (so a logout or revocation seen by the
  * session reaches this isolate within seconds; athena's own 401 covers the
  * gap) and never past `expiresAt - REFRESH_MARGIN_MS`, after which the session
- * is asked again and refreshes first. Keyed by the hashed session id, never
- * the cookie value.
+ * is asked again and refreshes first. Keyed by the hashed session id and the
+ * connection id (`tokenCacheKey` in upstream-read.ts), never the cookie value.
  *
  * @example
  * const cache = new AccessTokenCache({ maxAgeMs: 15_000 });
- * const access = cache.get(idHash) ?? (await api.accessToken());
- * if (access.status === "connected") cache.set(idHash, access);
+ * const access = cache.get(key) ?? (await api.accessToken(connectionId));
+ * if (access.status === "connected") cache.set(key, access);
  */
 export class AccessTokenCache {
 	readonly #entries = new Map<string, { access: ConnectedAccess; validUntil: number }>();
@@ -40,21 +40,21 @@ export class AccessTokenCache {
 		this.#now = options.now ?? Date.now;
 	}
 
-	get(idHash: string): ConnectedAccess | undefined {
-		const entry = this.#entries.get(idHash);
+	get(key: string): ConnectedAccess | undefined {
+		const entry = this.#entries.get(key);
 		if (!entry) return undefined;
 		if (this.#now() >= entry.validUntil) {
-			this.#entries.delete(idHash);
+			this.#entries.delete(key);
 			return undefined;
 		}
 		return entry.access;
 	}
 
-	set(idHash: string, access: ConnectedAccess): void {
+	set(key: string, access: ConnectedAccess): void {
 		const validUntil = Math.min(this.#now() + this.#maxAgeMs, access.expiresAt - REFRESH_MARGIN_MS);
-		this.#entries.delete(idHash);
+		this.#entries.delete(key);
 		if (validUntil <= this.#now()) return;
-		this.#entries.set(idHash, { access, validUntil });
+		this.#entries.set(key, { access, validUntil });
 		while (this.#entries.size > this.#maxEntries) {
 			const oldest = this.#entries.keys().next().value;
 			if (oldest === undefined) break;
@@ -63,8 +63,8 @@ export class AccessTokenCache {
 	}
 
 	/** Drops the entry: athena refused its token, or the session is no longer connected. */
-	forget(idHash: string): void {
-		this.#entries.delete(idHash);
+	forget(key: string): void {
+		this.#entries.delete(key);
 	}
 }
 

@@ -16,10 +16,17 @@ const MAX_REFRESHES_PER_READ = 2;
 /** All a read asks of a session: a usable token, and a new one after athena's 401. */
 export type ReadSessionApi = Pick<SessionApi, "accessToken" | "refreshAfterUnauthorized">;
 
-/** The patient's session: its hashed id (the token cache's key) and its Durable Object. */
+/** The patient's session: its hashed id (the token cache's key), its Durable Object, and which connection to read. */
 export interface SessionAccess {
 	idHash: string;
 	api: ReadSessionApi;
+	/** The connection read (`/fhir/{id}/r4`); absent: the session's first connection (`/fhir/r4`). */
+	connectionId?: string | undefined;
+}
+
+/** The token cache's key for a session's connection: never the cookie value, and never shared between connections. */
+export function tokenCacheKey(session: SessionAccess): string {
+	return session.connectionId === undefined ? session.idHash : `${session.idHash}:${session.connectionId}`;
 }
 
 /** Why a read has no answer from athena to pass on. */
@@ -105,7 +112,7 @@ async function fetchWithTimeout(
 }
 
 /**
- * Reads from athena on behalf of one session: a token from the isolate's
+ * Reads from athena on behalf of one session's connection: a token from the isolate's
  * cache or the session, the outbound URL checked and completed
  * (outbound-url.ts), the timed request, and after athena's 401 a refresh and
  * a retry, at most twice per read, the second only when athena refused the
@@ -121,12 +128,14 @@ export function upstreamReader(
 	options: UpstreamReaderOptions,
 ): (request: UpstreamReadRequest) => Promise<UpstreamRead> {
 	const { session, tokenCache, requestId } = options;
+	const cacheKey = tokenCacheKey(session);
+	const connectionId = session.connectionId;
 
 	return async function readUpstream(request) {
 		let access: AccessResult =
-			tokenCache.get(session.idHash) ?? (await askSession(() => session.api.accessToken(), requestId));
+			tokenCache.get(cacheKey) ?? (await askSession(() => session.api.accessToken(connectionId), requestId));
 		if (access.status !== "connected") {
-			tokenCache.forget(session.idHash);
+			tokenCache.forget(cacheKey);
 			return { kind: "state", state: access, outbound: undefined };
 		}
 		// A token is only ever sent to the configured base (checklist: never to a host named in a body).
@@ -134,7 +143,7 @@ export function upstreamReader(
 			log("warn", "session FHIR base differs from the configured one", { requestId });
 			return { kind: "state", state: { status: "signed_out" }, outbound: undefined };
 		}
-		tokenCache.set(session.idHash, access);
+		tokenCache.set(cacheKey, access);
 
 		const outbound = outboundFhirRequest(request.path, request.query, {
 			fhirBaseUrl: options.fhirBaseUrl,
@@ -158,12 +167,12 @@ export function upstreamReader(
 			// new token that athena refused as well.
 			for (let refreshes = 0; upstream.status === 401 && refreshes < MAX_REFRESHES_PER_READ; refreshes++) {
 				await upstream.body?.cancel();
-				tokenCache.forget(session.idHash);
+				tokenCache.forget(cacheKey);
 				const stale = access.accessToken;
-				const renewed = await askSession(() => session.api.refreshAfterUnauthorized(stale), requestId);
+				const renewed = await askSession(() => session.api.refreshAfterUnauthorized(stale, connectionId), requestId);
 				if (renewed.status !== "connected") return { kind: "state", state: renewed, outbound };
 				access = renewed;
-				tokenCache.set(session.idHash, access);
+				tokenCache.set(cacheKey, access);
 				upstream = await send(access.accessToken);
 				if (access.accessToken === stale) break;
 			}
@@ -172,7 +181,7 @@ export function upstreamReader(
 			log("warn", "athena unreachable", { requestId, name: error instanceof Error ? error.name : "unknown" });
 			return { kind: "state", state: { status: "unreachable" }, outbound };
 		}
-		if (upstream.status === 401) tokenCache.forget(session.idHash);
+		if (upstream.status === 401) tokenCache.forget(cacheKey);
 		return { kind: "response", response: upstream, outbound };
 	};
 }

@@ -16,9 +16,13 @@ import { type ReadState, type SessionAccess, upstreamReader } from "../fhir/upst
 import { sessionTag } from "../session/contract";
 import { sessionFor } from "../session/lookup";
 
-/** Where the proxy is mounted: the app's FHIR base is `{PUBLIC_ORIGIN}/fhir/r4`. */
+/** Where the proxy serves the session's first connection: the app's FHIR base is `{PUBLIC_ORIGIN}/fhir/r4`. */
 const PROXY_PREFIX = "/fhir/r4";
 const ROUTE = `${PROXY_PREFIX}/*`;
+/** Where it serves each connection: `{PUBLIC_ORIGIN}/fhir/{connection id}/r4` (ids: CONNECTION_ID_PATTERN). */
+const CONNECTION_ROUTE = "/fhir/:connection{[A-Za-z0-9_-]{8}}/r4/*";
+/** The connection route as audit lines name it. */
+const CONNECTION_ROUTE_NAME = "/fhir/:connection/r4/*";
 /** Read interactions only: a patient app reads its record; `POST {type}/_search` is not forwarded. */
 const ALLOWED_METHODS = "GET, HEAD";
 
@@ -41,6 +45,8 @@ function stateResponse(c: Context<AppEnv>, state: ReadState, requestId: string):
 			return operationOutcome(502, "transient", "athena could not be reached", requestId);
 	}
 	c.header("Cache-Control", "private, no-store");
+	// Another session's connection id, or one never issued: nothing to read, and nothing said about it.
+	if (state.status === "unknown_connection") return c.json({ status: state.status }, 404);
 	if (state.status === "unavailable") {
 		c.header("Retry-After", String(state.retryAfterSeconds ?? 30));
 		return c.json({ status: "unavailable", error: state.code, message: state.message }, 503);
@@ -82,88 +88,122 @@ async function parameterRefusal(
 }
 
 /**
- * `GET|HEAD /fhir/r4/*`: the patient's record from athena, with the session's
- * token, streamed back with athena's URLs pointing at this proxy. Each request
+ * `GET|HEAD /fhir/r4/*` (the session's first connection) and
+ * `/fhir/{connection id}/r4/*` (each connection): the patient's record from
+ * athena, with that connection's token, streamed back with athena's URLs
+ * pointing at the same mount of this proxy. Each request
  * logs one audit record (audit-record.ts) in place of the generic request line.
  *
  * @example
  * app.route("/", fhirProxyRoutes({ timeoutMs: 5_000 }));
  */
 export function fhirProxyRoutes(options: FhirRouteOptions = {}): Hono<AppEnv> {
-	const findSession = options.sessionFor ?? sessionFor;
-	const tokenCache = options.tokenCache ?? new AccessTokenCache();
-	const upstreamFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
-
+	const read = proxyRead({
+		findSession: options.sessionFor ?? sessionFor,
+		tokenCache: options.tokenCache ?? new AccessTokenCache(),
+		fetch: options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init)),
+		timeoutMs: options.timeoutMs,
+	});
 	return new Hono<AppEnv>()
-		.on(["GET", "HEAD"], ROUTE, async function proxyFhirRead(c) {
-			const requestId = c.get("requestId");
-			const fields = c.get("logFields");
-			fields.ownLine = true;
-			const audit = new FhirAudit({ requestId, method: c.req.method, route: ROUTE, fields });
-			const noBody = (response: Response): Response => {
-				audit.status = response.status;
-				audit.write(0, "no-body");
-				return response;
-			};
-			try {
-				const config = settings(c.env);
-				const session = await findSession(c);
-				if (!session) return noBody(stateResponse(c, { status: "signed_out" }, requestId));
-				audit.session = sessionTag(session.idHash);
-
-				const method = c.req.method === "HEAD" ? "HEAD" : "GET";
-				const read = upstreamReader({
-					session,
-					fhirBaseUrl: config.athena.fhirBaseUrl,
-					completeSearches: ehrProfile(config.profile).completesSearches,
-					tokenCache,
-					fetch: upstreamFetch,
-					timeoutMs: options.timeoutMs ?? config.fhirTimeoutMs,
-					requestId,
-				});
-				const result = await read({ ...rawTarget(c.req.url, PROXY_PREFIX), method, headers: c.req.raw.headers });
-				audit.noteRead(result);
-				if (result.kind === "state") return noBody(stateResponse(c, result.state, requestId));
-
-				let upstream = result.response;
-				const trouble = troubleResponse(upstream.status, requestId);
-				const json = isJsonBody(upstream.headers.get("content-type"));
-				if (upstream.status === 403 && json && upstream.body && method === "GET") {
-					const refusal = await parameterRefusal(upstream.body, requestId);
-					if (refusal.kind === "answer") return noBody(refusal.response);
-					upstream = new Response(refusal.text, upstream);
-				}
-				const headers = clientResponseHeaders(upstream.headers, requestId, { bodyUnchanged: !json });
-				if (trouble || !upstream.body || method === "HEAD") {
-					await upstream.body?.cancel();
-					return noBody(trouble ?? new Response(null, { status: upstream.status, headers }));
-				}
-				audit.status = upstream.status;
-				if (!json) {
-					const length = Number(upstream.headers.get("content-length") ?? Number.NaN);
-					const declared = Number.isSafeInteger(length) ? length : undefined;
-					const body = passedThroughBody(upstream.body, audit, declared, (p) => c.executionCtx.waitUntil(p));
-					return new Response(body, { status: upstream.status, headers });
-				}
-				const rewriter = createRewriter(config.athena.fhirBaseUrl, `${config.publicOrigin}${PROXY_PREFIX}`);
-				return new Response(rewrittenBody(upstream.body, audit, rewriter), { status: upstream.status, headers });
-			} catch (error) {
-				audit.status = error instanceof AppError ? error.status : 500;
-				audit.error = error instanceof AppError ? error.code : "internal_error";
-				audit.write(0, "no-body");
-				throw error;
-			}
+		.on(["GET", "HEAD"], ROUTE, (c) => read(c, { prefix: PROXY_PREFIX, route: ROUTE, connectionId: undefined }))
+		.on(["GET", "HEAD"], CONNECTION_ROUTE, (c) => {
+			const connectionId = c.req.param("connection");
+			const mount = { prefix: `/fhir/${connectionId}/r4`, route: CONNECTION_ROUTE_NAME, connectionId };
+			return read(c, mount);
 		})
-		.all(ROUTE, (c) => {
-			const fields = c.get("logFields");
-			fields.ownLine = true;
-			const audit = new FhirAudit({ requestId: c.get("requestId"), method: c.req.method, route: ROUTE, fields });
-			audit.interaction = "refused-method";
-			audit.status = 405;
+		.all(ROUTE, (c) => refusedMethod(c, ROUTE))
+		.all(CONNECTION_ROUTE, (c) => refusedMethod(c, CONNECTION_ROUTE_NAME));
+}
+
+/** Where a read arrived: the proxy base it was under, its route (for the audit line), and the connection it names. */
+interface ProxyMount {
+	prefix: string;
+	route: string;
+	/** undefined: the session's first connection (`/fhir/r4`). */
+	connectionId: string | undefined;
+}
+
+interface ProxyReadOptions {
+	findSession: (c: Context<AppEnv>) => Promise<SessionAccess | undefined>;
+	tokenCache: AccessTokenCache;
+	fetch: typeof fetch;
+	timeoutMs: number | undefined;
+}
+
+/** The read handler, for either mount. */
+function proxyRead(options: ProxyReadOptions) {
+	return async function proxyFhirRead(c: Context<AppEnv>, mount: ProxyMount): Promise<Response> {
+		const requestId = c.get("requestId");
+		const fields = c.get("logFields");
+		fields.ownLine = true;
+		const audit = new FhirAudit({ requestId, method: c.req.method, route: mount.route, fields });
+		const noBody = (response: Response): Response => {
+			audit.status = response.status;
 			audit.write(0, "no-body");
-			const text = "The FHIR proxy forwards read interactions only (GET, HEAD)";
-			return operationOutcome(405, "not-supported", text, c.get("requestId"), { Allow: ALLOWED_METHODS });
-		});
+			return response;
+		};
+		try {
+			const config = settings(c.env);
+			const found = await options.findSession(c);
+			if (!found) return noBody(stateResponse(c, { status: "signed_out" }, requestId));
+			audit.session = sessionTag(found.idHash);
+
+			const method = c.req.method === "HEAD" ? "HEAD" : "GET";
+			const read = upstreamReader({
+				session: { ...found, connectionId: mount.connectionId },
+				fhirBaseUrl: config.athena.fhirBaseUrl,
+				completeSearches: ehrProfile(config.profile).completesSearches,
+				tokenCache: options.tokenCache,
+				fetch: options.fetch,
+				timeoutMs: options.timeoutMs ?? config.fhirTimeoutMs,
+				requestId,
+			});
+			const result = await read({ ...rawTarget(c.req.url, mount.prefix), method, headers: c.req.raw.headers });
+			audit.noteRead(result);
+			if (result.kind === "state") return noBody(stateResponse(c, result.state, requestId));
+
+			let upstream = result.response;
+			const trouble = troubleResponse(upstream.status, requestId);
+			const json = isJsonBody(upstream.headers.get("content-type"));
+			if (upstream.status === 403 && json && upstream.body && method === "GET") {
+				const refusal = await parameterRefusal(upstream.body, requestId);
+				if (refusal.kind === "answer") return noBody(refusal.response);
+				upstream = new Response(refusal.text, upstream);
+			}
+			const headers = clientResponseHeaders(upstream.headers, requestId, { bodyUnchanged: !json });
+			if (trouble || !upstream.body || method === "HEAD") {
+				await upstream.body?.cancel();
+				return noBody(trouble ?? new Response(null, { status: upstream.status, headers }));
+			}
+			audit.status = upstream.status;
+			if (!json) {
+				const length = Number(upstream.headers.get("content-length") ?? Number.NaN);
+				const declared = Number.isSafeInteger(length) ? length : undefined;
+				const body = passedThroughBody(upstream.body, audit, declared, (p) => c.executionCtx.waitUntil(p));
+				return new Response(body, { status: upstream.status, headers });
+			}
+			// Links come back under the mount they were read through: a connection's pages stay that connection's.
+			const rewriter = createRewriter(config.athena.fhirBaseUrl, `${config.publicOrigin}${mount.prefix}`);
+			return new Response(rewrittenBody(upstream.body, audit, rewriter), { status: upstream.status, headers });
+		} catch (error) {
+			audit.status = error instanceof AppError ? error.status : 500;
+			audit.error = error instanceof AppError ? error.code : "internal_error";
+			audit.write(0, "no-body");
+			throw error;
+		}
+	};
+}
+
+/** Any method but GET and HEAD: 405, with its own audit line. */
+function refusedMethod(c: Context<AppEnv>, route: string): Response {
+	const fields = c.get("logFields");
+	fields.ownLine = true;
+	const audit = new FhirAudit({ requestId: c.get("requestId"), method: c.req.method, route, fields });
+	audit.interaction = "refused-method";
+	audit.status = 405;
+	audit.write(0, "no-body");
+	const text = "The FHIR proxy forwards read interactions only (GET, HEAD)";
+	return operationOutcome(405, "not-supported", text, c.get("requestId"), { Allow: ALLOWED_METHODS });
 }
 
 /** The proxy as the worker mounts it: the real session lookup, athena over the network, the isolate's token cache. */

@@ -108,21 +108,22 @@ export async function expectCleanFailure(
 export const html = { headers: { Accept: "text/html" } };
 
 /**
- * The session named by a jar's cookie: its stub, its first connection's stored
- * record (`meta`) and sealed tokens, opened with the worker's keys.
+ * The session named by a jar's cookie: its stub, a connection's (the first
+ * unless `connectionId` names another) stored record (`meta`) and sealed
+ * tokens, opened with the worker's keys.
  */
-export async function storedSession(jar: CookieJar) {
+export async function storedSession(jar: CookieJar, connectionId?: string) {
 	const id = jar.cookies.get(SESSION_COOKIE);
 	if (!id) throw new Error("no session cookie");
 	const idHash = await sha256(id);
 	const stub = sessionStub(env, idHash);
 	const stored = await runInDurableObject(stub, async (_o, state) => {
 		const session = await state.storage.get<SessionMeta>("meta");
-		const first = session?.connections[0];
+		const chosen = session?.connections.find((c) => connectionId === undefined || c.id === connectionId);
 		return {
-			connectionId: first?.id,
-			meta: first,
-			sealed: first ? await state.storage.get<SealedTokens>(tokensKey(first.id)) : undefined,
+			connectionId: chosen?.id,
+			meta: chosen,
+			sealed: chosen ? await state.storage.get<SealedTokens>(tokensKey(chosen.id)) : undefined,
 		};
 	});
 	const config = parseConfig(env as unknown as Record<string, unknown>);
