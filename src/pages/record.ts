@@ -1,7 +1,8 @@
-import { html } from "hono/html";
+import { html, raw } from "hono/html";
 import { lineChart, sparkline } from "./chart";
 import { formatDate, isoDay } from "./format";
 import { actions, type Html, page } from "./layout";
+import type { ConnectionPart, Person } from "./people";
 import type { RecordView, Section } from "./read-record";
 import { LOINC_BLOOD_PRESSURE, LOINC_HEART_RATE, LOINC_WEIGHT, type ResultRow } from "./record-data";
 
@@ -42,6 +43,8 @@ function card<T>(props: {
 	section: Section<T>;
 	empty: string;
 	wide?: boolean;
+	/** h2 on a record's own page; h4 inside a person's and a connection's headings. */
+	heading?: "h2" | "h4";
 	render: (items: T[]) => Markup;
 	after?: Markup;
 }): Markup {
@@ -54,7 +57,8 @@ function card<T>(props: {
 			: html`${props.render(section.items)}${
 					section.more ? html`<p class="hint">Only the first pages of this list were read from athenahealth.</p>` : ""
 				}`;
-	return html`<section class="${props.wide ? "card wide" : "card"}" aria-labelledby="${props.id}"><h2 id="${props.id}">${props.title}</h2>${body}${props.after}</section>`;
+	const level = raw(props.heading ?? "h2");
+	return html`<section class="${props.wide ? "card wide" : "card"}" aria-labelledby="${props.id}"><${level} id="${props.id}">${props.title}</${level}>${body}${props.after}</section>`;
 }
 
 /** The first `shown` items, and the rest behind "Show all N". */
@@ -95,16 +99,19 @@ function results(caption: string): (rows: ResultRow[]) => Markup {
 		);
 }
 
-function vitals(rows: ResultRow[]): Markup {
-	const charts = CHARTED.map(([key, title]) => {
-		const row = rows.find((r) => r.key === key);
-		const names = key === LOINC_BLOOD_PRESSURE ? ["Systolic", "Diastolic"] : [row?.name ?? ""];
-		return row
-			? html`<div><h3>${row.name} (${row.unit})</h3>${lineChart({ id: `chart-${key}`, title, unit: row.unit, names, lines: row.series })}</div>`
-			: "";
-	});
-	return html`<div class="charts">${charts}</div>${results("Latest vital signs")(rows)}`;
-}
+/** The vital-sign charts and table; `idPrefix` keeps the charts' ids unique on a page of several records. */
+const vitals =
+	(idPrefix: string) =>
+	(rows: ResultRow[]): Markup => {
+		const charts = CHARTED.map(([key, title]) => {
+			const row = rows.find((r) => r.key === key);
+			const names = key === LOINC_BLOOD_PRESSURE ? ["Systolic", "Diastolic"] : [row?.name ?? ""];
+			return row
+				? html`<div><h3>${row.name} (${row.unit})</h3>${lineChart({ id: `${idPrefix}chart-${key}`, title, unit: row.unit, names, lines: row.series })}</div>`
+				: "";
+		});
+		return html`<div class="charts">${charts}</div>${results("Latest vital signs")(rows)}`;
+	};
 
 /** "14 notes are not released to the portal": said once, however many there are. */
 function withheld(count: number): Markup {
@@ -117,8 +124,22 @@ function downloadAction(): Html {
 	return html`<div class="download">${actions([{ label: "Download my record", href: "/export" }])}<p class="muted">Everything this app can read, as one FHIR file you can keep or give to another app or doctor.</p></div>`;
 }
 
-/** The connected view: who, which practice, and the record's sections. */
-export function recordPage(record: RecordView): Html {
+/** Where a record is shown: alone on its page, or as one connection's part of a page with several. */
+interface Placement {
+	/** Prefixed to its sections' ids, so they stay unique on the page. */
+	idPrefix: string;
+	heading: "h2" | "h4";
+	/** Which connection its note links read through (`?connection=`); none: the session's first. */
+	connectionId: string | undefined;
+}
+
+const ALONE: Placement = { idPrefix: "", heading: "h2", connectionId: undefined };
+
+/** One record's facts (born, practice, patient id), `top` after them, its section links and its sections. */
+function recordContent(record: RecordView, placement: Placement, top: Markup = ""): Markup {
+	const at = (id: string) => `${placement.idPrefix}${id}`;
+	const heading = placement.heading;
+	const noteQuery = placement.connectionId ? `?connection=${placement.connectionId}` : "";
 	const { documents } = record;
 	const notes = documents.ok ? { ...documents, items: documents.items.filter((d) => d.released) } : documents;
 	const held = documents.ok ? documents.items.length - (notes.ok ? notes.items.length : 0) : 0;
@@ -134,100 +155,158 @@ export function recordPage(record: RecordView): Html {
 	const practice = record.practiceId
 		? html`<dt>Practice</dt><dd>${record.practiceName ? `${record.practiceName} (${record.practiceId})` : `Practice ${record.practiceId}`}</dd>`
 		: "";
+	return html`<dl class="facts"><dt>Born</dt><dd>${dateText(record.birthDate)}</dd>${practice}<dt>Patient ID</dt><dd>${record.patientId}</dd></dl>
+${top}
+<nav class="jump" aria-label="Sections">${jumps.map(([id, label, section]) => (granted(section) ? html`<a href="#${at(id)}">${label}</a>` : ""))}</nav>
+<div class="sections">${[
+		card({
+			id: at("problems"),
+			heading,
+			title: "Active problems",
+			section: record.problems,
+			empty: "No active problems recorded.",
+			render: list("problems", (p) => html`${p.name}${p.since ? aside(html`since ${dateText(p.since)}`) : ""}`),
+		}),
+		card({
+			id: at("medications"),
+			heading,
+			title: "Medications",
+			section: record.medications,
+			empty: "No current medications recorded.",
+			render: list(
+				"medications",
+				(m) => html`${m.name}${m.instructions ? html`<div class="muted">${m.instructions}</div>` : ""}`,
+			),
+		}),
+		card({
+			id: at("allergies"),
+			heading,
+			title: "Allergies",
+			section: record.allergies,
+			empty: "No allergies recorded.",
+			render: list("allergies", (a) => html`${a.substance}${aside(a.reactions.join(", "))}`),
+		}),
+		card({
+			id: at("immunizations"),
+			heading,
+			title: "Immunizations",
+			section: record.immunizations,
+			empty: "No immunizations recorded.",
+			render: list("immunizations", (i) => html`${i.vaccine}${aside(dateText(i.date))}`),
+		}),
+		card({
+			id: at("labs"),
+			heading,
+			title: "Lab results",
+			section: record.labs,
+			empty: "No lab results recorded.",
+			wide: true,
+			render: results("Lab results, newest first"),
+		}),
+		card({
+			id: at("vitals"),
+			heading,
+			title: "Vitals",
+			section: record.vitals,
+			empty: "No vital signs recorded.",
+			wide: true,
+			render: vitals(placement.idPrefix),
+		}),
+		card({
+			id: at("visits"),
+			heading,
+			title: "Visits",
+			section: record.encounters,
+			empty: "No visits recorded.",
+			render: list(
+				"visits",
+				(e) =>
+					html`${dateText(e.date)} · ${e.type}${aside(e.practitioner)}${
+						e.diagnoses.length ? html`<div class="muted">${e.diagnoses.join("; ")}</div>` : ""
+					}`,
+				SHOWN.visits,
+			),
+		}),
+		card({
+			id: at("notes"),
+			heading,
+			title: "Visit notes",
+			section: notes,
+			empty: held ? "No notes are released to the portal yet." : "No notes shared.",
+			render: list(
+				"notes",
+				(d) =>
+					html`<a href="/record/documents/${encodeURIComponent(d.id)}${noteQuery}">${d.title}</a>${aside(dateText(d.date))}`,
+			),
+			after: withheld(held),
+		}),
+		card({
+			id: at("reports"),
+			heading,
+			title: "Imaging and other reports",
+			section: record.reports,
+			empty: "No imaging or other reports recorded.",
+			wide: true,
+			render: list(
+				"reports",
+				(r) =>
+					html`<details><summary>${r.name}${aside(r.category)}${aside(dateText(r.date))}</summary><p class="report">${
+						r.text ?? "No text was sent with this report."
+					}</p></details>`,
+				SHOWN.reports,
+			),
+		}),
+	]}</div>`;
+}
+
+/** "Connect another record": a launch that adds the record the patient picks at athena to this session. */
+function connectAnother(): Html {
+	return html`<section class="connect-another" aria-labelledby="connect-another"><h2 id="connect-another">Another record</h2><p class="muted">Add your record at another practice, or the record of someone you look after: athenahealth asks which one.</p><form method="get" action="/launch" class="connect"><input type="hidden" name="connect" value="1"/><input type="hidden" name="return_to" value="/record"/><div class="actions"><button class="secondary" type="submit">Connect another record</button></div></form></section>`;
+}
+
+/** The connected view of a session with one record: who, which practice, and the record's sections. */
+export function recordPage(record: RecordView): Html {
 	return page({
 		title: record.name,
 		signedIn: true,
-		children: html`<dl class="facts"><dt>Born</dt><dd>${dateText(record.birthDate)}</dd>${practice}<dt>Patient ID</dt><dd>${record.patientId}</dd></dl>
-${downloadAction()}
-<nav class="jump" aria-label="Sections">${jumps.map(([id, label, section]) => (granted(section) ? html`<a href="#${id}">${label}</a>` : ""))}</nav>
-<div class="sections">${[
-			card({
-				id: "problems",
-				title: "Active problems",
-				section: record.problems,
-				empty: "No active problems recorded.",
-				render: list("problems", (p) => html`${p.name}${p.since ? aside(html`since ${dateText(p.since)}`) : ""}`),
-			}),
-			card({
-				id: "medications",
-				title: "Medications",
-				section: record.medications,
-				empty: "No current medications recorded.",
-				render: list(
-					"medications",
-					(m) => html`${m.name}${m.instructions ? html`<div class="muted">${m.instructions}</div>` : ""}`,
-				),
-			}),
-			card({
-				id: "allergies",
-				title: "Allergies",
-				section: record.allergies,
-				empty: "No allergies recorded.",
-				render: list("allergies", (a) => html`${a.substance}${aside(a.reactions.join(", "))}`),
-			}),
-			card({
-				id: "immunizations",
-				title: "Immunizations",
-				section: record.immunizations,
-				empty: "No immunizations recorded.",
-				render: list("immunizations", (i) => html`${i.vaccine}${aside(dateText(i.date))}`),
-			}),
-			card({
-				id: "labs",
-				title: "Lab results",
-				section: record.labs,
-				empty: "No lab results recorded.",
-				wide: true,
-				render: results("Lab results, newest first"),
-			}),
-			card({
-				id: "vitals",
-				title: "Vitals",
-				section: record.vitals,
-				empty: "No vital signs recorded.",
-				wide: true,
-				render: vitals,
-			}),
-			card({
-				id: "visits",
-				title: "Visits",
-				section: record.encounters,
-				empty: "No visits recorded.",
-				render: list(
-					"visits",
-					(e) =>
-						html`${dateText(e.date)} · ${e.type}${aside(e.practitioner)}${
-							e.diagnoses.length ? html`<div class="muted">${e.diagnoses.join("; ")}</div>` : ""
-						}`,
-					SHOWN.visits,
-				),
-			}),
-			card({
-				id: "notes",
-				title: "Visit notes",
-				section: notes,
-				empty: held ? "No notes are released to the portal yet." : "No notes shared.",
-				render: list(
-					"notes",
-					(d) => html`<a href="/record/documents/${encodeURIComponent(d.id)}">${d.title}</a>${aside(dateText(d.date))}`,
-				),
-				after: withheld(held),
-			}),
-			card({
-				id: "reports",
-				title: "Imaging and other reports",
-				section: record.reports,
-				empty: "No imaging or other reports recorded.",
-				wide: true,
-				render: list(
-					"reports",
-					(r) =>
-						html`<details><summary>${r.name}${aside(r.category)}${aside(dateText(r.date))}</summary><p class="report">${
-							r.text ?? "No text was sent with this report."
-						}</p></details>`,
-					SHOWN.reports,
-				),
-			}),
-		]}</div>`,
+		children: html`${recordContent(record, ALONE, downloadAction())}${connectAnother()}`,
+	});
+}
+
+/** A connection's label: its practice's name (and id), else the practice id, else its server. */
+function partLabel(part: ConnectionPart): string {
+	const name = part.outcome.state === "record" ? part.outcome.record.practiceName : undefined;
+	if (part.practice) return name ? `${name} (${part.practice})` : `Practice ${part.practice}`;
+	return part.server;
+}
+
+/** One connection inside a person's section: its record, or why it cannot be shown now. */
+function connectionSection(part: ConnectionPart): Markup {
+	const id = `connection-${part.connectionId}`;
+	const { outcome } = part;
+	const content =
+		outcome.state === "record"
+			? recordContent(outcome.record, { idPrefix: `${id}-`, heading: "h4", connectionId: part.connectionId })
+			: outcome.state === "revoked"
+				? html`<p class="notice">Access to this record was revoked by you or the practice, so this app can no longer read it. Connect it again to see it here.</p>`
+				: html`<p class="notice" role="status">athenahealth could not provide this record right now. You are still connected; try again in a moment.</p>`;
+	return html`<section class="connection" aria-labelledby="${id}"><h3 id="${id}">${partLabel(part)}</h3>${content}</section>`;
+}
+
+/**
+ * The connected view of a session with several records: one section per
+ * person, each of their records labelled with its practice (or server).
+ */
+export function peoplePage(people: Person[]): Html {
+	const personId = (index: number) => `person-${index + 1}`;
+	return page({
+		title: "Your records",
+		signedIn: true,
+		children: html`${downloadAction()}
+<nav class="jump" aria-label="People">${people.map((person, i) => html`<a href="#${personId(i)}">${person.name}</a>`)}</nav>
+${people.map(
+	(person, i) =>
+		html`<section class="person" aria-labelledby="${personId(i)}"><h2 id="${personId(i)}">${person.name}</h2>${person.parts.map(connectionSection)}</section>`,
+)}${connectAnother()}`,
 	});
 }

@@ -12,11 +12,12 @@ import { type UpstreamRead, upstreamReader } from "../fhir/upstream-read";
 import { requireConfig } from "../middleware/require-config";
 import { homePage } from "../pages/home";
 import { pageHeaders } from "../pages/layout";
+import { type ConnectionPart, groupByPerson } from "../pages/people";
 import { noteHeaders, readNote } from "../pages/read-note";
 import { type FhirReader, readRecord, type SessionState } from "../pages/read-record";
-import { recordPage } from "../pages/record";
+import { peoplePage, recordPage } from "../pages/record";
 import { noteMissingPage, revokedPage, unavailablePage } from "../pages/states";
-import { SESSION_COOKIE, type SessionView, sessionTag } from "../session/contract";
+import { type ConnectionView, SESSION_COOKIE, type SessionView, sessionTag } from "../session/contract";
 import { type SessionHandle, sessionFor } from "../session/lookup";
 
 /** The connected view's path; `/` sends a connected browser here. */
@@ -97,19 +98,70 @@ export function recordReader(c: Context<AppEnv>, session: SessionHandle, route: 
 	};
 }
 
-/** A session that may read the record, or the response that stands in its way (no session, signed out, revoked). */
+/** A session that may read a record: the handle reads `patient`'s connection; `connections` lists them all. */
+export interface ConnectedSession {
+	session: SessionHandle;
+	patient: string;
+	practice: string | undefined;
+	scopes: string[] | undefined;
+	connections: ConnectionView[];
+}
+
+/**
+ * A session that may read the record, or the response that stands in its way
+ * (no session, signed out, every record revoked). Without `connectionId` the
+ * handle reads the session's first connection; with one, that connection (an
+ * id the session does not hold sends the browser to the record page).
+ */
 export async function connectedSession(
 	c: Context<AppEnv>,
-): Promise<
-	{ session: SessionHandle; patient: string; practice: string | undefined; scopes: string[] | undefined } | Response
-> {
+	connectionId?: string,
+): Promise<ConnectedSession | Response> {
 	const session = await sessionFor(c);
 	if (!session) return redirect(c, "/");
 	const view = await viewOf(session);
 	if (!view) return sessionUnreachable(c);
 	if (view.status === "signed_out" || !view.patient) return redirect(c, "/");
-	if (view.status === "revoked") return c.html(revokedPage(), 200, headersFor(c, true));
-	return { session, patient: view.patient, practice: view.practice, scopes: view.scopes };
+	const connections = view.connections ?? [];
+	const anyConnected = view.status === "connected" || connections.some((x) => x.status === "connected");
+	if (!anyConnected) return c.html(revokedPage(), 200, headersFor(c, true));
+	if (connectionId === undefined) {
+		return { session, patient: view.patient, practice: view.practice, scopes: view.scopes, connections };
+	}
+	const chosen = connections.find((x) => x.id === connectionId);
+	if (!chosen) return redirect(c, RECORD_PATH);
+	if (chosen.status === "revoked") return c.html(revokedPage(), 200, headersFor(c, true));
+	const { patient, practice, scopes } = chosen;
+	return { session: { ...session, connectionId }, patient, practice, scopes, connections };
+}
+
+/** Each connection's record, read in parallel: a part of the page of several records. */
+async function connectionPart(c: Context<AppEnv>, connected: ConnectedSession, connection: ConnectionView) {
+	const { id, patient, practice, server, scopes } = connection;
+	const part = { connectionId: id, patient, practice, server };
+	if (connection.status === "revoked") return { ...part, outcome: { state: "revoked" } as const };
+	const reader = recordReader(c, { ...connected.session, connectionId: id }, RECORD_PATH);
+	const outcome = await readRecord(reader, {
+		patient,
+		practice,
+		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+		today: new Date().toISOString().slice(0, 10),
+		scopes,
+	});
+	return { ...part, outcome };
+}
+
+/** `/record` for a session with several connections: one section per person, each record labelled by practice. */
+async function severalRecords(c: Context<AppEnv>, connected: ConnectedSession): Promise<Response> {
+	const read = await Promise.all(connected.connections.map((x) => connectionPart(c, connected, x)));
+	if (read.some((part) => part.outcome.state === "signed_out")) return redirect(c, "/");
+	const parts = read.filter((part): part is ConnectionPart => part.outcome.state !== "signed_out");
+	// Nothing readable at all (athena busy or down for every record): the page for that state.
+	if (!parts.some((part) => part.outcome.state === "record")) {
+		const blocking = parts.find((part) => part.outcome.state === "unavailable") ?? parts[0];
+		return stateResponse(c, blocking?.outcome.state === "unavailable" ? blocking.outcome : { state: "revoked" });
+	}
+	return c.html(peoplePage(groupByPerson(parts)), 200, headersFor(c, true));
 }
 
 /** The page for a session state met while reading athena. */
@@ -151,6 +203,7 @@ export function pageRoutes(): Hono<AppEnv> {
 		.get(RECORD_PATH, requireConfig(), async (c) => {
 			const connected = await connectedSession(c);
 			if (connected instanceof Response) return connected;
+			if (connected.connections.length > 1) return severalRecords(c, connected);
 			const outcome = await readRecord(recordReader(c, connected.session, RECORD_PATH), {
 				patient: connected.patient,
 				practice: connected.practice,
@@ -162,7 +215,8 @@ export function pageRoutes(): Hono<AppEnv> {
 			return c.html(recordPage(outcome.record), 200, headersFor(c, true));
 		})
 		.get(NOTE_ROUTE, requireConfig(), async (c) => {
-			const connected = await connectedSession(c);
+			// `?connection=`: a note of a record other than the session's first (the record page of several links so).
+			const connected = await connectedSession(c, c.req.query("connection"));
 			if (connected instanceof Response) return connected;
 			const reader = recordReader(c, connected.session, NOTE_ROUTE);
 			const note = await readNote(reader, { id: c.req.param("id"), patient: connected.patient });

@@ -8,6 +8,8 @@ export interface SessionHandle {
 	/** SHA-256 of the session id: the Durable Object's name, and what logs may show. */
 	idHash: string;
 	api: SessionApi;
+	/** The connection read through this handle (`accessToken(connectionId)`); absent: the session's first connection. */
+	connectionId?: string | undefined;
 }
 
 /** The Durable Object of the session named by `idHash`. */
