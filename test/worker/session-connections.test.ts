@@ -1,7 +1,9 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
+import type { SessionMeta } from "../../src/session/connection";
 import type { SessionView } from "../../src/session/contract";
-import { accessTokenNearlyExpired, storedSession } from "./support/faults";
+import { MAX_CONNECTIONS } from "../../src/session/session-object";
+import { accessTokenNearlyExpired, storedSession, workerWith } from "./support/faults";
 import {
 	browserFetch,
 	CookieJar,
@@ -165,6 +167,47 @@ describe("one session, two connected records", () => {
 		});
 		expect(post.status).toBe(405);
 		expect(post.headers.get("Allow")).toBe("GET, HEAD");
+	});
+
+	it("a connection that can no longer be refreshed (no refresh token) reads as revoked; the session and the other stay", async () => {
+		const { browser, jake, lily } = await jakeAndLily();
+		const { stub } = await storedSession(browser.jar);
+		await runInDurableObject(stub, (instance: object) => {
+			const tokens = Reflect.get(instance, "tokens") as Map<string, { refreshToken?: string }>;
+			const held = tokens.get(lily);
+			if (!held) throw new Error("Lily's tokens are not open");
+			tokens.set(lily, { ...held, refreshToken: undefined });
+		});
+		await accessTokenNearlyExpired(stub, lily);
+		expect(await stub.accessToken(lily)).toEqual({ status: "revoked" });
+		expect((await stub.accessToken(jake)).status).toBe("connected");
+		const keys = await runInDurableObject(stub, async (_o, s) => [...(await s.storage.list()).keys()].sort());
+		expect(keys).toEqual(["meta", `tokens:${jake}`]);
+	});
+
+	it("a session holds at most MAX_CONNECTIONS records: one more is refused and handed back", async () => {
+		const { browser } = await jakeAndLily();
+		const { stub } = await storedSession(browser.jar);
+		// Filled up with copies of Lily's record under other patient ids (storage only: never read).
+		await runInDurableObject(stub, async (instance: object, state) => {
+			const meta = await state.storage.get<SessionMeta>("meta");
+			if (!meta) throw new Error("no session");
+			const [first, second] = meta.connections;
+			if (!first || !second) throw new Error("expected two connections");
+			const fillers = Array.from({ length: MAX_CONNECTIONS - 2 }, (_, i) => ({
+				...second,
+				id: `filler-${i}`,
+				patient: `a-80000.E-9${i}`,
+			}));
+			await state.storage.put("meta", { ...meta, connections: [first, second, ...fillers] });
+			Reflect.set(instance, "loaded", false);
+		});
+		const response = await connectRecord(browser, PATIENTS.janeElsewhere, workerWith());
+		expect(response.status).toBe(409);
+		expect(await response.json()).toMatchObject({ error: "connections_full" });
+		expect((await view(browser.jar)).connections).toHaveLength(MAX_CONNECTIONS);
+		const revokes = (await sandbox<Received>("received")).assertions.filter((a) => a.endpoint === "revoke");
+		expect(revokes.length).toBe(1);
 	});
 
 	it("sign-out revokes every connection at athena and ends the session", async () => {

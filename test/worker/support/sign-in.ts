@@ -164,10 +164,14 @@ export async function signInKeepingAthena(patient = PATIENTS.jane): Promise<Pati
  * choosing `record`, and the callback. Returns the
  * callback's response (302 to the record page when the record was added).
  */
-export async function connectRecord(browser: PatientBrowser, record: { id: string }): Promise<Response> {
+export async function connectRecord(
+	browser: PatientBrowser,
+	record: { id: string },
+	worker?: (request: Request) => Promise<Response>,
+): Promise<Response> {
 	const authorize = await launch(browser.jar, "connect=1");
 	// athena remembers the browser: its login page must not come up, so no working password is given.
 	const noPassword = { ...PATIENTS.jane, password: "athena-must-not-ask" };
 	const callbackUrl = await authorizeAtSandbox(authorize.toString(), noPassword, "allow", record.id, browser.athena);
-	return browserFetch(browser.jar, `${callbackUrl.pathname}${callbackUrl.search}`);
+	return browserFetch(browser.jar, `${callbackUrl.pathname}${callbackUrl.search}`, {}, worker);
 }
