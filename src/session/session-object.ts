@@ -11,10 +11,7 @@ import {
 	type ConnectionRecord,
 	connectionFor,
 	connectionView,
-	fromLegacy,
 	grantTokens,
-	isLegacy,
-	type LegacySessionMeta,
 	type NewGrant,
 	newConnectionId,
 	refreshDue,
@@ -22,18 +19,26 @@ import {
 	type SessionServer,
 	sameRecord,
 	serverNameOf,
-	tokensAad,
-	tokensKey,
 	withConnection,
 } from "./connection";
 import { type AccessResult, type LogoutResult, type SessionApi, type SessionView, sessionTag } from "./contract";
-import { openTokens, type SealedTokens, type SessionTokens, sealTokens } from "./token-vault";
+import {
+	deleteTokens,
+	keepLogoutHint,
+	readLifetime,
+	readLogoutHint,
+	readSession,
+	readTokens,
+	SESSION_IDLE_MS,
+	writeSession,
+	writeTokens,
+} from "./session-store";
+import type { SessionTokens } from "./token-vault";
 
 export type { SessionServer } from "./connection";
 
-/** A session ends after this long without use... */
-export const SESSION_IDLE_MS = 24 * 60 * 60_000;
-/** ...and after this long in any case (well inside athena's >= 3-month refresh tokens). */
+export { SESSION_IDLE_MS };
+/** A session ends after this long in any case (well inside athena's >= 3-month refresh tokens). */
 export const SESSION_ABSOLUTE_MS = 30 * 24 * 60 * 60_000;
 /** Records one session may connect: bounds its storage and its sign-out's revocations. */
 export const MAX_CONNECTIONS = 8;
@@ -58,12 +63,6 @@ export type ConnectResult =
 	| { status: "signed_out" }
 	/** MAX_CONNECTIONS reached. */
 	| { status: "full" };
-
-const META = "meta";
-/** Where a one-grant session (before connections) kept its tokens: moved to `tokens:{id}` on first read. */
-const LEGACY_TOKENS = "tokens";
-/** An ended grant's id_token, sealed like the tokens: signing out still ends the athena browser session. */
-const LOGOUT_HINT = "logoutHint";
 
 /**
  * One signed-in browser's session, named by the SHA-256 of its session id:
@@ -93,8 +92,14 @@ export class Session extends DurableObject<Env> implements SessionApi {
 
 	private async load(now: number): Promise<SessionMeta | undefined> {
 		if (!this.loaded) {
-			const stored = await this.ctx.storage.get<SessionMeta | LegacySessionMeta>(META);
-			this.meta = stored && isLegacy(stored) ? await this.migrate(stored) : stored;
+			const config = this.config();
+			const stored = await readSession(this.ctx.storage, config.sessionKeys, (base) =>
+				serverNameOf(config.profile, base),
+			);
+			if (stored.migrated && stored.meta) {
+				log("info", "session read as one connection", { session: sessionTag(stored.meta.idHash) });
+			}
+			this.meta = stored.meta;
 			this.loaded = true;
 		}
 		const meta = this.meta;
@@ -107,64 +112,28 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		return this.meta;
 	}
 
-	/**
-	 * A session stored with one grant (before connections) becomes a session
-	 * with that grant as its only connection, written back once: its tokens are
-	 * sealed again under the connection's key and AAD.
-	 */
-	private async migrate(legacy: LegacySessionMeta): Promise<SessionMeta> {
-		const config = this.config();
-		const meta = fromLegacy(legacy, newConnectionId(), serverNameOf(config.profile, legacy.fhirBaseUrl));
-		const id = meta.connections[0]?.id ?? "";
-		const sealed = await this.ctx.storage.get<SealedTokens>(LEGACY_TOKENS);
-		const tokens = sealed ? await openTokens(sealed, config.sessionKeys, legacy.idHash) : undefined;
-		const moved = tokens ? { [tokensKey(id)]: await this.seal(meta, id, tokens) } : {};
-		await this.writeMeta(meta, moved);
-		await this.ctx.storage.delete(LEGACY_TOKENS);
-		log("info", "session read as one connection", { session: sessionTag(meta.idHash) });
-		return meta;
-	}
-
 	private async openedTokens(meta: SessionMeta, id: string): Promise<SessionTokens | undefined> {
 		let tokens = this.tokens.get(id);
 		if (!tokens) {
-			const sealed = await this.ctx.storage.get<SealedTokens>(tokensKey(id));
-			tokens = sealed ? await openTokens(sealed, this.config().sessionKeys, tokensAad(meta.idHash, id)) : undefined;
+			tokens = await readTokens(this.ctx.storage, this.config().sessionKeys, meta, id);
 			if (tokens) this.tokens.set(id, tokens);
 		}
 		return tokens;
-	}
-
-	private seal(meta: SessionMeta, id: string, tokens: SessionTokens): Promise<SealedTokens> {
-		const key = this.config().sessionKeys[0];
-		if (!key)
-			throw new AppError({
-				code: "config_invalid",
-				status: 503,
-				message: "This service is not configured correctly.",
-				detail: "no session key",
-			});
-		return sealTokens(tokens, key, tokensAad(meta.idHash, id));
 	}
 
 	/** Writes `meta` and a connection's tokens together. */
 	private async storeTokens(meta: SessionMeta, id: string, tokens: SessionTokens): Promise<void> {
 		// Stored before anyone is handed the new access token: a crash after a
 		// refresh must not lose the rotated refresh token.
-		await this.writeMeta(meta, { [tokensKey(id)]: await this.seal(meta, id, tokens) });
+		await writeTokens(this.ctx.storage, this.config().sessionKeys, meta, id, tokens);
+		this.meta = meta;
 		this.tokens.set(id, tokens);
 	}
 
-	/**
-	 * Every write of the session record goes through here, and guarantees an
-	 * alarm: a record without one would never be deleted.
-	 */
-	private async writeMeta(meta: SessionMeta, extra: Record<string, unknown> = {}): Promise<void> {
-		await this.ctx.storage.put({ ...extra, [META]: meta });
+	/** Every write of the session record goes through here (it keeps an alarm set). */
+	private async writeMeta(meta: SessionMeta): Promise<void> {
+		await writeSession(this.ctx.storage, meta);
 		this.meta = meta;
-		if ((await this.ctx.storage.getAlarm()) === null) {
-			await this.ctx.storage.setAlarm(Math.min(meta.absoluteExpiresAt, meta.lastSeenAt + SESSION_IDLE_MS));
-		}
 	}
 
 	private async end(): Promise<void> {
@@ -306,7 +275,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			await this.end();
 			return { status: "signed_out" };
 		}
-		await this.ctx.storage.delete(tokensKey(connection.id));
+		await deleteTokens(this.ctx.storage, connection.id);
 		this.tokens.delete(connection.id);
 		await this.writeMeta(withConnection(meta, { ...connection, status: "revoked" }));
 		return { status: "revoked" };
@@ -423,8 +392,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		if (!meta || !connection) return { status: "signed_out" };
 		if (error.code === "invalid_grant") {
 			// Revoked by the patient or the practice: a normal state, not an error, and this connection's alone.
-			await this.keepLogoutHint(meta, tokens);
-			await this.ctx.storage.delete(tokensKey(id));
+			await keepLogoutHint(this.ctx.storage, this.config().sessionKeys, meta.idHash, tokens);
+			await deleteTokens(this.ctx.storage, id);
 			await this.writeMeta(withConnection(meta, { ...connection, status: "revoked" }));
 			this.tokens.delete(id);
 			log("info", "connection revoked by its server", { session });
@@ -448,24 +417,6 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	/** The endpoints that issued this grant: kept since sign-in, else (older records) config and discovery. */
 	private async server(connection: ConnectionRecord, config: Config): Promise<SessionServer> {
 		return connection.server ?? (await authorizationServer(config, (input, init) => this.network(input, init)));
-	}
-
-	/** Keeps only the id_token of a grant the server ended, for athena's end-session endpoint at sign-out. */
-	private async keepLogoutHint(meta: SessionMeta, tokens: SessionTokens): Promise<void> {
-		const key = this.config().sessionKeys[0];
-		if (!tokens.idToken || !key) return;
-		const hint = await sealTokens(
-			{ accessToken: "", refreshToken: undefined, idToken: tokens.idToken },
-			key,
-			`${meta.idHash}:${LOGOUT_HINT}`,
-		);
-		await this.ctx.storage.put(LOGOUT_HINT, hint);
-	}
-
-	private async logoutHint(meta: SessionMeta): Promise<string | undefined> {
-		const sealed = await this.ctx.storage.get<SealedTokens>(LOGOUT_HINT);
-		if (!sealed) return undefined;
-		return (await openTokens(sealed, this.config().sessionKeys, `${meta.idHash}:${LOGOUT_HINT}`))?.idToken;
 	}
 
 	/** The connections still holding a grant, with their tokens (one that no longer opens is skipped). */
@@ -503,7 +454,9 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		const grants = meta ? await this.liveGrants(meta) : [];
 		const idTokenHint =
 			grants.find((g) => g.tokens.idToken)?.tokens.idToken ??
-			(meta ? await this.logoutHint(meta).catch(() => undefined) : undefined);
+			(meta
+				? await readLogoutHint(this.ctx.storage, this.config().sessionKeys, meta.idHash).catch(() => undefined)
+				: undefined);
 		const outcomes = await Promise.all(grants.map((g) => this.revokeAtServer(g.connection, g.tokens)));
 		await this.end();
 		return {
@@ -514,7 +467,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	}
 
 	override async alarm(): Promise<void> {
-		const meta = await this.ctx.storage.get<SessionMeta | LegacySessionMeta>(META);
+		const meta = await readLifetime(this.ctx.storage);
 		if (!meta) return;
 		const now = Date.now();
 		const idleEnd = meta.lastSeenAt + SESSION_IDLE_MS;
