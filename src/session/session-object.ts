@@ -193,7 +193,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	/**
 	 * Adds a sign-in's grant to this session ("Connect another record"). The
 	 * same patient at the same server again replaces that connection's grant,
-	 * keeping its id; the session's lifetime is not extended.
+	 * keeping its id, and hands the old grant back; the session's lifetime is
+	 * not extended.
 	 */
 	async addConnection(input: ConnectRecord): Promise<ConnectResult> {
 		const now = input.now ?? Date.now();
@@ -206,12 +207,23 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		if (existing) await this.refreshing.get(existing.id)?.catch(() => undefined);
 		const latest = this.meta;
 		if (!latest) return { status: "signed_out" };
+		const replaced = existing && (await this.replacedGrant(latest, existing.id));
 		const connection = connectionFor(grant, existing?.id ?? newConnectionId(latest.connections), now, existing);
 		const next = existing
 			? withConnection(latest, connection)
 			: { ...latest, connections: [...latest.connections, connection] };
 		await this.storeTokens(next, connection.id, grantTokens(input.tokens));
+		// The grant this one replaces is handed back rather than left live at its server.
+		if (replaced) await this.revokeAtServer(replaced.connection, replaced.tokens);
 		return { status: "connected", connectionId: connection.id, added: !existing };
+	}
+
+	/** The connection `id` as it is now and its tokens, when it still holds a grant. */
+	private async replacedGrant(meta: SessionMeta, id: string) {
+		const connection = this.connection(meta, id);
+		if (connection?.status !== "connected") return undefined;
+		const tokens = await this.openedTokens(meta, id).catch(() => undefined);
+		return tokens && { connection, tokens };
 	}
 
 	private grant(input: ConnectRecord): NewGrant {

@@ -1,3 +1,4 @@
+import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { SESSION_COOKIE, type SessionView } from "../../src/session/contract";
 import { storedSession, workerWith } from "./support/faults";
@@ -74,6 +75,11 @@ describe("Connect another record", () => {
 		expect(after.opened?.refreshToken).not.toBe(before.opened?.refreshToken);
 		expect(after.meta?.connectedAt).toBe(before.meta?.connectedAt);
 		expect((await browserFetch(browser.jar, `/fhir/r4/Patient/${PATIENTS.jane.id}`)).status).toBe(200);
+		// The replaced grant was handed back: its access token reads nothing any more.
+		const old = await env.SANDBOX.fetch(`http://localhost:3001/fhir/r4/Patient/${PATIENTS.jane.id}`, {
+			headers: { Authorization: `Bearer ${before.opened?.accessToken}` },
+		});
+		expect(old.status).toBe(401);
 	});
 
 	it("refuses to add to a session the browser no longer names, and hands athena's grant back", async () => {
