@@ -227,4 +227,22 @@ describe("one session, two connected records", () => {
 			expect(direct.status).toBe(401);
 		}
 	});
+	it("sign-out from the page ends athena's browser session with the first connected record's id_token", async () => {
+		const { browser, jake } = await jakeAndLily();
+		const { opened } = await storedSession(browser.jar, jake);
+		const out = await browserFetch(browser.jar, "/logout", {
+			method: "POST",
+			headers: { Accept: "text/html", Origin: ORIGIN },
+		});
+		expect(out.status).toBe(303);
+		const location = new URL(out.headers.get("Location") ?? "");
+		expect(location.searchParams.get("id_token_hint")).toBe(opened?.idToken);
+		// athena's end-session page, followed with athena's browser cookie, ends its session: the next sign-in asks for the password.
+		const ended = await env.SANDBOX.fetch(location.toString(), {
+			headers: { Cookie: browser.athena.header() },
+			redirect: "manual",
+		});
+		browser.athena.store(ended);
+		await expect(connectRecord(browser, PATIENTS.dependent)).rejects.toThrow(/sandbox sign-in/);
+	});
 });
