@@ -76,6 +76,7 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .5
 figure.chart{margin:.5rem 0}svg{display:block;width:100%;height:auto}svg.spark{display:inline-block;width:4rem;vertical-align:middle}
 .legend{display:flex;gap:1rem;font-size:.875rem;color:var(--muted)}.key::before{content:"";display:inline-block;width:1rem;height:.25rem;margin-right:.35rem;vertical-align:middle;background:#0b5cad}.key-1::before{background:#a4262c}
 details summary{cursor:pointer;color:var(--accent);margin:.25rem 0}.report{white-space:pre-wrap;margin:.25rem 0}
+.person{margin:2rem 0 0}.person>h2{font-size:1.4rem;padding-bottom:.25rem;border-bottom:2px solid var(--line)}.connection>h3{font-size:1.15rem;margin:1.25rem 0 .5rem}.card>h4{font-size:1.05rem;margin:0 0 .5rem}.connect-another{margin-top:2rem}
 .tag{display:inline-block;font-size:.8rem;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin-left:.4rem;color:var(--muted)}.flag{color:var(--bad);border-color:var(--bad)}
 `;
 
