@@ -259,9 +259,14 @@ ${top}
 	]}</div>`;
 }
 
-/** "Connect another record": a launch that adds the record the patient picks at athena to this session. */
+/** A launch that adds the record the patient picks at athena to this session (`/launch?connect=1`). */
+function connectRecordForm(label: string): Html {
+	return html`<form method="get" action="/launch" class="connect"><input type="hidden" name="connect" value="1"/><input type="hidden" name="return_to" value="/record"/><div class="actions"><button class="secondary" type="submit">${label}</button></div></form>`;
+}
+
+/** "Connect another record": the patient's record at another practice, or a dependent's. */
 function connectAnother(): Html {
-	return html`<section class="connect-another" aria-labelledby="connect-another"><h2 id="connect-another">Another record</h2><p class="muted">Add your record at another practice, or the record of someone you look after: athenahealth asks which one.</p><form method="get" action="/launch" class="connect"><input type="hidden" name="connect" value="1"/><input type="hidden" name="return_to" value="/record"/><div class="actions"><button class="secondary" type="submit">Connect another record</button></div></form></section>`;
+	return html`<section class="connect-another" aria-labelledby="connect-another"><h2 id="connect-another">Another record</h2><p class="muted">Add your record at another practice, or the record of someone you look after: athenahealth asks which one.</p>${connectRecordForm("Connect another record")}</section>`;
 }
 
 /** The connected view of a session with one record: who, which practice, and the record's sections. */
@@ -288,7 +293,7 @@ function connectionSection(part: ConnectionPart): Markup {
 		outcome.state === "record"
 			? recordContent(outcome.record, { idPrefix: `${id}-`, heading: "h4", connectionId: part.connectionId })
 			: outcome.state === "revoked"
-				? html`<p class="notice">Access to this record was revoked by you or the practice, so this app can no longer read it. Connect it again to see it here.</p>`
+				? html`<p class="notice">Access to this record was revoked by you or the practice, so this app can no longer read it. Connect it again to see it here.</p>${connectRecordForm("Connect this record again")}`
 				: html`<p class="notice" role="status">athenahealth could not provide this record right now. You are still connected; try again in a moment.</p>`;
 	return html`<section class="connection" aria-labelledby="${id}"><h3 id="${id}">${partLabel(part)}</h3>${content}</section>`;
 }

@@ -95,8 +95,26 @@ describe("the record page of a session with several records", () => {
 		const page = await response.text();
 		const lily = sectionOf(page, `connection-${ids[1]}`, "</section></section>");
 		expect(lily).toContain("Access to this record was revoked");
+		expect(lily).toMatch(/name="connect" value="1".*Connect this record again/);
 		const jake = sectionOf(page, `connection-${ids[0]}`, 'class="connection"');
 		expect(jake).toContain(`id="connection-${ids[0]}-problems"`);
+	});
+
+	it("shows the revoked page when every record of the session is revoked", async () => {
+		const { browser } = await family();
+		for (const patient of [PATIENTS.jane, PATIENTS.dependent, PATIENTS.janeElsewhere]) {
+			await sandbox("revoke", { patient: patient.id });
+		}
+		await sandbox("expire-access-tokens", {});
+		// The first visit finds out record by record; a later one knows from the session alone.
+		for (let visit = 0; visit < 2; visit++) {
+			const page = await (await browserFetch(browser.jar, "/record", html)).text();
+			expect(page).toContain("<h1>Access was revoked</h1>");
+		}
+		expect((await (await browserFetch(browser.jar, "/session")).json()) as SessionView).toMatchObject({
+			status: "revoked",
+			connections: [{ status: "revoked" }, { status: "revoked" }, { status: "revoked" }],
+		});
 	});
 
 	it("offers Connect another record: a GET to /launch with connect=1", async () => {
