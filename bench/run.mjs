@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { benchDir, killAllNow, ROOT, snapshotTree, stopAll } from "./lib/stack.mjs";
 import { rowBundle } from "./rows/bundle.mjs";
+import { rowExport } from "./rows/export.mjs";
 import { rowJwks } from "./rows/jwks.mjs";
 import { rowProxyLarge, rowProxyMemory, rowProxySmall, rowRefresh } from "./rows/proxy.mjs";
 import { rowSigner } from "./rows/signer.mjs";
@@ -125,7 +126,7 @@ async function main() {
 	};
 
 	if (wanted(1)) add(await rowBundle({ tree, dir, log }));
-	const needsStack = [2, 4, 5, 6, 7, 8].some(wanted);
+	const needsStack = [2, 4, 5, 6, 7, 8, 9, 10].some(wanted);
 	const stack = needsStack ? await mainStack({ tree, dir, log }) : undefined;
 	if (wanted(2)) add(await rowJwks({ tree, dir, stack, log }));
 	if (wanted(3)) add(await rowSigner({ tree, dir, stack, log }));
@@ -134,6 +135,7 @@ async function main() {
 	if (wanted(6)) add(await rowProxyMemory({ stack, log }));
 	if (wanted(7)) add(await rowRefresh({ stack, log }));
 	if (wanted(8)) add(await rowSignIn({ stack, log }));
+	if (wanted(9) || wanted(10)) add(await rowExport({ stack, log }));
 	await stopAll();
 
 	rows.sort((a, b) => a.n - b.n || 0);

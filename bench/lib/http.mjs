@@ -43,7 +43,8 @@ export function send(
 			res.on("error", reject);
 		});
 		req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${url}`)));
-		req.on("error", reject);
+		// Name the request: "socket hang up" alone does not say which of a row's requests failed.
+		req.on("error", (error) => reject(new Error(`${error.message}: ${method} ${url.split("?")[0]}`, { cause: error })));
 		if (body !== undefined) req.write(body);
 		req.end();
 	});

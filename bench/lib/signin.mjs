@@ -28,12 +28,13 @@ const form = (fields) => ({
 });
 
 /**
- * The sandbox's authorize page → login → record picker (the test patient's
- * own record) → consent: returns the redirect with the code. No sandbox
- * cookie is kept, so each sign-in is a new browser typing the password.
+ * The sandbox's authorize page → login → record picker (the test user's
+ * own record, Jake's unless told) → consent: returns the redirect with the
+ * code. No sandbox cookie is kept, so each sign-in is a new browser typing
+ * the password.
  */
-function authorizeAtSandbox(authorizeUrl) {
-	return signInAtSandbox({ authorizeUrl, login: JAKE, record: JAKE.id, fetch: asFetch(send) });
+function authorizeAtSandbox(authorizeUrl, user = JAKE) {
+	return signInAtSandbox({ authorizeUrl, login: user, record: user.id, fetch: asFetch(send) });
 }
 
 let clientSeq = 0;
@@ -48,7 +49,7 @@ export function nextClientAddress() {
  * jar holding `__Host-athena_session`, and the time spent in worker requests
  * (launch + callback) against the whole round trip.
  */
-export async function signInThroughWorker(workerOrigin) {
+export async function signInThroughWorker(workerOrigin, user = JAKE) {
 	const jar = new Map();
 	// Each sign-in comes from its own client address, as patients do: the worker
 	// limits launches and callbacks per address (wrangler dev keeps a
@@ -56,12 +57,12 @@ export async function signInThroughWorker(workerOrigin) {
 	const client = { "CF-Connecting-IP": nextClientAddress() };
 	const started = performance.now();
 	const launch = expect(
-		await send(`${workerOrigin}/launch?practice=${PRACTICE}`, { headers: client }),
+		await send(`${workerOrigin}/launch?practice=${user.practiceId}`, { headers: client }),
 		302,
 		"worker /launch",
 	);
 	storeCookies(jar, launch);
-	const redirect = await authorizeAtSandbox(launch.headers.location);
+	const redirect = await authorizeAtSandbox(launch.headers.location, user);
 	if (!redirect.searchParams.get("code")) throw new Error(`sandbox redirected without a code: ${redirect}`);
 	// The redirect names the registered REDIRECT_URI; the bench sends it to the worker it measures.
 	const callback = expect(
@@ -83,7 +84,7 @@ const base64url = (buffer) => buffer.toString("base64url");
  * obtains one (authorization code + PKCE + RS384 client assertion), with the
  * same client and key, but redeemed here in Node.
  */
-export async function directAccessToken({ sandboxOrigin, pem, clientId, redirectUri, scope }) {
+export async function directAccessToken({ sandboxOrigin, pem, clientId, redirectUri, scope, user = JAKE }) {
 	const verifier = base64url(randomBytes(32));
 	const challenge = base64url(createHash("sha256").update(verifier).digest());
 	const authorize = new URL(`${sandboxOrigin}/oauth2/v1/authorize`);
@@ -99,7 +100,7 @@ export async function directAccessToken({ sandboxOrigin, pem, clientId, redirect
 	})) {
 		authorize.searchParams.set(k, v);
 	}
-	const code = (await authorizeAtSandbox(authorize.toString())).searchParams.get("code");
+	const code = (await authorizeAtSandbox(authorize.toString(), user)).searchParams.get("code");
 	const key = await importPKCS8(pem, "RS384", { extractable: true });
 	const jwk = await exportJWK(key);
 	const kid = await calculateJwkThumbprint({ kty: "RSA", n: jwk.n, e: jwk.e });

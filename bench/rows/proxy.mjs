@@ -219,7 +219,8 @@ export async function rowProxyLarge({ stack, tree, dir, log }) {
 const MEMORY_REPS = 3;
 const MEMORY_BYTES = 256 * 1024 * 1024;
 
-async function sampleWhile(pid, promise) {
+/** Peak VmRSS of `pid` (sampled every 50 ms) while `promise` runs, and its result. */
+export async function sampleWhile(pid, promise) {
 	let peak = rssBytes(pid);
 	let done = false;
 	const finished = promise.finally(() => {
@@ -233,7 +234,8 @@ async function sampleWhile(pid, promise) {
 	return { peak, result: await finished };
 }
 
-async function idleRss(pid) {
+/** Median VmRSS of `pid` over half a second of rest. */
+export async function idleRss(pid) {
 	const samples = [];
 	for (let i = 0; i < 10; i++) {
 		samples.push(rssBytes(pid));

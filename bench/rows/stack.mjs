@@ -4,11 +4,14 @@
 // so no figure carries wrangler's dev proxy. The public origins only serve
 // what must be known before a process starts (the worker's redirect URI and
 // JWKS URL, registered at the sandbox).
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { directAccessToken, signInThroughWorker } from "../lib/signin.mjs";
-import { freePort, HOST, innerWorkerd, startWrangler, writeSecrets } from "../lib/stack.mjs";
+import { freePort, HOST, innerWorkerd, ROOT, startWrangler, writeSecrets } from "../lib/stack.mjs";
 
 export const CLIENT_ID = "local-dev-client";
+/** The scopes the local worker asks for: wrangler.toml's first (top-level) SCOPES. */
+export const WORKER_SCOPES = /^SCOPES = "([^"]+)"$/m.exec(readFileSync(join(ROOT, "wrangler.toml"), "utf8"))?.[1] ?? "";
 /** The worker's per-minute token budget, at its configured maximum (src/config.ts allows 1..10000). */
 const TOKEN_BUDGET = "10000";
 
@@ -93,6 +96,18 @@ export async function mainStack({ tree, dir, log }) {
 			});
 			return stack.token;
 		},
+		/** A new signed-in session for another test user (the export row's large record). */
+		sessionOf: async (user) => (await signInThroughWorker(stack.W, user)).jar,
+		/** A direct sandbox token for another test user, with the scopes the worker asks for (wrangler.toml SCOPES). */
+		directTokenOf: (user) =>
+			directAccessToken({
+				sandboxOrigin: S,
+				pem: secrets.pem,
+				clientId: CLIENT_ID,
+				redirectUri,
+				scope: WORKER_SCOPES,
+				user,
+			}),
 	};
 	log(`worker ${stack.W} (workerd pid ${stack.workerPid}), sandbox ${S} (workerd pid ${stack.sandboxPid})`);
 	return stack;

@@ -17,21 +17,33 @@ export interface ExportWriting {
 	/** The Bundle's `timestamp`. */
 	timestamp: string;
 	requestId: string;
+	/** Called once when the body ends: written to the end, failed, or cancelled by the client. */
+	onEnd?: (how: "complete" | "failed" | "cancelled") => void;
 }
 
-/** One resource as JSON text, athena's URLs pointing at the proxy. */
-function resourceText(resource: Json, writing: ExportWriting): string {
-	const text = JSON.stringify(resource);
+/** athena's URLs in `text` pointing at the proxy, as the proxy rewrites its bodies. */
+function rewritten(text: string, writing: ExportWriting): string {
 	return text.includes(writing.fhirBaseUrl) ? text.replaceAll(writing.fhirBaseUrl, writing.proxyBaseUrl) : text;
 }
 
-/** A Bundle entry: resources with an id get their URL on the proxy; the export's own outcomes a `urn:uuid`. */
-function entryText(resource: Json, writing: ExportWriting): string {
-	const fullUrl =
-		typeof resource.id === "string"
-			? `${writing.proxyBaseUrl}/${resource.resourceType}/${resource.id}`
-			: `urn:uuid:${crypto.randomUUID()}`;
-	return `{"fullUrl":${JSON.stringify(fullUrl)},"resource":${resourceText(resource, writing)}}`;
+/** A resource's URL on the proxy; the export's own outcomes (no id) get a `urn:uuid`. */
+function fullUrl(resource: Json, writing: ExportWriting): string {
+	return typeof resource.id === "string"
+		? `${writing.proxyBaseUrl}/${resource.resourceType}/${resource.id}`
+		: `urn:uuid:${crypto.randomUUID()}`;
+}
+
+/**
+ * One page of resources as text: Bundle entries (comma-separated, one a
+ * line) or NDJSON lines. One native JSON.stringify per page, not per
+ * resource: the export spends most of its own time here.
+ */
+function pageText(resources: Json[], writing: ExportWriting): string {
+	if (writing.format === "ndjson") return `${resources.map((r) => rewritten(JSON.stringify(r), writing)).join("\n")}\n`;
+	const entries = resources.map((resource) => ({ fullUrl: fullUrl(resource, writing), resource }));
+	const body = rewritten(JSON.stringify(entries), writing).slice(1, -1);
+	// An entry a line: a newline is whitespace between JSON tokens, wherever else the pattern might fall.
+	return `\n${body.replaceAll('},{"fullUrl":', '},\n{"fullUrl":')}`;
 }
 
 /**
@@ -48,6 +60,11 @@ export function exportBody(pages: AsyncGenerator<Json[]>, writing: ExportWriting
 	const encoder = new TextEncoder();
 	const bundle = writing.format === "bundle";
 	let entries = 0;
+	let ended = false;
+	const end = (how: "complete" | "failed" | "cancelled") => {
+		if (!ended) writing.onEnd?.(how);
+		ended = true;
+	};
 	return new ReadableStream<Uint8Array>({
 		start(controller) {
 			if (bundle) {
@@ -61,24 +78,23 @@ export function exportBody(pages: AsyncGenerator<Json[]>, writing: ExportWriting
 				if (done) {
 					if (bundle) controller.enqueue(encoder.encode("]}"));
 					controller.close();
+					end("complete");
 					return;
 				}
-				let text = "";
-				for (const resource of value) {
-					text += bundle
-						? `${entries++ === 0 ? "" : ","}\n${entryText(resource, writing)}`
-						: `${resourceText(resource, writing)}\n`;
-				}
-				controller.enqueue(encoder.encode(text));
+				if (value.length === 0) return;
+				const text = pageText(value, writing);
+				controller.enqueue(encoder.encode(bundle && entries++ > 0 ? `,${text}` : text));
 			} catch (error) {
 				log("error", "export failed", {
 					requestId: writing.requestId,
 					name: error instanceof Error ? error.name : "unknown",
 				});
 				controller.error(error);
+				end("failed");
 			}
 		},
 		async cancel() {
+			end("cancelled");
 			await pages.return(undefined);
 		},
 	});

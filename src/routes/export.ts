@@ -1,16 +1,21 @@
+import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
+import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { EXPORT_CONTENT_TYPES, type ExportFormat, exportBody } from "../export/export-body";
 import { type ExportClock, realClock } from "../export/pacing";
 import { type ExportTally, type Json, recordExport } from "../export/record-export";
 import { exportPlan } from "../export/searches";
+import { FHIR_JSON } from "../fhir/headers";
+import { isolateTokenCache } from "../fhir/token-cache";
+import { upstreamReader } from "../fhir/upstream-read";
 import { log } from "../log";
 import { requireConfig } from "../middleware/require-config";
-import { read } from "../pages/read-record";
+import { type FhirReader, read } from "../pages/read-record";
 import { currentName } from "../pages/record-data";
-import { sessionTag } from "../session/contract";
-import { connectedSession, recordReader, stateResponse } from "./pages";
+import type { SessionHandle } from "../session/lookup";
+import { connectedSession, stateResponse } from "./pages";
 
 /** Where the record is downloaded. */
 export const EXPORT_PATH = "/export";
@@ -48,17 +53,61 @@ export function exportFileName(name: string | undefined, date: string, format: E
 	return `${slug || "health-record"}-${date}.${FILE_EXTENSIONS[format]}`;
 }
 
-/** Logs the export's outcome once it ends: finished, stopped, or abandoned by the client. */
-async function* logged(pages: AsyncGenerator<Json[]>, tally: ExportTally, fields: Record<string, unknown>) {
-	let finished = false;
-	try {
-		yield* pages;
-		finished = true;
-	} finally {
-		const resources = [...tally.counts.values()].reduce((a, b) => a + b, 0);
-		const ended = tally.stopped?.code ?? (finished ? "complete" : "cancelled");
-		log("info", "record export ended", { ...fields, resources, refused: tally.refused.length, ended });
-	}
+/** How many requests the export made of athena, for its log line. */
+interface ReadStats {
+	reads: number;
+}
+
+/**
+ * The export's reads: the FHIR proxy's own upstream reader (same token cache,
+ * single-flight refresh, timeout and outbound rules). Each body goes to the
+ * export as athena sent it, parsed natively; a JS stream per page would cost
+ * the export a third of its speed. Counted for the export's one log line
+ * rather than logged per read: an export is one request.
+ */
+function exportReader(c: Context<AppEnv>, session: SessionHandle, stats: ReadStats): FhirReader {
+	const config = c.get("config");
+	const read = upstreamReader({
+		session,
+		fhirBaseUrl: config.athena.fhirBaseUrl,
+		completeSearches: ehrProfile(config.profile).completesSearches,
+		tokenCache: isolateTokenCache,
+		fetch: (input, init) => fetch(input, init),
+		timeoutMs: config.fhirTimeoutMs,
+		requestId: c.get("requestId"),
+	});
+	return (target) => {
+		stats.reads++;
+		return read({ ...target, method: "GET", headers: new Headers({ Accept: FHIR_JSON }) });
+	};
+}
+
+/**
+ * The export's one log line (it replaces the request line, which would be
+ * written before the file is), once the export ends: finished, stopped,
+ * failed, or abandoned by the client. Resource types and counts only.
+ */
+function logEnd(
+	how: "complete" | "failed" | "cancelled",
+	tally: ExportTally,
+	stats: ReadStats,
+	line: { requestId: string; format: ExportFormat; started: number; fields: Record<string, unknown> },
+): void {
+	const { ownLine: _, ...noted } = line.fields;
+	const ended = how === "complete" ? (tally.stopped?.code ?? "complete") : how;
+	log(ended === "complete" ? "info" : "warn", "request", {
+		...noted,
+		requestId: line.requestId,
+		method: "GET",
+		route: EXPORT_PATH,
+		status: 200,
+		durationMs: Math.round(performance.now() - line.started),
+		format: line.format,
+		reads: stats.reads,
+		resources: Object.fromEntries(tally.counts),
+		refused: tally.refused,
+		ended,
+	});
 }
 
 /**
@@ -74,12 +123,14 @@ async function* logged(pages: AsyncGenerator<Json[]>, tally: ExportTally, fields
 export function exportRoutes(options: ExportRouteOptions = {}): Hono<AppEnv> {
 	const clock = options.clock ?? realClock;
 	return new Hono<AppEnv>().get(EXPORT_PATH, requireConfig(), async (c) => {
+		const started = performance.now();
 		const format = formatOf(c.req.query("format"));
 		const connected = await connectedSession(c);
 		if (connected instanceof Response) return connected;
 		const config = c.get("config");
 		const requestId = c.get("requestId");
-		const reader = recordReader(c, connected.session, EXPORT_PATH);
+		const stats: ReadStats = { reads: 0 };
+		const reader = exportReader(c, connected.session, stats);
 		const plan = exportPlan(connected.patient, connected.scopes);
 
 		// The Patient first: it names the file, and a session that cannot read gets a page, not a broken file.
@@ -105,8 +156,11 @@ export function exportRoutes(options: ExportRouteOptions = {}): Hono<AppEnv> {
 			},
 			tally,
 		);
-		const fields = { requestId, session: sessionTag(connected.session.idHash), format };
-		const body = exportBody(logged(pages, tally, fields), {
+		const fields = c.get("logFields");
+		fields.ownLine = true;
+		const line = { requestId, format, started, fields };
+		const body = exportBody(pages, {
+			onEnd: (how) => logEnd(how, tally, stats, line),
 			format,
 			fhirBaseUrl: config.athena.fhirBaseUrl,
 			proxyBaseUrl: `${config.publicOrigin}/fhir/r4`,

@@ -1,6 +1,6 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { Hono } from "hono";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { AppEnv } from "../../src/app-env";
 import type { ExportClock } from "../../src/export/pacing";
 import { EXPORT_TYPES } from "../../src/export/searches";
@@ -47,6 +47,10 @@ const ALL_INTENTS = "proposal,plan,order,original-order,reflex-order,filler-orde
 beforeEach(async () => {
 	await sandbox("reset", {});
 	await sandbox("config", { tokenRateLimit: 0 });
+});
+
+afterEach(() => {
+	vi.restoreAllMocks();
 });
 
 /** The ids every page of one search returns through the proxy, following the proxy's next links. */
@@ -236,6 +240,34 @@ describe("GET /export", () => {
 		expect(await refreshes()).toBe(1);
 		expect(text).toContain('"severity":"information"');
 		expect(text).toContain("Export complete");
+	});
+});
+
+describe("GET /export: what reaches the logs", () => {
+	it("writes one line for the whole export, when it ends: counts by type and reads, no name, token or id", async () => {
+		const { jar } = await signIn(PATIENTS.jane);
+		const lines: string[] = [];
+		for (const method of ["log", "info", "warn", "error"] as const) {
+			vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
+				lines.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
+			});
+		}
+		const text = await (await browserFetch(jar, "/export")).text();
+		const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+		const exportLines = records.filter((r) => r.route === "/export");
+		expect(exportLines).toHaveLength(1);
+		const [line] = exportLines;
+		const resources = (JSON.parse(text) as Bundle).entry.filter((e) => e.resource.id);
+		expect(line).toMatchObject({ msg: "request", status: 200, format: "bundle", ended: "complete", refused: [] });
+		expect(Object.values(line?.resources as Record<string, number>).reduce((a, b) => a + b)).toBe(resources.length);
+		expect(line?.reads).toBeGreaterThan(LOCAL_SCOPE_TYPES.length);
+		// No per-read FHIR audit lines: the export is one request, with one line.
+		expect(records.filter((r) => r.msg === "fhir")).toEqual([]);
+		const { opened } = await storedSession(jar);
+		const all = lines.join("\n");
+		for (const secret of [opened?.accessToken, jar.cookies.get("__Host-athena_session"), "Medlock", PATIENTS.jane.id]) {
+			expect(secret && all.includes(secret), secret).toBeFalsy();
+		}
 	});
 });
 
