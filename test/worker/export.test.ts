@@ -1,6 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { Hono } from "hono";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { AVERY, LARGE_RECORD } from "../../sandbox/src/users";
 import type { AppEnv } from "../../src/app-env";
 import type { ExportClock } from "../../src/export/pacing";
 import { EXPORT_TYPES } from "../../src/export/searches";
@@ -154,6 +155,41 @@ describe("GET /export", () => {
 			}
 		});
 	}
+
+	it("exports the large record (110,625 resources in scope, 1,105 pages of Observations) exactly, each once, as NDJSON", async () => {
+		const { jar } = await signIn({
+			username: AVERY.username,
+			password: AVERY.password,
+			practice: AVERY.practiceId,
+			id: AVERY.id,
+		});
+		const response = await browserFetch(jar, "/export?format=ndjson");
+		const counts = new Map<string, number>();
+		const ids = new Set<string>();
+		let last: Resource | undefined;
+		let pending = "";
+		const decoder = new TextDecoder();
+		const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+		for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+			const lines = (pending + decoder.decode(chunk.value, { stream: true })).split("\n");
+			pending = lines.pop() ?? "";
+			for (const line of lines) {
+				last = JSON.parse(line) as Resource;
+				if (!last.id) continue;
+				ids.add(`${last.resourceType}/${last.id}`);
+				counts.set(last.resourceType, (counts.get(last.resourceType) ?? 0) + 1);
+				const subject = (last.subject as { reference?: string } | undefined)?.reference;
+				if (subject) expect(subject).toBe(`Patient/${AVERY.id}`);
+			}
+		}
+		expect(pending).toBe("");
+		const expected = new Map<string, number>([["Patient", 1]]);
+		for (const type of LOCAL_SCOPE_TYPES)
+			expected.set(type, LARGE_RECORD.searchCounts[type as keyof typeof LARGE_RECORD.searchCounts]);
+		expect(Object.fromEntries(counts)).toEqual(Object.fromEntries(expected));
+		expect(ids.size).toBe([...expected.values()].reduce((a, b) => a + b));
+		expect(issueOf(last)?.severity).toBe("information");
+	}, 180_000);
 
 	it("names the file after the patient and the day, and gives NDJSON with the same resources", async () => {
 		const { jar } = await signIn(PATIENTS.jane);
