@@ -318,6 +318,19 @@ describe("record export", () => {
 		expect(last.severity).toBe("information");
 	});
 
+	it("asks again for a page whose body broke off or was not JSON", async () => {
+		const clock = testClock();
+		const broken = () =>
+			new Response('{"resourceType":"Bundle","entry":[{"resou', {
+				headers: { "Content-Type": "application/fhir+json" },
+			});
+		const athena = scriptedAthena({ Condition: [broken, () => searchset([resource("Condition", 1)])] });
+		const { last, tally } = await run(athena, { clock, scopes: ["patient/Condition.read"] });
+		expect(clock.sleeps).toEqual([1_000]);
+		expect(tally.counts.get("Condition")).toBe(1);
+		expect(last.severity).toBe("information");
+	});
+
 	it("ends at once when access is revoked mid-way, the last entry saying so", async () => {
 		const athena = scriptedAthena({
 			Condition: [() => searchset([resource("Condition", 1)], next("Condition", 2)), () => ({ status: "revoked" })],
