@@ -154,6 +154,15 @@ export function grantTokens(tokens: TokenSet): SessionTokens {
 	return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, idToken: tokens.idToken };
 }
 
+/** `meta` with connection `id` changed by `patch` (given the connection as it is); the others as they are. */
+export function patchConnection(
+	meta: SessionMeta,
+	id: string,
+	patch: (connection: ConnectionRecord) => Partial<ConnectionRecord>,
+): SessionMeta {
+	return { ...meta, connections: meta.connections.map((c) => (c.id === id ? { ...c, ...patch(c) } : c)) };
+}
+
 /** `meta` with `next` in place of the connection of the same id. */
 export function withConnection(meta: SessionMeta, next: ConnectionRecord): SessionMeta {
 	return { ...meta, connections: meta.connections.map((c) => (c.id === next.id ? next : c)) };

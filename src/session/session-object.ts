@@ -14,11 +14,13 @@ import {
 	grantTokens,
 	type NewGrant,
 	newConnectionId,
+	patchConnection,
 	refreshDue,
 	type SessionMeta,
 	type SessionServer,
 	sameRecord,
 	serverNameOf,
+	tokensKey,
 	withConnection,
 } from "./connection";
 import { type AccessResult, type LogoutResult, type SessionApi, type SessionView, sessionTag } from "./contract";
@@ -30,8 +32,8 @@ import {
 	readSession,
 	readTokens,
 	SESSION_IDLE_MS,
+	sealFor,
 	writeSession,
-	writeTokens,
 } from "./session-store";
 import type { SessionTokens } from "./token-vault";
 
@@ -108,7 +110,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			await this.end();
 			return undefined;
 		}
-		if (now - meta.lastSeenAt >= TOUCH_GRANULARITY_MS) await this.writeMeta({ ...meta, lastSeenAt: now });
+		if (now - meta.lastSeenAt >= TOUCH_GRANULARITY_MS) await this.writeMeta((m) => ({ ...m, lastSeenAt: now }));
 		return this.meta;
 	}
 
@@ -121,19 +123,36 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		return tokens;
 	}
 
-	/** Writes `meta` and a connection's tokens together. */
-	private async storeTokens(meta: SessionMeta, id: string, tokens: SessionTokens): Promise<void> {
-		// Stored before anyone is handed the new access token: a crash after a
-		// refresh must not lose the rotated refresh token.
-		await writeTokens(this.ctx.storage, this.config().sessionKeys, meta, id, tokens);
+	/**
+	 * Seals a connection's tokens, then writes them with the session record
+	 * that `update` makes of the record as it is by then: other connections
+	 * may have been refreshed while this one awaited its server or the
+	 * sealing. Writes nothing once the session has ended.
+	 */
+	private async storeTokens(
+		id: string,
+		tokens: SessionTokens,
+		update: (meta: SessionMeta) => SessionMeta = (meta) => meta,
+	): Promise<void> {
+		const idHash = this.meta?.idHash;
+		if (!idHash) return;
+		const sealed = await sealFor(this.config().sessionKeys, idHash, id, tokens);
+		if (this.ended || !this.meta) return;
+		const meta = update(this.meta);
+		// In memory before the write completes: the output gate holds every answer
+		// (the new access token's too) until the write, rotated refresh token
+		// included, is durable.
 		this.meta = meta;
 		this.tokens.set(id, tokens);
+		await writeSession(this.ctx.storage, meta, { [tokensKey(id)]: sealed });
 	}
 
-	/** Every write of the session record goes through here (it keeps an alarm set). */
-	private async writeMeta(meta: SessionMeta): Promise<void> {
-		await writeSession(this.ctx.storage, meta);
+	/** Every write of the session record goes through here (it keeps an alarm set), applied to the record as it is. */
+	private async writeMeta(update: (meta: SessionMeta) => SessionMeta): Promise<void> {
+		if (this.ended || !this.meta) return;
+		const meta = update(this.meta);
 		this.meta = meta;
+		await writeSession(this.ctx.storage, meta);
 	}
 
 	private async end(): Promise<void> {
@@ -185,8 +204,9 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			absoluteExpiresAt,
 			connections: [connection],
 		};
+		this.meta = meta;
 		this.loaded = true;
-		await this.storeTokens(meta, connection.id, grantTokens(input.tokens));
+		await this.storeTokens(connection.id, grantTokens(input.tokens));
 		return connection.id;
 	}
 
@@ -209,10 +229,10 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		if (!latest) return { status: "signed_out" };
 		const replaced = existing && (await this.replacedGrant(latest, existing.id));
 		const connection = connectionFor(grant, existing?.id ?? newConnectionId(latest.connections), now, existing);
-		const next = existing
-			? withConnection(latest, connection)
-			: { ...latest, connections: [...latest.connections, connection] };
-		await this.storeTokens(next, connection.id, grantTokens(input.tokens));
+		await this.storeTokens(connection.id, grantTokens(input.tokens), (m) =>
+			existing ? withConnection(m, connection) : { ...m, connections: [...m.connections, connection] },
+		);
+		if (this.ended) return { status: "signed_out" };
 		// The grant this one replaces is handed back rather than left live at its server.
 		if (replaced) await this.revokeAtServer(replaced.connection, replaced.tokens);
 		return { status: "connected", connectionId: connection.id, added: !existing };
@@ -287,10 +307,15 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			await this.end();
 			return { status: "signed_out" };
 		}
-		await deleteTokens(this.ctx.storage, connection.id);
-		this.tokens.delete(connection.id);
-		await this.writeMeta(withConnection(meta, { ...connection, status: "revoked" }));
+		await this.revokeHere(connection.id);
 		return { status: "revoked" };
+	}
+
+	/** Marks connection `id` revoked and forgets its tokens; the session's other connections are untouched. */
+	private async revokeHere(id: string): Promise<void> {
+		this.tokens.delete(id);
+		await deleteTokens(this.ctx.storage, id);
+		await this.writeMeta((m) => patchConnection(m, id, () => ({ status: "revoked" })));
 	}
 
 	private refreshOnce(id: string): Promise<AccessResult> {
@@ -364,22 +389,22 @@ export class Session extends DurableObject<Env> implements SessionApi {
 				log("info", "refresh finished after sign-out or reconnect; grant handed back", { session });
 				return this.ended ? { status: "signed_out" } : this.current(id);
 			}
-			const latest = this.connection(this.meta, id) ?? connection;
-			const next: ConnectionRecord = {
-				...latest,
-				// The server may narrow scopes on refresh; keep what it granted.
-				scopes: fresh.scope.length > 0 ? fresh.scope : latest.scopes,
-				accessExpiresAt: fresh.expiresAt,
-				accessIssuedAt: Date.now(),
-			};
 			const renewed = {
 				accessToken: fresh.accessToken,
 				refreshToken: fresh.refreshToken ?? tokens.refreshToken,
 				idToken: fresh.idToken ?? tokens.idToken,
 			};
-			await this.storeTokens(withConnection(this.meta, next), id, renewed);
+			const issuedAt = Date.now();
+			await this.storeTokens(id, renewed, (m) =>
+				patchConnection(m, id, (c) => ({
+					// The server may narrow scopes on refresh; keep what it granted.
+					scopes: fresh.scope.length > 0 ? fresh.scope : c.scopes,
+					accessExpiresAt: fresh.expiresAt,
+					accessIssuedAt: issuedAt,
+				})),
+			);
 			log("info", "session refreshed", { session });
-			return this.connected(next, renewed);
+			return this.current(id);
 		} catch (error) {
 			if (!(error instanceof AppError)) throw error;
 			if (superseded()) {
@@ -400,20 +425,17 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		session: string,
 	): Promise<AccessResult> {
 		const meta = this.meta;
-		const connection = this.connection(meta, id);
-		if (!meta || !connection) return { status: "signed_out" };
+		if (!meta || !this.connection(meta, id)) return { status: "signed_out" };
 		if (error.code === "invalid_grant") {
 			// Revoked by the patient or the practice: a normal state, not an error, and this connection's alone.
 			await keepLogoutHint(this.ctx.storage, this.config().sessionKeys, meta.idHash, tokens);
-			await deleteTokens(this.ctx.storage, id);
-			await this.writeMeta(withConnection(meta, { ...connection, status: "revoked" }));
-			this.tokens.delete(id);
+			await this.revokeHere(id);
 			log("info", "connection revoked by its server", { session });
 			return { status: "revoked" };
 		}
 		if (error instanceof UnusableTokenResponse && error.refreshToken) {
 			// The server rotated the refresh token in an answer we cannot use: the old one is spent, keep the new one.
-			await this.storeTokens(meta, id, { ...tokens, refreshToken: error.refreshToken });
+			await this.storeTokens(id, { ...tokens, refreshToken: error.refreshToken });
 		}
 		if (error.code !== "token_budget_spent" && error.code !== "refresh_limited") {
 			log("warn", "refresh failed", { session, code: error.code, detail: error.detail });

@@ -51,7 +51,7 @@ export async function readSession(
 	const id = meta.connections[0]?.id ?? "";
 	const sealed = await storage.get<SealedTokens>(LEGACY_TOKENS);
 	const tokens = sealed ? await openTokens(sealed, keys, stored.idHash) : undefined;
-	const moved = tokens ? { [tokensKey(id)]: await sealFor(keys, meta, id, tokens) } : {};
+	const moved = tokens ? { [tokensKey(id)]: await sealFor(keys, meta.idHash, id, tokens) } : {};
 	await writeSession(storage, meta, moved);
 	await storage.delete(LEGACY_TOKENS);
 	return { meta, migrated: true };
@@ -72,8 +72,8 @@ export async function writeSession(
 	}
 }
 
-/** A connection's tokens sealed with the newest key, bound to this session and connection. */
-export function sealFor(keys: VaultKey[], meta: SessionMeta, id: string, tokens: SessionTokens): Promise<SealedTokens> {
+/** A connection's tokens sealed with the newest key, bound to this session (`idHash`) and connection. */
+export function sealFor(keys: VaultKey[], idHash: string, id: string, tokens: SessionTokens): Promise<SealedTokens> {
 	const key = keys[0];
 	if (!key)
 		throw new AppError({
@@ -82,18 +82,7 @@ export function sealFor(keys: VaultKey[], meta: SessionMeta, id: string, tokens:
 			message: "This service is not configured correctly.",
 			detail: "no session key",
 		});
-	return sealTokens(tokens, key, tokensAad(meta.idHash, id));
-}
-
-/** `meta` and a connection's sealed tokens, in one write. */
-export async function writeTokens(
-	storage: DurableObjectStorage,
-	keys: VaultKey[],
-	meta: SessionMeta,
-	id: string,
-	tokens: SessionTokens,
-): Promise<void> {
-	await writeSession(storage, meta, { [tokensKey(id)]: await sealFor(keys, meta, id, tokens) });
+	return sealTokens(tokens, key, tokensAad(idHash, id));
 }
 
 /** A connection's tokens; undefined when there are none or they no longer open (key gone, tampered). */

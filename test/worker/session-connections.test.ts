@@ -118,6 +118,25 @@ describe("one session, two connected records", () => {
 		expect(lilyAfter.sealed).not.toEqual(jakeAfter.sealed);
 	});
 
+	it("two connections refreshed at once both keep their new expiry: neither write undoes the other", async () => {
+		const { browser, jake, lily } = await jakeAndLily();
+		const { stub } = await storedSession(browser.jar);
+		await accessTokenNearlyExpired(stub, jake);
+		await accessTokenNearlyExpired(stub, lily);
+		const before = await refreshCalls();
+		const [forJake, forLily] = await Promise.all([stub.accessToken(jake), stub.accessToken(lily)]);
+		expect(await refreshCalls()).toBe(before + 2);
+		expect(forJake).toMatchObject({ status: "connected", patient: PATIENTS.jane.id });
+		expect(forLily).toMatchObject({ status: "connected", patient: PATIENTS.dependent.id });
+		const soon = Date.now() + 10 * 60_000;
+		for (const id of [jake, lily]) {
+			expect((await storedSession(browser.jar, id)).meta?.accessExpiresAt).toBeGreaterThan(soon);
+		}
+		// And so no further refresh is due for either.
+		await Promise.all([stub.accessToken(jake), stub.accessToken(lily)]);
+		expect(await refreshCalls()).toBe(before + 2);
+	});
+
 	it("a connection revoked at athena reads as revoked on its own; the other keeps working", async () => {
 		const { browser, jake, lily } = await jakeAndLily();
 		await sandbox("revoke", { patient: PATIENTS.dependent.id });

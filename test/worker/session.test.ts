@@ -4,7 +4,7 @@ import { sha256 } from "../../src/random";
 import { SESSION_COOKIE } from "../../src/session/contract";
 import { sessionStub } from "../../src/session/lookup";
 import { SESSION_ABSOLUTE_MS, SESSION_IDLE_MS, type Session } from "../../src/session/session-object";
-import { accessTokenNearlyExpired, patchConnection } from "./support/faults";
+import { accessTokenNearlyExpired, patchConnection, storedSession } from "./support/faults";
 import { browserFetch, CookieJar, PATIENTS, type Received, sandbox, signIn } from "./support/sign-in";
 
 async function sessionOf(jar: CookieJar) {
@@ -46,7 +46,14 @@ describe("token sessions", () => {
 			return JSON.stringify(Object.fromEntries(entries));
 		});
 		expect(stored).not.toContain(access.accessToken);
-		expect(stored).not.toContain("eyJ");
+		// No JWT (the id_token) in clear. "eyJ" alone may turn up by chance in a random hash or ciphertext; a JWT
+		// needs a "." between its parts, which base64url never holds.
+		expect(stored).not.toMatch(/eyJ[A-Za-z0-9_-]*\.eyJ/);
+		const { opened } = await storedSession(jar);
+		for (const token of [opened?.refreshToken, opened?.idToken]) {
+			expect(token).toBeTruthy();
+			expect(stored).not.toContain(token);
+		}
 		expect(stored).toMatch(/"v":"v1","iv":"[A-Za-z0-9_-]{16}","ct":/);
 		// 12-byte IV: 16 base64url characters.
 	});
