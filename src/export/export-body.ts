@@ -8,12 +8,17 @@ export const EXPORT_CONTENT_TYPES: Record<ExportFormat, string> = {
 	ndjson: "application/fhir+ndjson",
 };
 
+/** A page of the file: resources read from one connection, and where its URLs point. */
+export interface ExportPage {
+	resources: Json[];
+	/** The connection's server FHIR base, replaced by `proxyBaseUrl` in every resource, as the proxy rewrites its bodies. */
+	fhirBaseUrl: string;
+	/** This worker's FHIR base for that connection (`{origin}/fhir/r4`, `{origin}/fhir/{id}/r4`): each entry's `fullUrl` lies under it. */
+	proxyBaseUrl: string;
+}
+
 export interface ExportWriting {
 	format: ExportFormat;
-	/** athena's FHIR base, replaced by `proxyBaseUrl` in every resource, as the proxy rewrites its bodies. */
-	fhirBaseUrl: string;
-	/** This worker's FHIR base for the record (`{origin}/fhir/r4`): each entry's `fullUrl` lies under it. */
-	proxyBaseUrl: string;
 	/** The Bundle's `timestamp`. */
 	timestamp: string;
 	requestId: string;
@@ -22,14 +27,14 @@ export interface ExportWriting {
 }
 
 /** athena's URLs in `text` pointing at the proxy, as the proxy rewrites its bodies. */
-function rewritten(text: string, writing: ExportWriting): string {
-	return text.includes(writing.fhirBaseUrl) ? text.replaceAll(writing.fhirBaseUrl, writing.proxyBaseUrl) : text;
+function rewritten(text: string, page: ExportPage): string {
+	return text.includes(page.fhirBaseUrl) ? text.replaceAll(page.fhirBaseUrl, page.proxyBaseUrl) : text;
 }
 
 /** A resource's URL on the proxy; the export's own outcomes (no id) get a `urn:uuid`. */
-function fullUrl(resource: Json, writing: ExportWriting): string {
+function fullUrl(resource: Json, page: ExportPage): string {
 	return typeof resource.id === "string"
-		? `${writing.proxyBaseUrl}/${resource.resourceType}/${resource.id}`
+		? `${page.proxyBaseUrl}/${resource.resourceType}/${resource.id}`
 		: `urn:uuid:${crypto.randomUUID()}`;
 }
 
@@ -38,10 +43,10 @@ function fullUrl(resource: Json, writing: ExportWriting): string {
  * line) or NDJSON lines. One native JSON.stringify per page, not per
  * resource: the export spends most of its own time here.
  */
-function pageText(resources: Json[], writing: ExportWriting): string {
-	if (writing.format === "ndjson") return `${resources.map((r) => rewritten(JSON.stringify(r), writing)).join("\n")}\n`;
-	const entries = resources.map((resource) => ({ fullUrl: fullUrl(resource, writing), resource }));
-	const body = rewritten(JSON.stringify(entries), writing).slice(1, -1);
+function pageText(page: ExportPage, format: ExportFormat): string {
+	if (format === "ndjson") return `${page.resources.map((r) => rewritten(JSON.stringify(r), page)).join("\n")}\n`;
+	const entries = page.resources.map((resource) => ({ fullUrl: fullUrl(resource, page), resource }));
+	const body = rewritten(JSON.stringify(entries), page).slice(1, -1);
 	// An entry a line: a newline is whitespace between JSON tokens, wherever else the pattern might fall.
 	return `\n${body.replaceAll('},{"fullUrl":', '},\n{"fullUrl":')}`;
 }
@@ -54,9 +59,9 @@ function pageText(resources: Json[], writing: ExportWriting): string {
  * client that goes away stops the reading.
  *
  * @example
- * new Response(exportBody(recordExport(options, tally), writing), { headers });
+ * new Response(exportBody(sessionExport(parts, options), writing), { headers });
  */
-export function exportBody(pages: AsyncGenerator<Json[]>, writing: ExportWriting): ReadableStream<Uint8Array> {
+export function exportBody(pages: AsyncGenerator<ExportPage>, writing: ExportWriting): ReadableStream<Uint8Array> {
 	const encoder = new TextEncoder();
 	const bundle = writing.format === "bundle";
 	let entries = 0;
@@ -81,8 +86,8 @@ export function exportBody(pages: AsyncGenerator<Json[]>, writing: ExportWriting
 					end("complete");
 					return;
 				}
-				if (value.length === 0) return;
-				const text = pageText(value, writing);
+				if (value.resources.length === 0) return;
+				const text = pageText(value, writing.format);
 				controller.enqueue(encoder.encode(bundle && entries++ > 0 ? `,${text}` : text));
 			} catch (error) {
 				log("error", "export failed", {

@@ -38,6 +38,8 @@ export interface RecordExportOptions {
 	/** Epoch ms after which no more waiting or reading is done. */
 	deadline: number;
 	concurrency?: number;
+	/** Which record this is, for the last entry of a file of several ("the record at practice 80000"). */
+	label?: string;
 }
 
 /** What a finished (or ended) export read, for its last entry and its log line. */
@@ -322,7 +324,7 @@ export async function* recordExport(options: RecordExportOptions, tally: ExportT
 		const fresh = page.resources.filter(isNew);
 		if (fresh.length > 0) yield fresh;
 	}
-	yield [lastEntry(options.plan, tally)];
+	yield [lastEntry(options.plan, tally, options.label)];
 }
 
 /** "Condition 43, Observation 491" */
@@ -331,14 +333,15 @@ function describeCounts(counts: Map<string, number>): string {
 }
 
 /** The file's last entry: complete (and what it holds), or ended early (and why). */
-function lastEntry(plan: ExportPlan, tally: ExportTally): Json {
+function lastEntry(plan: ExportPlan, tally: ExportTally, label: string | undefined): Json {
+	const of = label ? ` of ${label}` : "";
 	const total = [...tally.counts.values()].reduce((a, b) => a + b, 0);
 	const held = `${total} resources (${describeCounts(tally.counts)})`;
 	if (tally.stopped) {
-		const text = `Export incomplete: ${tally.stopped.text} This file holds only what was read before: ${held}.`;
+		const text = `Export${of} incomplete: ${tally.stopped.text} This file holds only what was read before: ${held}.`;
 		return outcomeResource("fatal", tally.stopped.code, text);
 	}
 	const refused = tally.refused.length > 0 ? ` athenahealth refused: ${tally.refused.join(", ")}.` : "";
 	const notShared = plan.notShared.length > 0 ? ` Not shared with this app: ${plan.notShared.join(", ")}.` : "";
-	return outcomeResource("information", "informational", `Export complete: ${held}.${refused}${notShared}`);
+	return outcomeResource("information", "informational", `Export${of} complete: ${held}.${refused}${notShared}`);
 }

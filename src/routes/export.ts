@@ -5,17 +5,18 @@ import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { EXPORT_CONTENT_TYPES, type ExportFormat, exportBody } from "../export/export-body";
 import { type ExportClock, realClock } from "../export/pacing";
-import { type ExportTally, type Json, recordExport } from "../export/record-export";
 import { exportPlan } from "../export/searches";
+import { type ExportPart, patientOf, sessionExport } from "../export/session-export";
 import { FHIR_JSON } from "../fhir/headers";
 import { isolateTokenCache } from "../fhir/token-cache";
 import { upstreamReader } from "../fhir/upstream-read";
 import { log } from "../log";
 import { requireConfig } from "../middleware/require-config";
-import { type FhirReader, read } from "../pages/read-record";
+import { type FhirReader, type Read, read, type SessionState } from "../pages/read-record";
 import { currentName } from "../pages/record-data";
+import type { ConnectionView } from "../session/contract";
 import type { SessionHandle } from "../session/lookup";
-import { connectedSession, stateResponse } from "./pages";
+import { type ConnectedSession, connectedSession, stateResponse } from "./pages";
 
 /** Where the record is downloaded. */
 export const EXPORT_PATH = "/export";
@@ -89,12 +90,17 @@ function exportReader(c: Context<AppEnv>, session: SessionHandle, stats: ReadSta
  */
 function logEnd(
 	how: "complete" | "failed" | "cancelled",
-	tally: ExportTally,
+	parts: ExportPart[],
 	stats: ReadStats,
 	line: { requestId: string; format: ExportFormat; started: number; fields: Record<string, unknown> },
 ): void {
 	const { ownLine: _, ...noted } = line.fields;
-	const ended = how === "complete" ? (tally.stopped?.code ?? "complete") : how;
+	const resources: Record<string, number> = {};
+	for (const part of parts) {
+		for (const [type, n] of part.tally.counts) resources[type] = (resources[type] ?? 0) + n;
+	}
+	const stopped = parts.find((p) => p.tally.stopped)?.tally.stopped?.code;
+	const ended = how === "complete" ? (stopped ?? "complete") : how;
 	log(ended === "complete" ? "info" : "warn", "request", {
 		...noted,
 		requestId: line.requestId,
@@ -103,19 +109,80 @@ function logEnd(
 		status: 200,
 		durationMs: Math.round(performance.now() - line.started),
 		format: line.format,
+		records: parts.length,
+		revoked: parts.filter((p) => p.revoked).length,
 		reads: stats.reads,
-		resources: Object.fromEntries(tally.counts),
-		refused: tally.refused,
+		resources,
+		refused: [...new Set(parts.flatMap((p) => p.tally.refused))],
 		ended,
 	});
 }
 
 /**
- * `GET /export[?format=ndjson]`: the signed-in patient's whole record as one
- * download (src/export/record-export.ts), streamed as it is read. Without a
- * session, or with a revoked one, the browser gets the same page `/record`
- * would show; once the Patient is read, the file is under way and what goes
- * wrong later is written into it.
+ * One connection of the session as a part of the file: its reader, plan and
+ * Patient (read here, before the file starts, so the first names the file
+ * and a session that cannot read gets a page, not a broken file).
+ */
+async function exportPart(
+	c: Context<AppEnv>,
+	session: SessionHandle,
+	view: ConnectionView,
+	proxyBaseUrl: string,
+	stats: ReadStats,
+): Promise<{ part: ExportPart; state: SessionState | undefined }> {
+	const reader = exportReader(c, { ...session, connectionId: view.id }, stats);
+	const plan = exportPlan(view.patient, view.scopes);
+	let revoked = view.status === "revoked";
+	let patient: Read | undefined;
+	if (!revoked && plan.readsPatient) {
+		patient = await read(reader, { path: `/Patient/${encodeURIComponent(view.patient)}`, query: "" });
+		if (!patient.ok && patient.state?.state === "revoked") revoked = true;
+	}
+	const patientResource = patient ? patientOf(patient, view.patient) : undefined;
+	const name = currentName(patientResource?.name, new Date().toISOString().slice(0, 10));
+	const where = view.practice ? `practice ${view.practice}` : view.server;
+	const part: ExportPart = {
+		label: `${name ?? `patient ${view.patient}`} at ${where}`,
+		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+		proxyBaseUrl,
+		revoked,
+		record: {
+			read: reader,
+			patient: view.patient,
+			patientResource,
+			plan,
+			fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+		},
+		tally: { counts: new Map(), refused: [], stopped: undefined },
+	};
+	return { part, state: patient && !patient.ok && !revoked ? patient.state : undefined };
+}
+
+/** The session's connections; a session from before connections were kept reads as its one grant. */
+function connectionsOf(connected: ConnectedSession): ConnectionView[] {
+	if (connected.connections.length > 0) return connected.connections;
+	const { patient, practice, scopes } = connected;
+	return [
+		{
+			id: "",
+			status: "connected",
+			patient,
+			practice,
+			server: "athenahealth",
+			scopes: scopes ?? [],
+			reads: [],
+			fhirBase: "/fhir/r4",
+		},
+	];
+}
+
+/**
+ * `GET /export[?format=ndjson]`: the signed-in patient's whole record, every
+ * connected record of the session one after another, as one download
+ * (src/export/), streamed as it is read. Without a session, or with every
+ * record revoked, the browser gets the same page `/record` would show; once
+ * the Patients are read, the file is under way and what goes wrong later is
+ * written into it.
  *
  * @example
  * app.route("/", exportRoutes());
@@ -127,47 +194,35 @@ export function exportRoutes(options: ExportRouteOptions = {}): Hono<AppEnv> {
 		const format = formatOf(c.req.query("format"));
 		const connected = await connectedSession(c);
 		if (connected instanceof Response) return connected;
-		const config = c.get("config");
+		const { publicOrigin } = c.get("config");
 		const requestId = c.get("requestId");
 		const stats: ReadStats = { reads: 0 };
-		const reader = exportReader(c, connected.session, stats);
-		const plan = exportPlan(connected.patient, connected.scopes);
+		// The first record keeps the proxy's base, /fhir/r4; the others are at /fhir/{id}/r4.
+		const results = await Promise.all(
+			connectionsOf(connected).map((view, index) =>
+				exportPart(c, connected.session, view, `${publicOrigin}${index === 0 ? "/fhir/r4" : view.fhirBase}`, stats),
+			),
+		);
+		const blocking = results.find((r) => r.state)?.state;
+		if (blocking) return stateResponse(c, blocking);
+		const parts = results.map((r) => r.part);
+		// Every record revoked, found by reading: the page a revoked session gets, not a file of nothing.
+		if (parts.every((p) => p.revoked)) return stateResponse(c, { state: "revoked" });
 
-		// The Patient first: it names the file, and a session that cannot read gets a page, not a broken file.
-		let patientResource: Json | undefined;
-		if (plan.readsPatient) {
-			const patient = await read(reader, { path: `/Patient/${encodeURIComponent(connected.patient)}`, query: "" });
-			if (!patient.ok && patient.state) return stateResponse(c, patient.state);
-			const body = patient.ok ? (patient.body as Json) : undefined;
-			if (body?.resourceType === "Patient" && body.id === connected.patient) patientResource = body;
-		}
 		const now = clock.now();
 		const date = new Date(now).toISOString().slice(0, 10);
-		const tally: ExportTally = { counts: new Map(), refused: [], stopped: undefined };
-		const pages = recordExport(
-			{
-				read: reader,
-				patient: connected.patient,
-				patientResource,
-				plan,
-				fhirBaseUrl: config.athena.fhirBaseUrl,
-				clock,
-				deadline: now + (options.timeLimitMs ?? EXPORT_TIME_LIMIT_MS),
-			},
-			tally,
-		);
 		const fields = c.get("logFields");
 		fields.ownLine = true;
 		const line = { requestId, format, started, fields };
+		const pages = sessionExport(parts, { clock, deadline: now + (options.timeLimitMs ?? EXPORT_TIME_LIMIT_MS) });
 		const body = exportBody(pages, {
-			onEnd: (how) => logEnd(how, tally, stats, line),
+			onEnd: (how) => logEnd(how, parts, stats, line),
 			format,
-			fhirBaseUrl: config.athena.fhirBaseUrl,
-			proxyBaseUrl: `${config.publicOrigin}/fhir/r4`,
 			timestamp: new Date(now).toISOString(),
 			requestId,
 		});
-		const fileName = exportFileName(currentName(patientResource?.name, date), date, format);
+		const first = parts.find((p) => p.record.patientResource)?.record.patientResource;
+		const fileName = exportFileName(currentName(first?.name, date), date, format);
 		return new Response(body, {
 			headers: {
 				"Content-Type": EXPORT_CONTENT_TYPES[format],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { exportBody } from "../../src/export/export-body";
+import { type ExportPage, exportBody } from "../../src/export/export-body";
 import type { ExportClock } from "../../src/export/pacing";
 import { type ExportTally, type Json, recordExport } from "../../src/export/record-export";
 import { EXPORT_TYPES, exportPlan } from "../../src/export/searches";
@@ -95,6 +95,11 @@ function scriptedAthena(script: Record<string, Array<() => Response | ReadState>
 	return { read, targets, maxInFlight: () => maxInFlight };
 }
 
+/** Pages of resources as the file writes them: read from athena's base, written under the proxy's. */
+async function* onProxy(pages: AsyncGenerator<Json[]>): AsyncGenerator<ExportPage> {
+	for await (const resources of pages) yield { resources, fhirBaseUrl: FHIR_BASE, proxyBaseUrl: PROXY_BASE };
+}
+
 const next = (type: string, cursor: number) => `${FHIR_BASE}/${type}?patient=${PATIENT}&_count=100&cursor=${cursor}`;
 
 async function run(
@@ -116,10 +121,8 @@ async function run(
 		tally,
 	);
 	const text = await new Response(
-		exportBody(pages, {
+		exportBody(onProxy(pages), {
 			format: "bundle",
-			fhirBaseUrl: FHIR_BASE,
-			proxyBaseUrl: PROXY_BASE,
 			timestamp: new Date(T0).toISOString(),
 			requestId: "req-1",
 		}),
@@ -392,14 +395,14 @@ describe("export body", () => {
 
 	it("writes NDJSON: one resource a line, athena's URLs rewritten", async () => {
 		const body = exportBody(
-			pagesOf(
-				[{ resourceType: "Patient", id: "p" }],
-				[{ resourceType: "Condition", id: "c", url: `${FHIR_BASE}/Binary/b` }],
+			onProxy(
+				pagesOf(
+					[{ resourceType: "Patient", id: "p" }],
+					[{ resourceType: "Condition", id: "c", url: `${FHIR_BASE}/Binary/b` }],
+				),
 			),
 			{
 				format: "ndjson",
-				fhirBaseUrl: FHIR_BASE,
-				proxyBaseUrl: PROXY_BASE,
 				timestamp: new Date(T0).toISOString(),
 				requestId: "r",
 			},
@@ -417,10 +420,8 @@ describe("export body", () => {
 			yield [{ resourceType: "Patient", id: "p" }];
 			throw new Error("boom");
 		}
-		const body = exportBody(failing(), {
+		const body = exportBody(onProxy(failing()), {
 			format: "bundle",
-			fhirBaseUrl: FHIR_BASE,
-			proxyBaseUrl: PROXY_BASE,
 			timestamp: new Date(T0).toISOString(),
 			requestId: "r",
 		});
@@ -436,10 +437,8 @@ describe("export body", () => {
 				finished = true;
 			}
 		}
-		const reader = exportBody(endless(), {
+		const reader = exportBody(onProxy(endless()), {
 			format: "bundle",
-			fhirBaseUrl: FHIR_BASE,
-			proxyBaseUrl: PROXY_BASE,
 			timestamp: new Date(T0).toISOString(),
 			requestId: "r",
 		}).getReader();

@@ -8,7 +8,16 @@ import { EXPORT_TYPES } from "../../src/export/searches";
 import { requestIdentity, requestLog } from "../../src/middleware/request-log";
 import { exportFileName, exportRoutes } from "../../src/routes/export";
 import { storedSession } from "./support/faults";
-import { browserFetch, type CookieJar, PATIENTS, sandbox, signIn, WORKER_ORIGIN } from "./support/sign-in";
+import {
+	browserFetch,
+	type CookieJar,
+	connectRecord,
+	PATIENTS,
+	sandbox,
+	signIn,
+	signInKeepingAthena,
+	WORKER_ORIGIN,
+} from "./support/sign-in";
 
 /*
  * GET /export against the sandbox with real sign-ins and sessions: the file
@@ -55,9 +64,9 @@ afterEach(() => {
 });
 
 /** The ids every page of one search returns through the proxy, following the proxy's next links. */
-async function searchedIds(jar: CookieJar, type: string, patient: string): Promise<string[]> {
+async function searchedIds(jar: CookieJar, type: string, patient: string, base = "/fhir/r4"): Promise<string[]> {
 	const intent = type === "MedicationRequest" ? `&intent=${ALL_INTENTS}` : "";
-	let path: string | undefined = `/fhir/r4/${type}?patient=${patient}${intent}&_count=100`;
+	let path: string | undefined = `${base}/${type}?patient=${patient}${intent}&_count=100`;
 	const ids: string[] = [];
 	while (path) {
 		const response = await browserFetch(jar, path);
@@ -276,6 +285,61 @@ describe("GET /export", () => {
 		expect(await refreshes()).toBe(1);
 		expect(text).toContain('"severity":"information"');
 		expect(text).toContain("Export complete");
+	});
+});
+
+describe("GET /export of a session with several records", () => {
+	async function jakeAndLily() {
+		const browser = await signInKeepingAthena(PATIENTS.jane);
+		expect((await connectRecord(browser, PATIENTS.dependent)).status).toBe(302);
+		const view = (await (await browserFetch(browser.jar, "/session")).json()) as {
+			connections: Array<{ id: string; patient: string }>;
+		};
+		const lily = view.connections.find((x) => x.patient === PATIENTS.dependent.id);
+		if (!lily) throw new Error("Lily's record was not connected");
+		return { jar: browser.jar, lilyBase: `/fhir/${lily.id}/r4` };
+	}
+
+	it("writes each record whole under its own base: its Patient, exactly its searches, nothing of the other", async () => {
+		const { jar, lilyBase } = await jakeAndLily();
+		const bundle = (await (await browserFetch(jar, "/export")).json()) as Bundle;
+		const under = (base: string) => bundle.entry.filter((e) => e.fullUrl.startsWith(`${WORKER_ORIGIN}${base}/`));
+		const records = [
+			{ patient: PATIENTS.jane.id, base: "/fhir/r4", other: PATIENTS.dependent.id },
+			{ patient: PATIENTS.dependent.id, base: lilyBase, other: PATIENTS.jane.id },
+		];
+		for (const { patient, base, other } of records) {
+			const entries = under(base);
+			expect(entries[0]?.resource).toMatchObject({ resourceType: "Patient", id: patient });
+			const searched = [`Patient/${patient}`];
+			for (const type of LOCAL_SCOPE_TYPES) searched.push(...new Set(await searchedIds(jar, type, patient, base)));
+			expect(entries.map((e) => `${e.resource.resourceType}/${e.resource.id}`).sort()).toEqual(searched.sort());
+			expect(JSON.stringify(entries).includes(other), `${other} in ${patient}'s part`).toBe(false);
+		}
+		const outcomes = bundle.entry
+			.filter((e) => e.resource.resourceType === "OperationOutcome")
+			.map((e) => issueOf(e.resource));
+		expect(outcomes.map((o) => o?.details.text.replace(/:.*/, ""))).toEqual([
+			"Export of Jake Medlock at practice 80000 complete",
+			"Export of Lily Medlock at practice 80000 complete",
+			"Export complete",
+		]);
+		expect(outcomes.at(-1)?.details.text).toBe("Export complete: 2 of 2 records.");
+		expect(bundle.entry.length).toBe(under("/fhir/r4").length + under(lilyBase).length + 3);
+	});
+
+	it("names a record revoked at athena and exports the other whole", async () => {
+		const { jar, lilyBase } = await jakeAndLily();
+		await sandbox("revoke", { patient: PATIENTS.dependent.id });
+		const bundle = (await (await browserFetch(jar, "/export")).json()) as Bundle;
+		const resources = bundle.entry.map((e) => e.resource);
+		expect(resources.filter((r) => r.resourceType === "Patient").map((r) => r.id)).toEqual([PATIENTS.jane.id]);
+		expect(bundle.entry.some((e) => e.fullUrl.includes(lilyBase))).toBe(false);
+		const last = issueOf(resources.at(-1));
+		expect(last?.severity).toBe("information");
+		expect(last?.details.text).toBe(
+			`Export complete: 1 of 2 records. Not exported, access revoked: patient ${PATIENTS.dependent.id} at practice 80000.`,
+		);
 	});
 });
 
