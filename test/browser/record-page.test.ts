@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { patientRecord } from "../../sandbox/src/data";
-import { JAKE, type TestUser } from "../../sandbox/src/users";
+import { JAKE, LILY, type TestUser } from "../../sandbox/src/users";
 import { launchChromium } from "./chromium";
 import { type DevServers, sandboxControl, startDevServers, WORKER_ORIGIN } from "./support/dev-servers";
 import { SecretWatch } from "./support/secret-watch";
@@ -214,6 +214,34 @@ describe("the record page for athena's test patient", () => {
 		}
 		// Still on the record page: a download does not navigate away.
 		expect(page.url()).toBe(`${WORKER_ORIGIN}/record`);
+		await watch.expectClean();
+	});
+
+	it("connects a dependent's record from the record page without a second login, shows one section per person, and downloads both", async () => {
+		const { page, watch } = await newContext();
+		await connect(page, JAKE);
+		await page.getByRole("button", { name: "Connect another record" }).click();
+		// athena remembers the browser: straight to its record picker, no password asked.
+		await page.getByRole("heading", { name: "Select a health record" }).waitFor();
+		expect(await page.locator("input[name=password]").count()).toBe(0);
+		await page.check(`input[name=record][value="${LILY.id}"]`);
+		await page.getByRole("button", { name: "Continue" }).click();
+		await page.getByRole("button", { name: "Allow" }).click();
+		await page.waitForURL(`${WORKER_ORIGIN}/record`);
+		expect(await page.locator("section.person > h2").allTextContents()).toEqual(["Jake Medlock", "Lily Medlock"]);
+		await screenshot(page, "09-two-people-desktop");
+
+		const [download] = await Promise.all([
+			page.waitForEvent("download"),
+			page.getByRole("link", { name: "Download my record" }).click(),
+		]);
+		const bundle = JSON.parse(readFileSync(await download.path(), "utf8")) as {
+			entry: Array<{ fullUrl: string; resource: { resourceType: string; id?: string } }>;
+		};
+		const patients = bundle.entry.filter((e) => e.resource.resourceType === "Patient");
+		expect(patients.map((e) => e.resource.id)).toEqual([JAKE.id, LILY.id]);
+		expect(patients[0]?.fullUrl).toBe(`${WORKER_ORIGIN}/fhir/r4/Patient/${JAKE.id}`);
+		expect(patients[1]?.fullUrl).toMatch(new RegExp(`^${WORKER_ORIGIN}/fhir/[^/]+/r4/Patient/${LILY.id}$`));
 		await watch.expectClean();
 	});
 
