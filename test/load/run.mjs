@@ -4,24 +4,33 @@
 //   1. sign-ins driven like a browser: /launch → sandbox login → "Select a
 //      health record" → consent (sandbox/sign-in-script.ts) → /callback
 //      (default 1,000, concurrency 16);
-//   2. FHIR reads from 200 of those sessions (both test patients), a mix of
-//      Patient read, Observation search and Condition search (default 20,000,
-//      concurrency 64);
-//   3. the same again while every access token is expired every few seconds
+//   2. "Connect another record" in 50 of Jake's sessions (LOAD_TWO_CONNECTION_SESSIONS):
+//      /launch?connect=1 from the signed-in browser → athena's record picker
+//      straight away (athena's browser session from step 1 is kept) → consent
+//      → /callback, adding Lily or Jake at his second practice;
+//   3. FHIR reads from 200 of those sessions (both test patients, every
+//      two-connection session among them), a mix of Patient read, Observation
+//      search and Condition search (default 20,000, concurrency 64); a
+//      two-connection session's reads alternate between /fhir/r4 (its first
+//      record) and /fhir/{second id}/r4;
+//   4. the same again while every access token is expired every few seconds
 //      (LOAD_EXPIRE_EVERY_MS, default 5 s).
 //
 // Bounded: at most LOAD_MAX_MINUTES (default 15; a full run takes about 11 on
 // a 2-core box). The steady phase gets half of what is left after the
 // sign-ins, the churn phase whatever is left after that.
 //
-// Every answer is checked against the session that asked (its patient's id
-// and references). Token calls are counted at the sandbox and compared with
+// Every answer is checked against the connection it was read through (its
+// patient's id and references): naming the session's other record is a
+// cross-connection answer, naming any other patient a cross-session one;
+// either fails the run. Token calls are counted at the sandbox and compared with
 // the fewest the run could have made. The figures are printed and written to
 // RELIABILITY.md between the load-run markers.
 //
 // Knobs (environment): LOAD_SIGNINS, LOAD_READS, LOAD_SESSIONS,
-// LOAD_SIGNIN_CONCURRENCY, LOAD_READ_CONCURRENCY, LOAD_EXPIRE_EVERY_MS,
-// LOAD_MAX_MINUTES, LOAD_NO_WRITE=1 (print only).
+// LOAD_TWO_CONNECTION_SESSIONS, LOAD_SIGNIN_CONCURRENCY,
+// LOAD_READ_CONCURRENCY, LOAD_EXPIRE_EVERY_MS, LOAD_MAX_MINUTES,
+// LOAD_NO_WRITE=1 (print only).
 import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,7 +42,7 @@ import { fileURLToPath } from "node:url";
 import { asFetch } from "../../bench/lib/http.mjs";
 import { nextClientAddress } from "../../bench/lib/signin.mjs";
 import { signInAtSandbox } from "../../sandbox/sign-in-script.ts";
-import { JAKE, ROWAN } from "../../sandbox/src/users.ts";
+import { JAKE, JAKE_SECOND_PRACTICE, LILY, ROWAN } from "../../sandbox/src/users.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -48,6 +57,8 @@ const setting = (name, fallback) => {
 const SIGNINS = setting("LOAD_SIGNINS", 1000);
 const READS = setting("LOAD_READS", 20_000);
 const SESSIONS = setting("LOAD_SESSIONS", 200);
+/** Of the reading sessions, how many also connect a second record (at most Jake's half of them). */
+const TWO_CONNECTION_SESSIONS = Math.min(setting("LOAD_TWO_CONNECTION_SESSIONS", 50), Math.ceil(SESSIONS / 2));
 const SIGNIN_CONCURRENCY = setting("LOAD_SIGNIN_CONCURRENCY", 16);
 const READ_CONCURRENCY = setting("LOAD_READ_CONCURRENCY", 64);
 const EXPIRE_EVERY_MS = setting("LOAD_EXPIRE_EVERY_MS", 5000);
@@ -56,6 +67,10 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 /** One login with its own record at each practice (sandbox/src/users.ts). */
 const PATIENTS = [JAKE, ROWAN];
+/** The records a two-connection session adds to Jake's, alternately: his dependent's and his own at a second practice. */
+const SECOND_RECORDS = [LILY, JAKE_SECOND_PRACTICE];
+/** The first connection, which the proxy also serves at its original mount. */
+const FIRST_BASE = "/fhir/r4";
 
 const started = Date.now();
 const deadline = started + MAX_MS;
@@ -240,32 +255,89 @@ function random(seed) {
 
 // -------------------------------------------------------------------- flows
 
+/**
+ * The sandbox as one browser meets it: athena's cookies (its browser session)
+ * kept in `athena` and sent back, so a second authorize skips the login page.
+ */
+function sandboxBrowser(athena) {
+	return asFetch(async (url, init) => {
+		const headers = athena.size > 0 ? { ...init.headers, Cookie: cookieHeader(athena) } : init.headers;
+		const answer = await request(url, { ...init, headers });
+		storeCookies(athena, answer);
+		return answer;
+	});
+}
+
+/** A simulated browser's sign-in: the worker's cookies, athena's, its address and the records it reads through. */
 async function signIn(worker, patient) {
 	const jar = new Map();
+	const athena = new Map();
 	// Each simulated patient signs in from its own address (a header only): the
 	// worker limits launches and callbacks per client address.
 	const client = { "CF-Connecting-IP": nextClientAddress() };
 	const launch = await request(`${worker}/launch?practice=${patient.practiceId}`, { headers: client });
 	if (launch.status !== 302) throw new Error(`launch ${launch.status}`);
 	storeCookies(jar, launch);
-	// No sandbox cookie is kept: every simulated patient types the password.
+	// Every simulated patient is a new browser and types the password; athena's
+	// cookies are kept for a later "Connect another record".
 	const redirect = await signInAtSandbox({
 		authorizeUrl: launch.headers.location,
 		login: patient,
 		record: patient.id,
-		fetch: asFetch(request),
+		fetch: sandboxBrowser(athena),
 	});
 	const callback = await request(redirect.toString(), { headers: { ...client, Cookie: cookieHeader(jar) } });
 	if (callback.status !== 302) throw new Error(`callback ${callback.status}`);
 	storeCookies(jar, callback);
 	if (!jar.get("__Host-athena_session")) throw new Error("callback set no session cookie");
-	return { cookie: `__Host-athena_session=${jar.get("__Host-athena_session")}`, patient };
+	return {
+		cookie: `__Host-athena_session=${jar.get("__Host-athena_session")}`,
+		patient,
+		jar,
+		athena,
+		client,
+		connections: [{ base: FIRST_BASE, patient }],
+		reads: 0,
+	};
+}
+
+/**
+ * "Connect another record" as the signed-in browser does it: /launch?connect=1
+ * with its cookies, athena's record picker straight away (its browser session
+ * is kept, so no password is given), consent, the callback. Then `/session`
+ * must list the first record and `record`, whose mount the session reads
+ * through from then on.
+ */
+async function connectRecord(worker, session, record) {
+	const launch = await request(`${worker}/launch?connect=1`, {
+		headers: { ...session.client, Cookie: cookieHeader(session.jar) },
+	});
+	if (launch.status !== 302) throw new Error(`connect launch ${launch.status}`);
+	storeCookies(session.jar, launch);
+	const redirect = await signInAtSandbox({
+		authorizeUrl: launch.headers.location,
+		// athena remembers the browser: its login page must not come up.
+		login: { ...session.patient, password: "athena-must-not-ask" },
+		record: record.id,
+		fetch: sandboxBrowser(session.athena),
+	});
+	const callback = await request(redirect.toString(), {
+		headers: { ...session.client, Cookie: cookieHeader(session.jar) },
+	});
+	if (callback.status !== 302) throw new Error(`connect callback ${callback.status}${diagnostics(callback.body)}`);
+	storeCookies(session.jar, callback);
+	const view = JSON.parse((await request(`${worker}/session`, { headers: { Cookie: session.cookie } })).body);
+	const listed = (view.connections ?? []).map((c) => c.patient);
+	if (listed.length !== 2 || listed[0] !== session.patient.id || listed[1] !== record.id) {
+		throw new Error(`connect: /session lists ${listed.length} connections, not the first record and the new one`);
+	}
+	session.connections.push({ base: view.connections[1].fhirBase, patient: record });
 }
 
 const READ_KINDS = [
-	{ kind: "Patient read", path: (p) => `/fhir/r4/Patient/${p.id}` },
-	{ kind: "Observation search", path: () => "/fhir/r4/Observation?category=vital-signs&_count=20" },
-	{ kind: "Condition search", path: () => "/fhir/r4/Condition?_count=20" },
+	{ kind: "Patient read", path: (base, p) => `${base}/Patient/${p.id}` },
+	{ kind: "Observation search", path: (base) => `${base}/Observation?category=vital-signs&_count=20` },
+	{ kind: "Condition search", path: (base) => `${base}/Condition?_count=20` },
 ];
 
 /** The proxy's own OperationOutcome text (never PHI), to tell a 502 for athena's 5xx from one for its second 401. */
@@ -278,18 +350,32 @@ function diagnostics(body) {
 	}
 }
 
-/** Whether a FHIR answer is about the session's own patient: "own", "foreign" or "unreadable". */
-function ownership(kind, body, patient) {
+/** The patient references a FHIR answer names: a Patient's own, or every searchset entry's subject. */
+function namedPatients(kind, json) {
+	if (kind === "Patient read") return json.resourceType === "Patient" ? [`Patient/${json.id}`] : undefined;
+	if (json.resourceType !== "Bundle" || !Array.isArray(json.entry) || json.entry.length === 0) return undefined;
+	return json.entry.map((e) => String(e.resource?.subject?.reference));
+}
+
+/**
+ * Whose a FHIR answer read through `connection` of `session` is: "own" (its
+ * patient's only), "cross-connection" (it names the session's other record),
+ * "cross-session" (it names a patient the session does not hold, or nobody),
+ * or "unreadable".
+ */
+function ownership(kind, body, session, connection) {
 	let json;
 	try {
 		json = JSON.parse(body);
 	} catch {
 		return "unreadable";
 	}
-	if (kind === "Patient read") return json.resourceType === "Patient" && json.id === patient.id ? "own" : "foreign";
-	if (json.resourceType !== "Bundle" || !Array.isArray(json.entry) || json.entry.length === 0) return "unreadable";
-	const own = `Patient/${patient.id}`;
-	return json.entry.every((e) => e.resource?.subject?.reference === own) ? "own" : "foreign";
+	const named = namedPatients(kind, json);
+	if (!named) return "unreadable";
+	const own = `Patient/${connection.patient.id}`;
+	const sessions = new Set(session.connections.map((c) => `Patient/${c.patient.id}`));
+	if (named.some((reference) => !sessions.has(reference))) return "cross-session";
+	return named.every((reference) => reference === own) ? "own" : "cross-connection";
 }
 
 async function sandboxCounts(sandbox) {
@@ -300,15 +386,18 @@ async function sandboxCounts(sandbox) {
 async function readPhase(name, worker, sandbox, sessions, { expire, until }) {
 	const durations = [];
 	const errors = [];
-	let foreign = 0;
+	let crossSession = 0;
+	let crossConnection = 0;
+	let secondConnectionReads = 0;
 	const pick = random(name.length * 7919);
 	let epoch = 0;
 	/**
 	 * Per session, the expiry epochs in which one of its reads both started and
 	 * succeeded: it used a token issued after that expiry, so the session
 	 * refreshed at least once in each. A lower bound on the refreshes needed.
+	 * Kept per connection: each holds its own grant and refreshes it alone.
 	 */
-	const epochsRead = sessions.map(() => new Set());
+	const epochsRead = sessions.map((s) => s.connections.map(() => new Set()));
 	let expiries = 0;
 	let expiring = true;
 	const expirer = expire
@@ -327,11 +416,15 @@ async function readPhase(name, worker, sandbox, sessions, { expire, until }) {
 	const done = await pool(READS, READ_CONCURRENCY, until, async (i) => {
 		const index = Math.floor(pick() * sessions.length);
 		const session = sessions[index];
+		// A two-connection session's reads alternate between its records.
+		const through = session.reads++ % session.connections.length;
+		const connection = session.connections[through];
+		if (through > 0) secondConnectionReads += 1;
 		const { kind, path } = READ_KINDS[i % READ_KINDS.length];
 		const startEpoch = epoch;
 		const t0 = performance.now();
 		try {
-			const response = await request(`${worker}${path(session.patient)}`, {
+			const response = await request(`${worker}${path(connection.base, connection.patient)}`, {
 				headers: { Cookie: session.cookie, Accept: "application/fhir+json" },
 			});
 			durations.push(performance.now() - t0);
@@ -339,9 +432,10 @@ async function readPhase(name, worker, sandbox, sessions, { expire, until }) {
 				errors.push(`${kind}: HTTP ${response.status}${diagnostics(response.body)}`);
 				return;
 			}
-			if (startEpoch > 0 && epoch === startEpoch) epochsRead[index].add(startEpoch);
-			const owner = ownership(kind, response.body, session.patient);
-			if (owner === "foreign") foreign += 1;
+			if (startEpoch > 0 && epoch === startEpoch) epochsRead[index][through].add(startEpoch);
+			const owner = ownership(kind, response.body, session, connection);
+			if (owner === "cross-session") crossSession += 1;
+			else if (owner === "cross-connection") crossConnection += 1;
 			else if (owner === "unreadable") errors.push(`${kind}: unreadable body`);
 		} catch (error) {
 			durations.push(performance.now() - t0);
@@ -353,17 +447,67 @@ async function readPhase(name, worker, sandbox, sessions, { expire, until }) {
 	await expirer;
 	const after = await sandboxCounts(sandbox);
 	const tokenCalls = (after.token ?? 0) - (before.token ?? 0);
-	const minimumTokenCalls = epochsRead.reduce((sum, epochs) => sum + epochs.size, 0);
+	const minimumTokenCalls = epochsRead.flat().reduce((sum, epochs) => sum + epochs.size, 0);
 	return summarize(name, durations, wall, errors, {
 		requested: READS,
 		completed: done,
-		crossSession: foreign,
+		crossSession,
+		crossConnection,
+		secondConnectionReads,
 		tokenCalls,
 		minimumTokenCalls,
 		expiries,
 		upstreamFhirCalls: (after.fhir ?? 0) - (before.fhir ?? 0),
 		refreshViaGrace: (after.refreshViaGrace ?? 0) - (before.refreshViaGrace ?? 0),
 	});
+}
+
+/** Phase 2: each of `sessions` connects a second record, Lily and Jake at 195900 in turn. */
+async function connectPhase(worker, sandbox, sessions) {
+	const durations = [];
+	const errors = [];
+	const before = await sandboxCounts(sandbox);
+	const start = performance.now();
+	const attempted = await pool(
+		sessions.length,
+		SIGNIN_CONCURRENCY,
+		deadline - Math.min(4 * 60_000, MAX_MS * 0.4),
+		async (i) => {
+			const t0 = performance.now();
+			try {
+				await connectRecord(worker, sessions[i], SECOND_RECORDS[i % SECOND_RECORDS.length]);
+			} catch (error) {
+				errors.push(error.message.replace(/\d{3,}/g, "N"));
+			}
+			durations.push(performance.now() - t0);
+		},
+	);
+	const wall = performance.now() - start;
+	const after = await sandboxCounts(sandbox);
+	return summarize(
+		"Second record connected (launch?connect=1 → record picker → consent → callback)",
+		durations,
+		wall,
+		errors,
+		{
+			requested: TWO_CONNECTION_SESSIONS,
+			completed: attempted,
+			tokenCalls: (after.token ?? 0) - (before.token ?? 0),
+			minimumTokenCalls: sessions.filter((s) => s.connections.length === 2).length,
+		},
+	);
+}
+
+/** Whether `/session` still lists every record of `session`, connected, in order, and no other. */
+async function stillHolds(worker, session) {
+	const view = JSON.parse((await request(`${worker}/session`, { headers: { Cookie: session.cookie } })).body);
+	const listed = view.connections ?? [];
+	return (
+		view.status === "connected" &&
+		view.patient === session.patient.id &&
+		listed.length === session.connections.length &&
+		listed.every((c, i) => c.status === "connected" && c.patient === session.connections[i].patient.id)
+	);
 }
 
 // ---------------------------------------------------------------------- run
@@ -475,11 +619,19 @@ async function main() {
 	);
 	console.log("[load]", JSON.stringify(signIns));
 
-	// The read phases use SESSIONS of them, half of each patient.
-	const readers = [];
-	for (const patient of PATIENTS) {
-		readers.push(...signedIn.filter((s) => s.patient === patient).slice(0, Math.ceil(SESSIONS / PATIENTS.length)));
-	}
+	// Phase 2: some of Jake's sessions connect a second record, as a browser would.
+	const twoConnection = signedIn.filter((s) => s.patient === JAKE).slice(0, TWO_CONNECTION_SESSIONS);
+	const connects = await connectPhase(worker, sandbox, twoConnection);
+	console.log("[load]", JSON.stringify(connects));
+
+	// The read phases use SESSIONS of them, half of each first patient, every two-connection session among Jake's.
+	const perPatient = Math.ceil(SESSIONS / PATIENTS.length);
+	const connected = twoConnection.filter((s) => s.connections.length === 2);
+	const readers = [...connected];
+	readers.push(
+		...signedIn.filter((s) => s.patient === JAKE && s.connections.length === 1).slice(0, perPatient - connected.length),
+	);
+	readers.push(...signedIn.filter((s) => s.patient === ROWAN).slice(0, perPatient));
 	if (readers.length < 2) throw new Error("too few sessions to read with");
 
 	// Each read phase gets half of what time is left (less a margin for the report), so both run.
@@ -498,27 +650,25 @@ async function main() {
 	);
 	console.log("[load]", JSON.stringify(expiring));
 
-	// Nothing lost: every session still answers connected, for its own patient.
+	// Nothing lost: every session still answers connected, each of its records for its own patient.
 	let stillConnected = 0;
-	for (const session of readers) {
-		const view = await request(`${worker}/session`, { headers: { Cookie: session.cookie } });
-		const body = JSON.parse(view.body);
-		if (body.status === "connected" && body.patient === session.patient.id) stillConnected += 1;
-	}
+	for (const session of readers) if (await stillHolds(worker, session)) stillConnected += 1;
 
 	const result = {
 		at: new Date().toISOString(),
 		machine: `${cpus().length} cores (${cpus()[0]?.model ?? "unknown"}), Node ${process.version}`,
 		totalSeconds: Math.round((Date.now() - started) / 1000),
 		readSessions: readers.length,
+		twoConnectionReaders: connected.length,
 		stillConnected,
-		phases: [signIns, steady, expiring],
+		phases: [signIns, connects, steady, expiring],
 	};
 	console.log(`\n${renderMarkdown(result)}`);
 	if (!process.env.LOAD_NO_WRITE) writeReport(result);
 	const failed =
-		result.phases.some((p) => p.errors > 0 || (p.crossSession ?? 0) > 0 || p.completed < p.requested) ||
-		stillConnected !== readers.length;
+		result.phases.some(
+			(p) => p.errors > 0 || (p.crossSession ?? 0) > 0 || (p.crossConnection ?? 0) > 0 || p.completed < p.requested,
+		) || stillConnected !== readers.length;
 	return failed ? 1 : 0;
 }
 
@@ -538,21 +688,23 @@ function renderMarkdown(result) {
 						.map(([k, v]) => `${k}: ${v}`)
 						.join("; ")})`,
 			p.crossSession ?? "–",
+			p.crossConnection ?? "–",
 			`${p.tokenCalls} / ${p.minimumTokenCalls}`,
 		].join(" | "),
 	);
-	const expiring = result.phases[2];
+	const [, , steady, expiring] = result.phases;
 	return [
 		`Last run: ${result.at}, ${result.machine}; ${result.totalSeconds} s in all (including start-up).`,
 		"",
-		"| phase | done / asked | seconds | per second | p50 ms | p99 ms | max ms | errors | cross-session answers | token calls / minimum |",
-		"|---|---|---|---|---|---|---|---|---|---|",
+		"| phase | done / asked | seconds | per second | p50 ms | p99 ms | max ms | errors | cross-session answers | cross-connection answers | token calls / minimum |",
+		"|---|---|---|---|---|---|---|---|---|---|---|",
 		...rows.map((r) => `| ${r} |`),
 		"",
-		`Reads came from ${result.readSessions} sessions (both test patients, half each), concurrency ${READ_CONCURRENCY}; sign-ins at concurrency ${SIGNIN_CONCURRENCY}.`,
+		`Reads came from ${result.readSessions} sessions (both test patients, half each by first record), concurrency ${READ_CONCURRENCY}; sign-ins and connects at concurrency ${SIGNIN_CONCURRENCY}.`,
+		`${result.twoConnectionReaders} of those sessions held two records (Jake at 80000 first, then Lily or Jake at 195900) and alternated their reads between \`/fhir/r4\` and \`/fhir/{second id}/r4\`: ${steady.secondConnectionReads} reads with valid tokens and ${expiring.secondConnectionReads} under churn went through a second connection.`,
 		`In the last phase the sandbox expired every access token ${expiring.expiries} times; athena's FHIR saw ${expiring.upstreamFhirCalls} requests for ${expiring.completed} reads (after a 401 the proxy refreshes and retries, at most twice per read); ${expiring.refreshViaGrace} refreshes presented the previous refresh token within the sandbox's rotation grace period.`,
-		`The minimum token calls is one code exchange per sign-in, and in the last phase a lower bound: one refresh per session per expiry in which one of its reads started and succeeded.`,
-		`After the run ${result.stillConnected} of ${result.readSessions} sessions still answered \`connected\` for their own patient.`,
+		`The minimum token calls is one code exchange per sign-in or connected record, and in the last phase a lower bound: one refresh per connection per expiry in which one of its reads started and succeeded.`,
+		`After the run ${result.stillConnected} of ${result.readSessions} sessions still answered \`connected\` for each of their records, with their own patients.`,
 	].join("\n");
 }
 
