@@ -252,14 +252,14 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		return { ...input, fhirBaseUrl, serverName: serverNameOf(config.profile, fhirBaseUrl) };
 	}
 
+	/** The session as `GET /session` shows it: the first connection's fields at the top, every connection listed. */
 	async view(): Promise<SessionView> {
-		const meta = await this.load(Date.now());
-		const first = meta?.connections[0];
-		if (!meta || !first) return { status: "signed_out" };
-		const connections = meta.connections.map(connectionView);
+		const connections = (await this.load(Date.now()))?.connections.map(connectionView) ?? [];
+		const first = connections[0];
+		if (!first) return { status: "signed_out" };
 		const { patient, practice } = first;
 		if (first.status === "revoked") return { status: "revoked", patient, practice, connections };
-		const { scopes, reads, accessExpiresAt } = connectionView(first);
+		const { scopes, reads, accessExpiresAt } = first;
 		return { status: "connected", patient, practice, scopes, reads, accessExpiresAt, connections };
 	}
 
