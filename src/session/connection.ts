@@ -1,6 +1,6 @@
 import { readableTypes } from "../oauth/scopes";
 import type { TokenSet } from "../oauth/token-client";
-import { randomToken } from "../random";
+import { randomHex } from "../random";
 import { type ConnectionStatus, type ConnectionView, REFRESH_MARGIN_MS } from "./contract";
 import type { SessionTokens } from "./token-vault";
 
@@ -73,10 +73,14 @@ export interface NewGrant {
 	serverName: string;
 }
 
-/** A fresh connection id: 6 random bytes, 8 base64url characters. */
+/**
+ * A fresh connection id: 4 random bytes, 8 hex characters (within
+ * CONNECTION_ID_PATTERN). Not a secret: the session cookie guards the
+ * session, and an id means something only inside its own session.
+ */
 export function newConnectionId(taken: readonly ConnectionRecord[] = []): string {
 	for (;;) {
-		const id = randomToken(6);
+		const id = randomHex(4);
 		if (!taken.some((c) => c.id === id)) return id;
 	}
 }

@@ -4,12 +4,19 @@
  * and the pages use only this, never the tokens' storage.
  */
 
+import { base64url } from "jose";
+import { toHex } from "../random";
+
 /** Name of the session cookie: `__Host-` pins it to this origin, path `/`, Secure. */
 export const SESSION_COOKIE = "__Host-athena_session";
 
-/** The short form of a session's id hash that logs and counters use: enough to tell sessions apart. */
+/**
+ * The short form of a session's id hash that logs and counters use: its
+ * first 8 bytes in hex, enough to tell sessions apart, and (hex) never
+ * containing a JWT's `eyJ` by chance.
+ */
 export function sessionTag(idHash: string): string {
-	return idHash.slice(0, 16);
+	return toHex(base64url.decode(idHash.slice(0, 12)).slice(0, 8));
 }
 
 /** Refresh when the access token has less than this left: a minute covers a slow refresh and clock skew with athena. */
