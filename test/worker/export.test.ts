@@ -7,7 +7,7 @@ import type { ExportClock } from "../../src/export/pacing";
 import { EXPORT_TYPES } from "../../src/export/searches";
 import { requestIdentity, requestLog } from "../../src/middleware/request-log";
 import { exportFileName, exportRoutes } from "../../src/routes/export";
-import { storedSession } from "./support/faults";
+import { patchConnection, storedSession } from "./support/faults";
 import {
 	browserFetch,
 	type CookieJar,
@@ -199,6 +199,35 @@ describe("GET /export", () => {
 		expect(ids.size).toBe([...expected.values()].reduce((a, b) => a + b));
 		expect(issueOf(last)?.severity).toBe("information");
 	}, 180_000);
+
+	it("records each type athena refuses as an OperationOutcome naming it and athena's words, and exports the rest", async () => {
+		const { jar } = await signIn(PATIENTS.jane);
+		// A session whose grant reads as every type (as a wildcard grant would), at a server that grants fewer:
+		// the export asks for all fifteen types and the sandbox refuses the ungranted ones as athena does.
+		const { stub } = await storedSession(jar);
+		await patchConnection(stub, (connection) => ({ ...connection, scopes: ["patient/*.read"] }));
+		const bundle = (await (await browserFetch(jar, "/export")).json()) as Bundle;
+		const resources = bundle.entry.map((e) => e.resource);
+		const refusals = resources
+			.slice(0, -1)
+			.filter((r) => r.resourceType === "OperationOutcome")
+			.map(issueOf);
+		const ungranted = EXPORT_TYPES.filter((t) => !LOCAL_SCOPE_TYPES.includes(t));
+		expect(refusals.map((i) => i?.expression?.[0])).toEqual(ungranted);
+		for (const refusal of refusals) {
+			expect(refusal).toMatchObject({ severity: "error", code: "forbidden" });
+			expect(refusal?.details.text).toBe(
+				`athenahealth refused the ${refusal?.expression?.[0]} search (status 403): Invalid Token Scope`,
+			);
+		}
+		for (const type of LOCAL_SCOPE_TYPES) {
+			const exported = resources.filter((r) => r.resourceType === type).length;
+			expect(exported, type).toBe(new Set(await searchedIds(jar, type, PATIENTS.jane.id)).size);
+		}
+		const last = issueOf(resources.at(-1));
+		expect(last?.severity).toBe("information");
+		expect(last?.details.text).toContain(`athenahealth refused: ${ungranted.join(", ")}.`);
+	});
 
 	it("names the file after the patient and the day, and gives NDJSON with the same resources", async () => {
 		const { jar } = await signIn(PATIENTS.jane);
