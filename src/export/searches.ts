@@ -1,30 +1,15 @@
+import { PATIENT_COMPARTMENT_TYPES } from "../fhir/outbound-url";
 import { readableTypes, readGrant } from "../oauth/scopes";
 
 /**
  * The patient-compartment types an export searches, in the order the file
- * lists them: the US Core types athena's patient API serves
- * (shared/athena-reference.md "Patient-access resources") that are searched
- * by patient. Binary is read by reference only, Provenance needs `target`,
- * and Organization, Practitioner, Location and Medication belong to the
- * practice, not the patient, so none of those is searched.
+ * lists them: the proxy's list of athena's patient-access types searched by
+ * patient (src/fhir/outbound-url.ts). Binary is read by reference only,
+ * Provenance needs `target`, and Organization, Practitioner, Location and
+ * Medication belong to the practice, not the patient, so none of those is
+ * searched.
  */
-export const EXPORT_TYPES = [
-	"AllergyIntolerance",
-	"CarePlan",
-	"CareTeam",
-	"Condition",
-	"Coverage",
-	"Device",
-	"DiagnosticReport",
-	"DocumentReference",
-	"Encounter",
-	"Goal",
-	"Immunization",
-	"MedicationRequest",
-	"Observation",
-	"Procedure",
-	"ServiceRequest",
-] as const;
+export const EXPORT_TYPES: readonly string[] = [...PATIENT_COMPARTMENT_TYPES];
 
 /**
  * Every MedicationRequest intent (FHIR R4 medicationrequest-intent): athena

@@ -5,6 +5,7 @@ import { type ExportTally, type Json, recordExport } from "../../src/export/reco
 import { EXPORT_TYPES, exportPlan } from "../../src/export/searches";
 import type { ReadState, UpstreamRead } from "../../src/fhir/upstream-read";
 import type { FhirTarget } from "../../src/pages/read-record";
+import { testClock } from "./support/export-clock";
 
 /*
  * The export's own decisions with athena answered in-process: paging, each
@@ -17,20 +18,6 @@ const FHIR_BASE = "https://api.athena.test/fhir/r4";
 const PROXY_BASE = "https://app.example/fhir/r4";
 const PATIENT = "a-80000.E-14545";
 const T0 = Date.UTC(2026, 11, 3, 12, 0, 0);
-
-/** A clock that moves only when the export sleeps, recording each sleep. */
-function testClock(): ExportClock & { sleeps: number[] } {
-	let now = T0;
-	const sleeps: number[] = [];
-	return {
-		sleeps,
-		now: () => now,
-		sleep: async (ms) => {
-			sleeps.push(ms);
-			now += ms;
-		},
-	};
-}
 
 const resource = (type: string, n: number, patient = PATIENT): Json => ({
 	resourceType: type,
@@ -106,7 +93,7 @@ async function run(
 	athena: ReturnType<typeof scriptedAthena>,
 	options: { scopes?: string[]; clock?: ExportClock; timeLimitMs?: number; patient?: Json | undefined } = {},
 ) {
-	const clock = options.clock ?? testClock();
+	const clock = options.clock ?? testClock(T0);
 	const tally: ExportTally = { counts: new Map(), refused: [], stopped: undefined };
 	const pages = recordExport(
 		{
@@ -259,7 +246,7 @@ describe("record export", () => {
 	});
 
 	it("waits out athena's 429 and Retry-After, and Ratelimit-Remaining 0 until the reset, then continues", async () => {
-		const clock = testClock();
+		const clock = testClock(T0);
 		const athena = scriptedAthena({
 			Condition: [
 				() => json(athenaOutcome("Too many requests"), 429, { "Retry-After": "7" }),
@@ -277,7 +264,7 @@ describe("record export", () => {
 	});
 
 	it("ends with a fatal last entry when athena's waits would pass the time limit, keeping what was read", async () => {
-		const clock = testClock();
+		const clock = testClock(T0);
 		const athena = scriptedAthena({
 			Condition: [
 				() => searchset([resource("Condition", 1)], next("Condition", 2)),
@@ -299,7 +286,7 @@ describe("record export", () => {
 	});
 
 	it("retries athena's failure twice, then ends the export saying so", async () => {
-		const clock = testClock();
+		const clock = testClock(T0);
 		const down = () => json(athenaOutcome("Service Unavailable"), 503);
 		const athena = scriptedAthena({
 			Condition: [() => searchset([resource("Condition", 1)], next("Condition", 2)), down, down, down],
@@ -322,7 +309,7 @@ describe("record export", () => {
 	});
 
 	it("asks again for a page whose body broke off or was not JSON", async () => {
-		const clock = testClock();
+		const clock = testClock(T0);
 		const broken = () =>
 			new Response('{"resourceType":"Bundle","entry":[{"resou', {
 				headers: { "Content-Type": "application/fhir+json" },
@@ -346,7 +333,7 @@ describe("record export", () => {
 	});
 
 	it("waits while our token budget is spent, as athena's session says, then continues", async () => {
-		const clock = testClock();
+		const clock = testClock(T0);
 		const athena = scriptedAthena({
 			Condition: [
 				() => ({ status: "unavailable", code: "token_budget_spent", message: "busy", retryAfterSeconds: 30 }),

@@ -7,6 +7,7 @@ import type { ExportClock } from "../../src/export/pacing";
 import { EXPORT_TYPES } from "../../src/export/searches";
 import { requestIdentity, requestLog } from "../../src/middleware/request-log";
 import { exportFileName, exportRoutes } from "../../src/routes/export";
+import { testClock } from "./support/export-clock";
 import { patchConnection, storedSession } from "./support/faults";
 import {
 	browserFetch,
@@ -98,20 +99,6 @@ async function partly(response: Response, chunks: number) {
 }
 
 const issueOf = (resource: Resource | undefined) => (resource?.issue as Issue[] | undefined)?.[0];
-
-/** A test clock: the export's waits pass at once and are recorded. */
-function testClock(): ExportClock & { sleeps: number[] } {
-	let now = Date.UTC(2026, 11, 3, 12, 0, 0);
-	const sleeps: number[] = [];
-	return {
-		sleeps,
-		now: () => now,
-		sleep: async (ms) => {
-			sleeps.push(ms);
-			now += ms;
-		},
-	};
-}
 
 /** The export route on its own, behind the worker's middleware, with the export's clock given. */
 function exportWorker(clock: ExportClock) {
