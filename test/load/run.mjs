@@ -33,7 +33,7 @@
 // LOAD_NO_WRITE=1 (print only).
 import { spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, createWriteStream, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
@@ -50,15 +50,15 @@ const REPORT = join(ROOT, "RELIABILITY.md");
 const MARK_START = "<!-- load-run:start -->";
 const MARK_END = "<!-- load-run:end -->";
 
-const setting = (name, fallback) => {
-	const value = Number(process.env[name]);
-	return Number.isFinite(value) && value > 0 ? value : fallback;
+const setting = (name, fallback, least = 1) => {
+	const value = Number(process.env[name] || Number.NaN);
+	return Number.isFinite(value) && value >= least ? value : fallback;
 };
 const SIGNINS = setting("LOAD_SIGNINS", 1000);
 const READS = setting("LOAD_READS", 20_000);
 const SESSIONS = setting("LOAD_SESSIONS", 200);
-/** Of the reading sessions, how many also connect a second record (at most Jake's half of them). */
-const TWO_CONNECTION_SESSIONS = Math.min(setting("LOAD_TWO_CONNECTION_SESSIONS", 50), Math.ceil(SESSIONS / 2));
+/** Of the reading sessions, how many also connect a second record (at most Jake's half of them; 0 for none). */
+const TWO_CONNECTION_SESSIONS = Math.min(setting("LOAD_TWO_CONNECTION_SESSIONS", 50, 0), Math.ceil(SESSIONS / 2));
 const SIGNIN_CONCURRENCY = setting("LOAD_SIGNIN_CONCURRENCY", 16);
 const READ_CONCURRENCY = setting("LOAD_READ_CONCURRENCY", 64);
 const EXPIRE_EVERY_MS = setting("LOAD_EXPIRE_EVERY_MS", 5000);
@@ -79,6 +79,23 @@ const tempDir = mkdtempSync(join(tmpdir(), "athena-load-"));
 
 // ---------------------------------------------------------------- processes
 
+/** What the two workers are built from: their sources and configs (node_modules is linked, not copied). */
+const TREE_PARTS = ["src", "sandbox/src", "sandbox/wrangler.toml", "wrangler.toml", "package.json", "tsconfig.json"];
+
+/**
+ * A copy of the worker's and the sandbox's sources as they are when the run
+ * starts. `wrangler dev` watches the files it builds from and reloads on any
+ * change, dropping the requests in flight; in a tree others edit while a run
+ * goes on, that made reads fail ("response aborted") and cut refreshes off
+ * mid-rotation. The copy is what the run measures, from start to end.
+ */
+function snapshotTree() {
+	const tree = join(tempDir, "tree");
+	for (const part of TREE_PARTS) cpSync(join(ROOT, part), join(tree, part), { recursive: true });
+	symlinkSync(join(ROOT, "node_modules"), join(tree, "node_modules"), "dir");
+	return tree;
+}
+
 function freePort() {
 	return new Promise((resolve, reject) => {
 		const server = createServer();
@@ -90,7 +107,7 @@ function freePort() {
 	});
 }
 
-async function wranglerDev(name, args, port, readyPath) {
+async function wranglerDev(tree, name, args, port, readyPath) {
 	const inspector = await freePort();
 	const logPath = join(tempDir, `${name}.log`);
 	const log = createWriteStream(logPath);
@@ -109,7 +126,7 @@ async function wranglerDev(name, args, port, readyPath) {
 			"--show-interactive-dev-session=false",
 		],
 		{
-			cwd: ROOT,
+			cwd: tree,
 			env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
 			stdio: ["ignore", "pipe", "pipe"],
 		},
@@ -149,13 +166,13 @@ function cleanUp() {
 	stopAll();
 	if (process.exitCode) {
 		// Keep the two wrangler logs to look into a failed run; the secrets and states go.
-		for (const name of ["worker.env", "sandbox.env", "state-worker", "state-sandbox"]) {
+		for (const name of ["worker.env", "sandbox.env", "state-worker", "state-sandbox", "tree"]) {
 			rmSync(join(tempDir, name), { recursive: true, force: true });
 		}
 		console.error(`[load] logs kept in ${tempDir} (worker.log, sandbox.log)`);
 		return;
 	}
-	// The temp dir holds the throwaway secrets and both wrangler states.
+	// The temp dir holds the throwaway secrets, both wrangler states and the copied sources.
 	rmSync(tempDir, { recursive: true, force: true });
 }
 process.on("SIGINT", () => {
@@ -529,8 +546,10 @@ async function main() {
 	const sandboxEnvFile = join(tempDir, "sandbox.env");
 	writeFileSync(sandboxEnvFile, "", { mode: 0o600 });
 
-	console.log(`[load] sandbox on ${sandbox}, worker on ${worker} (temp ${tempDir})`);
+	const tree = snapshotTree();
+	console.log(`[load] sandbox on ${sandbox}, worker on ${worker} (temp ${tempDir}, sources copied there)`);
 	await wranglerDev(
+		tree,
 		"sandbox",
 		[
 			"--config",
@@ -566,6 +585,7 @@ async function main() {
 		SESSION_REFRESHES_PER_MINUTE: "1000",
 	};
 	await wranglerDev(
+		tree,
 		"worker",
 		[
 			"--config",
