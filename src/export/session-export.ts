@@ -11,6 +11,8 @@ export interface ExportPart {
 	proxyBaseUrl: string;
 	/** Revoked at its server: named in the file, not read. */
 	revoked: boolean;
+	/** Why the record could not be read at all just now (athena busy or down): named in the file, which is then incomplete. */
+	unreadable?: string;
 	/** Everything recordExport needs but the shared clock and deadline. */
 	record: Omit<RecordExportOptions, "clock" | "deadline" | "label">;
 	tally: ExportTally;
@@ -64,6 +66,11 @@ export async function* sessionExport(
 		if (part.revoked) {
 			const text = `${part.label} was not exported: access to it was revoked. Connect it again to include it.`;
 			yield page([outcomeResource("error", "security", text.charAt(0).toUpperCase() + text.slice(1))]);
+			continue;
+		}
+		if (part.unreadable) {
+			part.tally.stopped = { code: "transient", text: part.unreadable };
+			yield page([outcomeResource("error", "transient", `${part.label} was not exported: ${part.unreadable}`)]);
 			continue;
 		}
 		const options = { ...part.record, ...shared, ...(several ? { label: part.label } : {}) };

@@ -155,7 +155,11 @@ async function exportPart(
 		},
 		tally: { counts: new Map(), refused: [], stopped: undefined },
 	};
-	return { part, state: patient && !patient.ok && !revoked ? patient.state : undefined };
+	const failed = patient && !patient.ok && !revoked ? patient : undefined;
+	// athena busy or down for this record: the others may still be read, and the file says this one is missing.
+	if (failed?.state?.state === "unavailable") part.unreadable = `${failed.message} Export again in a few minutes.`;
+	const state = failed?.state;
+	return { part, state };
 }
 
 /** The session's connections; a session from before connections were kept reads as its one grant. */
@@ -203,11 +207,13 @@ export function exportRoutes(options: ExportRouteOptions = {}): Hono<AppEnv> {
 				exportPart(c, connected.session, view, `${publicOrigin}${index === 0 ? "/fhir/r4" : view.fhirBase}`, stats),
 			),
 		);
-		const blocking = results.find((r) => r.state)?.state;
-		if (blocking) return stateResponse(c, blocking);
+		// The session gone, or no record readable now: the page /record would show, not a file of nothing.
+		const signedOut = results.find((r) => r.state?.state === "signed_out")?.state;
+		if (signedOut) return stateResponse(c, signedOut);
 		const parts = results.map((r) => r.part);
-		// Every record revoked, found by reading: the page a revoked session gets, not a file of nothing.
 		if (parts.every((p) => p.revoked)) return stateResponse(c, { state: "revoked" });
+		const waiting = results.find((r) => r.state)?.state;
+		if (waiting && parts.every((p) => p.revoked || p.unreadable)) return stateResponse(c, waiting);
 
 		const now = clock.now();
 		const date = new Date(now).toISOString().slice(0, 10);

@@ -40,6 +40,17 @@ import type { SessionTokens } from "./token-vault";
 export type { SessionServer } from "./connection";
 
 export { SESSION_IDLE_MS };
+/**
+ * Refreshes a session may make in a minute: the configured limit
+ * (SESSION_REFRESHES_PER_MINUTE) and one more for each further connection, so
+ * a patient with several records idle past their tokens' hour can open them
+ * all at once, while a session still cannot drain the environment's budget
+ * by 401 -> refresh cycles (issue "Security round 2", 1).
+ */
+export function sessionRefreshLimit(configured: number, connections: number): number {
+	return configured + Math.max(0, connections - 1);
+}
+
 /** A session ends after this long in any case (well inside athena's >= 3-month refresh tokens). */
 export const SESSION_ABSOLUTE_MS = 30 * 24 * 60 * 60_000;
 /** Records one session may connect: bounds its storage and its sign-out's revocations. */
@@ -85,6 +96,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	 * awaiting the server when it ended must not write the session back.
 	 */
 	private ended = false;
+	/** The first read of storage while it is under way, shared by every call that arrives meanwhile. */
+	private reading: Promise<void> | undefined;
 	/** The servers' OAuth endpoints are reached through this; tests replace it to hold an answer back. */
 	private network: typeof fetch = (input, init) => fetch(input, init);
 
@@ -92,17 +105,27 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		return settings(this.env);
 	}
 
+	/** The first read of this object's storage: the session record (migrated from one grant if need be). */
+	private async readStored(): Promise<void> {
+		const config = this.config();
+		const stored = await readSession(this.ctx.storage, config.sessionKeys, (base) =>
+			serverNameOf(config.profile, base),
+		);
+		if (stored.migrated && stored.meta) {
+			log("info", "session read as one connection", { session: sessionTag(stored.meta.idHash) });
+		}
+		// A session begun while this read was under way is the newer record.
+		if (!this.loaded) this.meta = stored.meta;
+		this.loaded = true;
+	}
+
 	private async load(now: number): Promise<SessionMeta | undefined> {
 		if (!this.loaded) {
-			const config = this.config();
-			const stored = await readSession(this.ctx.storage, config.sessionKeys, (base) =>
-				serverNameOf(config.profile, base),
-			);
-			if (stored.migrated && stored.meta) {
-				log("info", "session read as one connection", { session: sessionTag(stored.meta.idHash) });
-			}
-			this.meta = stored.meta;
-			this.loaded = true;
+			// One read (and one migration of a one-grant record) however many first calls interleave.
+			this.reading ??= this.readStored().finally(() => {
+				this.reading = undefined;
+			});
+			await this.reading;
 		}
 		const meta = this.meta;
 		if (!meta) return undefined;
@@ -229,10 +252,19 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		if (!latest) return { status: "signed_out" };
 		const replaced = existing && (await this.replacedGrant(latest, existing.id));
 		const connection = connectionFor(grant, existing?.id ?? newConnectionId(latest.connections), now, existing);
-		await this.storeTokens(connection.id, grantTokens(input.tokens), (m) =>
-			existing ? withConnection(m, connection) : { ...m, connections: [...m.connections, connection] },
-		);
+		// Checked again on the record as it is at the write: another callback may have added a connection meanwhile.
+		let full = false;
+		await this.storeTokens(connection.id, grantTokens(input.tokens), (m) => {
+			if (existing) return withConnection(m, connection);
+			full = m.connections.length >= MAX_CONNECTIONS;
+			return full ? m : { ...m, connections: [...m.connections, connection] };
+		});
 		if (this.ended) return { status: "signed_out" };
+		if (full) {
+			await this.ctx.storage.delete(tokensKey(connection.id));
+			this.tokens.delete(connection.id);
+			return { status: "full" };
+		}
 		// The grant this one replaces is handed back rather than left live at its server.
 		if (replaced) await this.revokeAtServer(replaced.connection, replaced.tokens);
 		return { status: "connected", connectionId: connection.id, added: !existing };
@@ -379,7 +411,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 					purpose: "refresh",
 					limit: config.tokenRequestsPerMinute,
 					session,
-					sessionLimit: config.sessionRefreshesPerMinute,
+					sessionLimit: sessionRefreshLimit(config.sessionRefreshesPerMinute, this.meta.connections.length),
 				},
 				() => refreshTokens(client, settled.tokenUrl, { refreshToken, scope: connection.scopes }),
 			);

@@ -8,7 +8,7 @@ import { EXPORT_TYPES } from "../../src/export/searches";
 import { requestIdentity, requestLog } from "../../src/middleware/request-log";
 import { exportFileName, exportRoutes } from "../../src/routes/export";
 import { testClock } from "./support/export-clock";
-import { patchConnection, storedSession } from "./support/faults";
+import { patchConnection, storedSession, withSessionEnv } from "./support/faults";
 import {
 	browserFetch,
 	type CookieJar,
@@ -342,6 +342,28 @@ describe("GET /export of a session with several records", () => {
 		]);
 		expect(outcomes.at(-1)?.details.text).toBe("Export complete: 2 of 2 records.");
 		expect(bundle.entry.length).toBe(under("/fhir/r4").length + under(lilyBase).length + 3);
+	});
+
+	it("exports every record of a session idle past its tokens' hour: one refresh each, within the session's limit", async () => {
+		const browser = await signInKeepingAthena(PATIENTS.jane);
+		for (const record of [PATIENTS.dependent, PATIENTS.janeElsewhere]) {
+			expect((await connectRecord(browser, record)).status).toBe(302);
+		}
+		const { stub } = await storedSession(browser.jar);
+		await sandbox("expire-access-tokens", {});
+		const refreshes = async () =>
+			(await sandbox<{ tokenCalls: Array<{ grantType: string | null }> }>("received")).tokenCalls.filter(
+				(t) => t.grantType === "refresh_token",
+			).length;
+		const before = await refreshes();
+		// One refresh a minute configured: a session of three records may still refresh each once (1 + 2).
+		const bundle = await withSessionEnv(stub, { SESSION_REFRESHES_PER_MINUTE: "1" }, async () => {
+			return (await (await browserFetch(browser.jar, "/export")).json()) as Bundle;
+		});
+		const patients = bundle.entry.filter((e) => e.resource.resourceType === "Patient").map((e) => e.resource.id);
+		expect(patients).toEqual([PATIENTS.jane.id, PATIENTS.dependent.id, PATIENTS.janeElsewhere.id]);
+		expect(issueOf(bundle.entry.at(-1)?.resource)?.details.text).toBe("Export complete: 3 of 3 records.");
+		expect((await refreshes()) - before).toBe(3);
 	});
 
 	it("names a record revoked at athena and exports the other whole", async () => {
