@@ -1,4 +1,4 @@
-import type { RecordOutcome } from "./read-record";
+import { type RecordOutcome, UNNAMED } from "./read-record";
 
 /** One connection of a session as the record page shows it. */
 export interface ConnectionPart {
@@ -27,7 +27,9 @@ export interface Person {
 function personKey(part: ConnectionPart): { key: string; name: string } {
 	if (part.outcome.state !== "record") return { key: `id:${part.patient}`, name: `Record ${part.patient}` };
 	const { name, birthDate } = part.outcome.record;
-	return { key: `person:${name}|${birthDate ?? ""}`, name };
+	// Without both a name and a birth date, records are not taken to be one person's.
+	if (!birthDate || name === UNNAMED) return { key: `id:${part.patient}`, name };
+	return { key: `person:${name}|${birthDate}`, name };
 }
 
 /**

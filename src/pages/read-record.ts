@@ -40,6 +40,9 @@ export type FhirReader = (target: FhirTarget) => Promise<UpstreamRead>;
 
 type Json = Record<string, unknown>;
 
+/** The name shown for a record whose Patient has none. */
+export const UNNAMED = "Name not recorded";
+
 /**
  * A section of the page: its entries, or why they could not be read.
  * `notGranted`: the patient did not share that type with this app, so it was not asked for.
@@ -130,6 +133,8 @@ export async function read(reader: FhirReader, target: FhirTarget): Promise<Read
 		if (state.status === "revoked" || state.status === "signed_out") {
 			return { ok: false, state: { state: state.status }, message: "Not connected." };
 		}
+		// A record removed from the session since the page was built: that record's problem, not the session's.
+		if (state.status === "unknown_connection") return { ok: false, message: "This record is no longer connected." };
 		return state.status === "unavailable" ? busy(state.retryAfterSeconds ?? DEFAULT_RETRY_SECONDS) : DOWN;
 	}
 	const { response } = result;
@@ -265,7 +270,7 @@ export async function readRecord(
 		state: "record",
 		record: {
 			patientId: session.patient,
-			name: currentName(patientResource.name, session.today) ?? "Name not recorded",
+			name: currentName(patientResource.name, session.today) ?? UNNAMED,
 			birthDate: typeof patientResource.birthDate === "string" ? patientResource.birthDate : undefined,
 			practiceId: session.practice,
 			practiceName: typeof organization?.name === "string" ? organization.name : undefined,

@@ -5,6 +5,7 @@ import type { Config } from "../config";
 import { type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
 import { durableCall } from "../durable/unavailable";
 import { ehrProfile } from "../ehr-profile";
+import { AppError } from "../errors";
 import { requireConfig } from "../middleware/require-config";
 import { BROWSER_COOKIE, launchCookie, limitSignInAttempts } from "../middleware/sign-in-attempts";
 import { authorizationServer } from "../oauth/discovery";
@@ -60,7 +61,18 @@ export const authRoutes = new Hono<AppEnv>()
 		if (!returnTo) throw refused("return_to_invalid", "return_to must be a path on this site, such as /records.");
 
 		// "Connect another record": the callback adds the grant to this browser's session instead of replacing it.
-		const connectTo = param(c, "connect") === "1" ? (await sessionFor(c))?.idHash : undefined;
+		const connecting = param(c, "connect") === "1";
+		// Only from our own page (or typed in): a link on another site must not lead a signed-in
+		// patient, whose athena session skips the login, to add a record to their session.
+		if (connecting && !["same-origin", "none", undefined].includes(c.req.header("Sec-Fetch-Site"))) {
+			throw new AppError({
+				code: "cross_site_refused",
+				status: 403,
+				message: "Connect another record from your record page in this app.",
+				detail: `connect from Sec-Fetch-Site ${c.req.header("Sec-Fetch-Site")}`,
+			});
+		}
+		const connectTo = connecting ? (await sessionFor(c))?.idHash : undefined;
 		// Reusing the binding lets a patient start sign-in in two tabs at once.
 		const browser = launchCookie(c) ?? randomToken();
 		const state = randomToken();

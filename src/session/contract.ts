@@ -52,7 +52,7 @@ export type AccessResult =
  */
 export type ConnectionStatus = "connected" | "revoked";
 
-/** Connection ids: 6 random bytes, base64url (unique within a session; the session cookie guards them). */
+/** Connection ids: 8 characters, URL-safe (new ones 4 random bytes in hex; unique within a session; the session cookie guards them). */
 export const CONNECTION_ID_PATTERN = /^[A-Za-z0-9_-]{8}$/;
 
 /** One connected record as `GET /session` lists it: never a token. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type ConnectionPart, groupByPerson } from "../../src/pages/people";
-import type { RecordView } from "../../src/pages/read-record";
+import { type RecordView, UNNAMED } from "../../src/pages/read-record";
 import { peoplePage } from "../../src/pages/record";
 
 const empty = { ok: true as const, items: [], more: false };
@@ -57,8 +57,8 @@ describe("the people of a record page", () => {
 	});
 
 	it("renders each person once with their records labelled by practice, names escaped", async () => {
-		const hostile = part("aaaaaaaa", record("a-80000.E-1", "Ada <b>Example</b>", undefined, "80000"));
-		const other = part("bbbbbbbb", record("a-195900.E-2", "Ada <b>Example</b>", undefined, "195900"));
+		const hostile = part("aaaaaaaa", record("a-80000.E-1", "Ada <b>Example</b>", "1980-02-03", "80000"));
+		const other = part("bbbbbbbb", record("a-195900.E-2", "Ada <b>Example</b>", "1980-02-03", "195900"));
 		const page = String(await peoplePage(groupByPerson([hostile, other])));
 		expect(page).not.toContain("<b>Example</b>");
 		expect(page.match(/<section class="person"/g)).toHaveLength(1);
@@ -66,5 +66,13 @@ describe("the people of a record page", () => {
 			"Practice 80000",
 			"Practice 195900",
 		]);
+	});
+
+	it("keeps records apart that lack a birth date or a name, however alike they read", () => {
+		const one = part("aaaaaaaa", record("a-80000.E-1", "Ada Example", undefined, "80000"));
+		const two = part("bbbbbbbb", record("a-195900.E-2", "Ada Example", undefined, "195900"));
+		const unnamedA = part("cccccccc", record("a-80000.E-3", UNNAMED, "2001-01-01", "80000"));
+		const unnamedB = part("dddddddd", record("a-80000.E-4", UNNAMED, "2001-01-01", "80000"));
+		expect(groupByPerson([one, two, unnamedA, unnamedB]).map((p) => p.parts.length)).toEqual([1, 1, 1, 1]);
 	});
 });

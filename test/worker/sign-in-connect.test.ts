@@ -51,6 +51,21 @@ describe("Connect another record", () => {
 		expect(JSON.stringify(view)).not.toMatch(/eyJ[A-Za-z0-9_-]*\.eyJ|accessToken|refreshToken/);
 	});
 
+	it("refuses connect=1 reached from another site, before any state or athena, and takes it from our own page", async () => {
+		const browser = await signInKeepingAthena();
+		for (const site of ["cross-site", "same-site"]) {
+			const refused = await browserFetch(browser.jar, "/launch?connect=1", {
+				headers: { "Sec-Fetch-Site": site, Accept: "text/html" },
+			});
+			expect(refused.status, site).toBe(403);
+			expect(refused.headers.get("Location")).toBeNull();
+			expect(await refused.text()).toContain("Connect another record from your record page in this app.");
+		}
+		const ours = await browserFetch(browser.jar, "/launch?connect=1", { headers: { "Sec-Fetch-Site": "same-origin" } });
+		expect(ours.status).toBe(302);
+		expect(ours.headers.get("Location")).toContain("/oauth2/v1/authorize?");
+	});
+
 	it("connects the patient's record at a second practice", async () => {
 		const browser = await signInKeepingAthena();
 		expect((await connectRecord(browser, PATIENTS.janeElsewhere)).status).toBe(302);
