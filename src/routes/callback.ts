@@ -149,6 +149,25 @@ async function addToSession(c: Context<AppEnv>, connectTo: string, grant: Connec
 }
 
 /**
+ * A new session id once a record is added, as after every sign-in (OWASP
+ * session fixation): the session moves to the new id's Durable Object and
+ * the browser gets the new cookie, so the old value opens nothing. If the
+ * move fails, the session stays under its id and the record stays added.
+ */
+async function renewSessionId(c: Context<AppEnv>, idHash: string): Promise<string> {
+	const sessionId = randomToken();
+	const newHash = await sha256(sessionId);
+	const moved = await sessionStub(c.env, idHash)
+		.moveTo(newHash)
+		.catch(() => undefined);
+	if (!moved) return idHash;
+	const maxAge = Math.max(1, Math.floor((moved.absoluteExpiresAt - Date.now()) / 1000));
+	setCookie(c, SESSION_COOKIE, sessionId, { ...cookieBase, maxAge });
+	c.get("logFields").session = sessionTag(newHash);
+	return newHash;
+}
+
+/**
  * Phase two: athena has spent the code. Check what it sent and start the
  * session (or add it to the patient's session: "Connect another record");
  * on any failure the grant is handed back rather than left live.
@@ -198,7 +217,7 @@ async function startSession(
 			handBack();
 			throw failure;
 		});
-		if (connected) return pending.connectTo;
+		if (connected) return renewSessionId(c, pending.connectTo);
 	}
 	const previous = await sessionFor(c);
 	if (previous) c.executionCtx.waitUntil(previous.api.logout().catch(() => undefined));

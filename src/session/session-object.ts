@@ -98,6 +98,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	private ended = false;
 	/** The first read of storage while it is under way, shared by every call that arrives meanwhile. */
 	private reading: Promise<void> | undefined;
+	/** A move to a new session id (moveTo) while it is under way. */
+	private moving: Promise<void> | undefined;
 	/** The servers' OAuth endpoints are reached through this; tests replace it to hold an answer back. */
 	private network: typeof fetch = (input, init) => fetch(input, init);
 
@@ -120,6 +122,9 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	}
 
 	private async load(now: number): Promise<SessionMeta | undefined> {
+		// A move to a new session id under way: every call waits for it, then finds this session ended (or kept).
+		if (this.moving) await this.moving;
+		if (this.ended) return undefined;
 		if (!this.loaded) {
 			// One read (and one migration of a one-grant record) however many first calls interleave.
 			this.reading ??= this.readStored().finally(() => {
@@ -268,6 +273,69 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		// The grant this one replaces is handed back rather than left live at its server.
 		if (replaced) await this.revokeAtServer(replaced.connection, replaced.tokens);
 		return { status: "connected", connectionId: connection.id, added: !existing };
+	}
+
+	/**
+	 * Hands the whole session (every connection's tokens, the kept logout
+	 * hint) to the Session object of `newIdHash` and ends here without
+	 * revoking anything: the new session id "Connect another record" gets, as
+	 * every sign-in does (OWASP session fixation), so a cookie value known
+	 * before no longer opens the records connected after. Refreshes under way
+	 * finish first (a copy taken before a rotation would hold a spent refresh
+	 * token), and calls arriving meanwhile wait. Returns the session's
+	 * absolute end, or undefined when nothing moved and this session stays.
+	 */
+	async moveTo(newIdHash: string): Promise<{ absoluteExpiresAt: number } | undefined> {
+		const meta = await this.load(Date.now());
+		if (!meta) return undefined;
+		let moved!: () => void;
+		this.moving = new Promise<void>((resolve) => {
+			moved = resolve;
+		});
+		try {
+			await Promise.allSettled([...this.refreshing.values()]);
+			const current = this.meta;
+			if (!current) return undefined;
+			const keys = this.config().sessionKeys;
+			const tokens: Record<string, SessionTokens> = {};
+			for (const connection of current.connections) {
+				const opened = await this.openedTokens(current, connection.id).catch(() => undefined);
+				if (opened) tokens[connection.id] = opened;
+			}
+			const hint = await readLogoutHint(this.ctx.storage, keys, current.idHash).catch(() => undefined);
+			const target = this.env.SESSIONS.get(this.env.SESSIONS.idFromName(newIdHash));
+			await target.adopt({ ...current, idHash: newIdHash }, tokens, hint);
+			await this.end();
+			return { absoluteExpiresAt: current.absoluteExpiresAt };
+		} catch (error) {
+			log("warn", "session kept under its id: the move failed", {
+				session: sessionTag(meta.idHash),
+				name: error instanceof Error ? error.name : "unknown",
+			});
+			return undefined;
+		} finally {
+			this.moving = undefined;
+			moved();
+		}
+	}
+
+	/** Takes over a session moved here from its old id (moveTo): its record, each connection's tokens sealed for this id. */
+	async adopt(meta: SessionMeta, tokens: Record<string, SessionTokens>, logoutHint: string | undefined): Promise<void> {
+		const keys = this.config().sessionKeys;
+		const sealed: Record<string, unknown> = {};
+		for (const [id, opened] of Object.entries(tokens))
+			sealed[tokensKey(id)] = await sealFor(keys, meta.idHash, id, opened);
+		this.meta = meta;
+		this.loaded = true;
+		this.tokens = new Map(Object.entries(tokens));
+		await writeSession(this.ctx.storage, meta, sealed);
+		if (logoutHint) {
+			await keepLogoutHint(this.ctx.storage, keys, meta.idHash, {
+				accessToken: "",
+				refreshToken: undefined,
+				idToken: logoutHint,
+			});
+		}
 	}
 
 	/** The connection `id` as it is now and its tokens, when it still holds a grant. */

@@ -1,5 +1,6 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
+import { sha256 } from "../../src/random";
 import { SESSION_COOKIE, type SessionView } from "../../src/session/contract";
 import { storedSession, workerWith } from "./support/faults";
 import {
@@ -25,16 +26,23 @@ async function sessionView(jar: CookieJar): Promise<SessionView> {
 }
 
 describe("Connect another record", () => {
-	it("adds the record picked at athena to the same session: one cookie, two connections, athena's login skipped", async () => {
+	it("adds the record picked at athena to the session under a new session id: two connections, athena's login skipped", async () => {
 		const browser = await signInKeepingAthena();
-		const cookie = browser.jar.cookies.get(SESSION_COOKIE);
+		const cookie = browser.jar.cookies.get(SESSION_COOKIE) ?? "";
 		const before = (await sandbox<Received>("received")).tokenCalls.length;
 
 		const response = await connectRecord(browser, PATIENTS.dependent);
 		expect(response.status).toBe(302);
 		expect(response.headers.get("Location")).toBe("/");
-		expect(response.headers.getSetCookie().some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);
-		expect(browser.jar.cookies.get(SESSION_COOKIE)).toBe(cookie);
+		// A new session id, as at every sign-in: the value known before opens nothing now.
+		expect(response.headers.getSetCookie().filter((c) => c.startsWith(`${SESSION_COOKIE}=`))).toHaveLength(1);
+		expect(browser.jar.cookies.get(SESSION_COOKIE)).not.toBe(cookie);
+		const oldCookie = new CookieJar();
+		oldCookie.cookies.set(SESSION_COOKIE, cookie);
+		expect(await sessionView(oldCookie)).toEqual({ status: "signed_out" });
+		// Nothing left under the old id: the tokens moved, sealed for the new one.
+		const oldObject = env.SESSIONS.get(env.SESSIONS.idFromName(await sha256(cookie)));
+		expect(await runInDurableObject(oldObject, async (_o, state) => (await state.storage.list()).size)).toBe(0);
 		// One code exchange, and the first connection's grant was not handed back.
 		const calls = (await sandbox<Received>("received")).tokenCalls.slice(before);
 		expect(calls.map((c) => c.grantType)).toEqual(["authorization_code"]);
