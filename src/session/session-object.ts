@@ -606,7 +606,11 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		const now = Date.now();
 		const idleEnd = meta.lastSeenAt + SESSION_IDLE_MS;
 		if (now >= meta.absoluteExpiresAt || now >= idleEnd) {
-			// Expired sessions are forgotten; the servers' grants stay for the patient's next sign-in.
+			// The grants end with the session: handed back to their servers (best effort, as at sign-out),
+			// since the refresh tokens that could use them are about to be deleted.
+			if (!this.loaded) await this.readStored();
+			const grants = this.meta ? await this.liveGrants(this.meta) : [];
+			await Promise.all(grants.map((g) => this.revokeAtServer(g.connection, g.tokens)));
 			await this.end();
 			return;
 		}

@@ -168,9 +168,13 @@ describe("token sessions", () => {
 		expect(left).toBe(0);
 	});
 
-	it("ends a session past its absolute lifetime when its alarm fires, even if used recently", async () => {
+	it("ends a session past its absolute lifetime when its alarm fires, even if used recently, handing its grant back", async () => {
 		const { jar } = await signIn();
 		const { stub } = await sessionOf(jar);
+		const token = await runInDurableObject(stub, async (instance: Session) => {
+			const access = await instance.accessToken();
+			return access.status === "connected" ? access.accessToken : "";
+		});
 		await runInDurableObject(stub, async (_o: Session, state) => {
 			const meta = await state.storage.get<{ createdAt: number }>("meta");
 			await state.storage.put("meta", { ...meta, absoluteExpiresAt: Date.now() - 1 });
@@ -181,6 +185,11 @@ describe("token sessions", () => {
 		const left = await runInDurableObject(stub, async (_o: Session, state) => (await state.storage.list()).size);
 		expect(left).toBe(0);
 		expect(SESSION_ABSOLUTE_MS).toBeLessThanOrEqual(90 * 24 * 60 * 60_000);
+		// The grant went back to athena with the session: its access token reads nothing now.
+		const read = await env.SANDBOX.fetch(`http://localhost:3001/fhir/r4/Patient/${PATIENTS.jane.id}`, {
+			headers: { Authorization: `Bearer ${token}` },
+		});
+		expect(read.status).toBe(401);
 	});
 });
 
