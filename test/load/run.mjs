@@ -308,7 +308,7 @@ async function signIn(worker, patient) {
 	storeCookies(jar, callback);
 	if (!jar.get("__Host-athena_session")) throw new Error("callback set no session cookie");
 	return {
-		cookie: `__Host-athena_session=${jar.get("__Host-athena_session")}`,
+		cookie: sessionCookie(jar),
 		patient,
 		jar,
 		athena,
@@ -318,16 +318,21 @@ async function signIn(worker, patient) {
 	};
 }
 
+/** The worker's session cookie in `jar`, as the reads send it. */
+const sessionCookie = (jar) => `__Host-athena_session=${jar.get("__Host-athena_session")}`;
+
 /**
  * "Connect another record" as the signed-in browser does it: /launch?connect=1
- * with its cookies, athena's record picker straight away (its browser session
- * is kept, so no password is given), consent, the callback. Then `/session`
- * must list the first record and `record`, whose mount the session reads
- * through from then on.
+ * from the record page with its cookies, athena's record picker straight away
+ * (its browser session is kept, so no password is given), consent, the
+ * callback, which ends with a new session id as every sign-in does. Then
+ * `/session` under the new cookie must list the first record and `record`,
+ * whose mount the session reads through from then on.
  */
 async function connectRecord(worker, session, record) {
 	const launch = await request(`${worker}/launch?connect=1`, {
-		headers: { ...session.client, Cookie: cookieHeader(session.jar) },
+		// A click on the record page's link: the worker refuses a connect started from another site.
+		headers: { ...session.client, Cookie: cookieHeader(session.jar), "Sec-Fetch-Site": "same-origin" },
 	});
 	if (launch.status !== 302) throw new Error(`connect launch ${launch.status}`);
 	storeCookies(session.jar, launch);
@@ -343,6 +348,9 @@ async function connectRecord(worker, session, record) {
 	});
 	if (callback.status !== 302) throw new Error(`connect callback ${callback.status}${diagnostics(callback.body)}`);
 	storeCookies(session.jar, callback);
+	const renewed = sessionCookie(session.jar);
+	if (renewed === session.cookie) throw new Error("connect: the callback kept the session id");
+	session.cookie = renewed;
 	const view = JSON.parse((await request(`${worker}/session`, { headers: { Cookie: session.cookie } })).body);
 	const listed = (view.connections ?? []).map((c) => c.patient);
 	if (listed.length !== 2 || listed[0] !== session.patient.id || listed[1] !== record.id) {
@@ -438,6 +446,8 @@ async function readPhase(name, worker, sandbox, sessions, { expire, until }) {
 		const connection = session.connections[through];
 		if (through > 0) secondConnectionReads += 1;
 		const { kind, path } = READ_KINDS[i % READ_KINDS.length];
+		// Failures are counted by message: say which record a read went through.
+		const label = through > 0 ? `${kind} (second record)` : kind;
 		const startEpoch = epoch;
 		const t0 = performance.now();
 		try {
@@ -446,17 +456,17 @@ async function readPhase(name, worker, sandbox, sessions, { expire, until }) {
 			});
 			durations.push(performance.now() - t0);
 			if (response.status !== 200) {
-				errors.push(`${kind}: HTTP ${response.status}${diagnostics(response.body)}`);
+				errors.push(`${label}: HTTP ${response.status}${diagnostics(response.body)}`);
 				return;
 			}
 			if (startEpoch > 0 && epoch === startEpoch) epochsRead[index][through].add(startEpoch);
 			const owner = ownership(kind, response.body, session, connection);
 			if (owner === "cross-session") crossSession += 1;
 			else if (owner === "cross-connection") crossConnection += 1;
-			else if (owner === "unreadable") errors.push(`${kind}: unreadable body`);
+			else if (owner === "unreadable") errors.push(`${label}: unreadable body`);
 		} catch (error) {
 			durations.push(performance.now() - t0);
-			errors.push(`${kind}: ${error.message}`);
+			errors.push(`${label}: ${error.message}`);
 		}
 	});
 	const wall = performance.now() - phaseStart;
