@@ -2,11 +2,11 @@ import type { Context } from "hono";
 import { deleteCookie } from "hono/cookie";
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
-import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { FhirAudit } from "../fhir/audit-record";
 import { countedBody } from "../fhir/body-streams";
 import { FHIR_JSON } from "../fhir/headers";
+import { connectionFhirBase, readServers } from "../fhir/read-servers";
 import { isolateTokenCache } from "../fhir/token-cache";
 import { type UpstreamRead, upstreamReader } from "../fhir/upstream-read";
 import { requireConfig } from "../middleware/require-config";
@@ -70,8 +70,7 @@ export function recordReader(c: Context<AppEnv>, session: SessionHandle, route: 
 	const requestId = c.get("requestId");
 	const read = upstreamReader({
 		session,
-		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
-		completeSearches: ehrProfile(c.get("config").profile).completesSearches,
+		...readServers(c.get("config")),
 		tokenCache: isolateTokenCache,
 		fetch: (input, init) => fetch(input, init),
 		timeoutMs: c.get("config").fhirTimeoutMs,
@@ -137,14 +136,14 @@ export async function connectedSession(
 
 /** Each connection's record, read in parallel: a part of the page of several records. */
 async function connectionPart(c: Context<AppEnv>, connected: ConnectedSession, connection: ConnectionView) {
-	const { id, patient, practice, server, scopes } = connection;
+	const { id, patient, practice, server, scopes, serverId } = connection;
 	const part = { connectionId: id, patient, practice, server };
 	if (connection.status === "revoked") return { ...part, outcome: { state: "revoked" } as const };
 	const reader = recordReader(c, { ...connected.session, connectionId: id }, RECORD_PATH);
 	const outcome = await readRecord(reader, {
 		patient,
 		practice,
-		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+		fhirBaseUrl: connectionFhirBase(c.get("config"), serverId),
 		today: new Date().toISOString().slice(0, 10),
 		scopes,
 	});
