@@ -11,7 +11,7 @@ import { isolateTokenCache } from "../fhir/token-cache";
 import { type UpstreamRead, upstreamReader } from "../fhir/upstream-read";
 import { requireConfig } from "../middleware/require-config";
 import { homePage } from "../pages/home";
-import { pageHeaders } from "../pages/layout";
+import { type ListedServer, pageHeaders } from "../pages/layout";
 import { type ConnectionPart, groupByPerson } from "../pages/people";
 import { noteHeaders, readNote } from "../pages/read-note";
 import { type FhirReader, readRecord, type SessionState } from "../pages/read-record";
@@ -59,6 +59,11 @@ function sessionUnreachable(c: Context<AppEnv>): Response | Promise<Response> {
 		503,
 		headersFor(c, true),
 	);
+}
+
+/** The SMART_SERVERS entries the home and record pages offer, by id and name. */
+function listedServers(c: Context<AppEnv>): ListedServer[] {
+	return c.get("config").smartServers.map(({ id, name }) => ({ id, name }));
 }
 
 /**
@@ -160,7 +165,7 @@ async function severalRecords(c: Context<AppEnv>, connected: ConnectedSession): 
 		const blocking = parts.find((part) => part.outcome.state === "unavailable") ?? parts[0];
 		return stateResponse(c, blocking?.outcome.state === "unavailable" ? blocking.outcome : { state: "revoked" });
 	}
-	return c.html(peoplePage(groupByPerson(parts)), 200, headersFor(c, true));
+	return c.html(peoplePage(groupByPerson(parts), listedServers(c)), 200, headersFor(c, true));
 }
 
 /** The page for a session state met while reading athena. */
@@ -196,7 +201,8 @@ export function pageRoutes(): Hono<AppEnv> {
 			}
 			// After a sign-out at a server without revocation (`/?signed_out=grant_kept`): say its access stays there.
 			const grantKept = c.req.query("signed_out") === "grant_kept";
-			const home = homePage({ ended, grantKept, sandbox: config.environment === "local" });
+			const sandbox = config.environment === "local";
+			const home = homePage({ ended, grantKept, sandbox, servers: listedServers(c) });
 			return c.html(home, 200, headersFor(c, false));
 		})
 		.get(RECORD_PATH, requireConfig(), async (c) => {
@@ -211,7 +217,7 @@ export function pageRoutes(): Hono<AppEnv> {
 				scopes: connected.scopes,
 			});
 			if (outcome.state !== "record") return stateResponse(c, outcome);
-			return c.html(recordPage(outcome.record), 200, headersFor(c, true));
+			return c.html(recordPage(outcome.record, listedServers(c)), 200, headersFor(c, true));
 		})
 		.get(NOTE_ROUTE, requireConfig(), async (c) => {
 			// `?connection=`: a note of a record other than the session's first (the record page of several links so).

@@ -26,8 +26,8 @@ function problemsOf(settings: Record<string, unknown>): string[] {
 }
 
 describe("SMART_SERVERS", () => {
-	it("is empty in every environment of wrangler.toml and when unset", () => {
-		const result = parseConfig(local);
+	it("lists no server when it is [] (wrangler.toml's value in every environment) or unset", () => {
+		const result = parseConfig({ ...local, SMART_SERVERS: "[]" });
 		expect(result.ok && result.config.smartServers).toEqual([]);
 		const { SMART_SERVERS: _unset, ...rest } = production as Record<string, unknown>;
 		const unset = parseConfig(rest);
