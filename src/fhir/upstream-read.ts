@@ -159,7 +159,11 @@ export function upstreamReader(
 		// A token is only ever sent to the configured base of its connection's server
 		// (checklist: never to a host named in a body, nor to another server's base).
 		const server = serverOf(options, access.serverId);
-		if (!server || access.fhirBaseUrl.replace(/\/+$/, "") !== server.fhirBaseUrl) {
+		if (!server) {
+			tokenCache.forget(cacheKey);
+			return { kind: "state", state: NOT_LISTED, outbound: undefined };
+		}
+		if (access.fhirBaseUrl.replace(/\/+$/, "") !== server.fhirBaseUrl) {
 			log("warn", "session FHIR base differs from its server's configured one", { requestId });
 			return { kind: "state", state: { status: "signed_out" }, outbound: undefined };
 		}
@@ -205,6 +209,13 @@ export function upstreamReader(
 		return { kind: "response", response: upstream, outbound, fhirBaseUrl: server.fhirBaseUrl };
 	};
 }
+
+/** A connection whose server SMART_SERVERS no longer lists: not read, and not the session's end either. */
+const NOT_LISTED: ReadState = {
+	status: "unavailable",
+	code: "server_not_listed",
+	message: "This app no longer reads records from this record's server.",
+};
 
 /** The configured server a token of `serverId` may be sent to. */
 function serverOf(options: UpstreamReaderOptions, serverId: string | undefined): ReadServer | undefined {

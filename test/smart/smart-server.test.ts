@@ -353,7 +353,12 @@ describe("a patient signs in through the worker at an oidc-provider SMART server
 		expect(server.clientCalls.slice(calls)).toMatchObject([
 			{ endpoint: "token", grantType: "refresh_token", presented: refreshToken, status: 400, error: "invalid_grant" },
 		]);
-		expect(json(await api("/session"))).toEqual({ status: "revoked", patient: PATIENT_ID });
+		// /session lists the session's connections since sessions hold several: this one reads as revoked.
+		expect(json(await api("/session"))).toEqual({
+			status: "revoked",
+			patient: PATIENT_ID,
+			connections: [expect.objectContaining({ status: "revoked", patient: PATIENT_ID, server: "localhost:3201" })],
+		});
 
 		// Nothing is left to hand back at sign-out.
 		const logout = await api("/logout", { method: "POST", headers: { Origin: WORKER } });

@@ -209,10 +209,13 @@ describe("the upstream reader with listed servers", () => {
 
 	it("sends nothing when a connection's base is not its server's, or its server is no longer listed", async () => {
 		const athenaBase = settings(env).athena.fhirBaseUrl;
-		for (const answer of [access("elsewhere", athenaBase), access(undefined, elsewhere), access("gone", elsewhere)]) {
+		for (const answer of [access("elsewhere", athenaBase), access(undefined, elsewhere)]) {
 			const { read, sent } = reader(answer);
 			expect(await read()).toMatchObject({ kind: "state", state: { status: "signed_out" } });
 			expect(sent).toEqual([]);
 		}
+		const { read, sent } = reader(access("gone", elsewhere));
+		expect(await read()).toMatchObject({ kind: "state", state: { status: "unavailable", code: "server_not_listed" } });
+		expect(sent).toEqual([]);
 	});
 });
