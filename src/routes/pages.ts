@@ -142,7 +142,7 @@ export async function connectedSession(
 /** Each connection's record, read in parallel: a part of the page of several records. */
 async function connectionPart(c: Context<AppEnv>, connected: ConnectedSession, connection: ConnectionView) {
 	const { id, patient, practice, server, scopes, serverId } = connection;
-	const part = { connectionId: id, patient, practice, server };
+	const part = { connectionId: id, patient, practice, server, ...(serverId ? { serverId } : {}) };
 	if (connection.status === "revoked") return { ...part, outcome: { state: "revoked" } as const };
 	const reader = recordReader(c, { ...connected.session, connectionId: id }, RECORD_PATH);
 	const outcome = await readRecord(reader, {

@@ -5,6 +5,8 @@ import { TokenBudget, tokenBudgetName } from "../../src/durable/token-budget";
 import { readServers } from "../../src/fhir/read-servers";
 import { AccessTokenCache } from "../../src/fhir/token-cache";
 import { upstreamReader } from "../../src/fhir/upstream-read";
+import { type ConnectionPart, groupByPerson } from "../../src/pages/people";
+import { peoplePage } from "../../src/pages/record";
 import type { AccessResult, SessionView } from "../../src/session/contract";
 import { accessTokenNearlyExpired, storedSession } from "./support/faults";
 import {
@@ -149,6 +151,23 @@ describe("other SMART servers", () => {
 		expect(record).toMatch(
 			/name="connect" value="1"\/><input type="hidden" name="server" value="sandbox-twin"\/>.*Connect a record at Sandbox Twin Clinic<\/button>/,
 		);
+	});
+});
+
+describe("the record page with listed servers", () => {
+	it("connects a revoked record of a listed server again at that server, and athena's at athena", async () => {
+		const revoked = (connectionId: string, server: string, serverId?: string): ConnectionPart => ({
+			connectionId,
+			patient: `p-${connectionId}`,
+			practice: undefined,
+			server,
+			...(serverId ? { serverId } : {}),
+			outcome: { state: "revoked" },
+		});
+		const parts = [revoked("aaaaaaaa", "athenahealth"), revoked("bbbbbbbb", "Sandbox Twin Clinic", TWIN)];
+		const page = String(await peoplePage(groupByPerson(parts), [{ id: TWIN, name: "Sandbox Twin Clinic" }]));
+		const again = [...page.matchAll(/<form [^>]*>((?:(?!<\/form>).)*)Connect this record again<\/button>/g)];
+		expect(again.map((m) => /name="server" value="([^"]+)"/.exec(m[1] ?? "")?.[1])).toEqual([undefined, TWIN]);
 	});
 });
 
