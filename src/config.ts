@@ -58,10 +58,34 @@ export interface Config {
 	tokenTimeoutMs: number;
 	/** Refreshes one session may make in a minute (default 3): a signed-in user cannot drain the budget. */
 	sessionRefreshesPerMinute: number;
+	/**
+	 * Further SMART servers a patient may connect besides the environment's own
+	 * (SMART_SERVERS); the environment's own is `serverById(config, "athena")`.
+	 */
+	smartServers: SmartServer[];
 	signingKeyPem: string;
 	/** Session-encryption keys, newest first: [version, raw 32-byte key]. */
 	sessionKeys: Array<{ version: string; key: Uint8Array<ArrayBuffer> }>;
 }
+
+/** A SMART on FHIR server a patient may connect: the environment's athena, or one listed in SMART_SERVERS. */
+export interface SmartServer {
+	/** `athena` for the environment's own server; `[a-z0-9-]{1,32}` for a listed one. */
+	id: string;
+	/** What the patient knows it by: "athenahealth", or the name the operator gave. */
+	name: string;
+	/** Without a trailing slash: the only place this server's tokens are ever sent. */
+	fhirBaseUrl: string;
+	clientId: string;
+	profile: "athena" | "smart";
+	/** This server's own token budget a minute (its TokenBudget object). */
+	tokenRequestsPerMinute: number;
+}
+
+/** The id of the environment's own server (the top-level settings); never a listed server's. */
+export const ATHENA_SERVER_ID = "athena";
+/** At most this many servers in SMART_SERVERS: each is a button on the home page and its own budget object. */
+export const MAX_SMART_SERVERS = 10;
 
 /** Secrets: their values never appear in a message, only their names. */
 export const SECRET_NAMES = ["SIGNING_KEY", "SESSION_ENCRYPTION_KEYS"] as const;
@@ -116,6 +140,7 @@ const EnvSchema = z.object({
 	SIGN_IN_SHARE_PERCENT: integerSetting(10, 100),
 	TOKEN_TIMEOUT_MS: integerSetting(100, 60_000),
 	SESSION_REFRESHES_PER_MINUTE: integerSetting(1, 1000),
+	SMART_SERVERS: optionalText,
 	SIGNING_KEY: z
 		.string({ error: "is not set (a PEM RSA private key secret)" })
 		.check(z.minLength(1, { error: "is empty" })),
@@ -158,6 +183,138 @@ function parseSessionKeys(value: string, problems: string[]): Config["sessionKey
 		} else keys.push({ version: match[1], key });
 	}
 	return keys;
+}
+
+const SERVER_ID = /^[a-z0-9-]{1,32}$/;
+const SERVER_FIELDS = new Set(["id", "name", "fhirBaseUrl", "clientId", "profile", "tokenRequestsPerMinute"]);
+
+/** The problems of one URL setting (or field): absolute, no credentials, https and not localhost outside `local`. */
+function urlProblems(value: string, environment: Config["environment"]): string[] {
+	let url: URL;
+	try {
+		url = new URL(value);
+	} catch {
+		return ["must be an absolute URL"];
+	}
+	const problems: string[] = [];
+	if (url.username || url.password) problems.push("must not carry credentials");
+	if (environment !== "local") {
+		// athena only talks to HTTPS hosts it can reach; a deployed worker never points at a laptop.
+		if (url.protocol !== "https:") problems.push(`must use https in ${environment}`);
+		if (isLocalHost(url.hostname)) problems.push(`must not point at localhost in ${environment}`);
+	}
+	return problems;
+}
+
+/** One SMART_SERVERS entry, or its problems, each naming the entry and the field. */
+function parseSmartServer(
+	entry: unknown,
+	index: number,
+	environment: Config["environment"],
+	defaultLimit: number,
+	problems: string[],
+): SmartServer | undefined {
+	const where = `SMART_SERVERS: entry ${index + 1}`;
+	if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+		problems.push(`${where} must be an object`);
+		return undefined;
+	}
+	const raw = entry as Record<string, unknown>;
+	const named = typeof raw.id === "string" && SERVER_ID.test(raw.id) ? `${where} ("${raw.id}")` : where;
+	const before = problems.length;
+	const text = (field: string): string => {
+		const value = raw[field];
+		if (typeof value !== "string" || value.trim() === "") {
+			problems.push(`${named}: ${field} must be a non-empty string`);
+			return "";
+		}
+		return value.trim();
+	};
+	for (const field of Object.keys(raw)) {
+		if (!SERVER_FIELDS.has(field)) problems.push(`${named}: ${field} is not a server field`);
+	}
+	const id = text("id");
+	if (id && !SERVER_ID.test(id)) problems.push(`${named}: id must be 1 to 32 of a-z, 0-9 and -`);
+	if (id === ATHENA_SERVER_ID) problems.push(`${named}: id "athena" is the environment's own server`);
+	const name = text("name");
+	const fhirBaseUrl = text("fhirBaseUrl");
+	if (fhirBaseUrl && !isHttpUrl(fhirBaseUrl)) problems.push(`${named}: fhirBaseUrl must be an absolute http(s) URL`);
+	else if (fhirBaseUrl) {
+		for (const p of urlProblems(fhirBaseUrl, environment)) problems.push(`${named}: fhirBaseUrl ${p}`);
+		const url = new URL(fhirBaseUrl);
+		// A listed server's tokens travel in the clear only to a server on this machine.
+		if (environment === "local" && url.protocol === "http:" && !isLocalHost(url.hostname)) {
+			problems.push(`${named}: fhirBaseUrl must use https unless it is on localhost`);
+		}
+	}
+	const clientId = text("clientId");
+	const profile = raw.profile ?? "smart";
+	if (profile !== "athena" && profile !== "smart") problems.push(`${named}: profile must be "athena" or "smart"`);
+	const limit = raw.tokenRequestsPerMinute ?? defaultLimit;
+	if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+		problems.push(`${named}: tokenRequestsPerMinute must be a whole number from 1 to 10000`);
+	}
+	if (problems.length > before) return undefined;
+	return {
+		id,
+		name,
+		fhirBaseUrl: fhirBaseUrl.replace(/\/+$/, ""),
+		clientId,
+		profile: profile as SmartServer["profile"],
+		tokenRequestsPerMinute: limit as number,
+	};
+}
+
+/** SMART_SERVERS: a JSON array of at most MAX_SMART_SERVERS servers with unique ids. */
+function parseSmartServers(
+	value: string | undefined,
+	environment: Config["environment"],
+	defaultLimit: number,
+	problems: string[],
+): SmartServer[] {
+	if (value === undefined || value.trim() === "") return [];
+	let list: unknown;
+	try {
+		list = JSON.parse(value);
+	} catch {
+		problems.push("SMART_SERVERS: must be a JSON array of servers");
+		return [];
+	}
+	if (!Array.isArray(list)) {
+		problems.push("SMART_SERVERS: must be a JSON array of servers");
+		return [];
+	}
+	if (list.length > MAX_SMART_SERVERS) {
+		problems.push(`SMART_SERVERS: lists ${list.length} servers, at most ${MAX_SMART_SERVERS} are allowed`);
+		return [];
+	}
+	const servers: SmartServer[] = [];
+	for (const [index, entry] of list.entries()) {
+		const server = parseSmartServer(entry, index, environment, defaultLimit, problems);
+		if (!server) continue;
+		if (servers.some((s) => s.id === server.id)) {
+			problems.push(`SMART_SERVERS: entry ${index + 1} ("${server.id}"): id appears twice`);
+		} else servers.push(server);
+	}
+	return servers;
+}
+
+/**
+ * The server a launch, connection or budget names: the environment's own for
+ * `athena` (or no id, on records from before servers had ids), else the one
+ * SMART_SERVERS lists under that id; undefined for an id it does not list.
+ *
+ * @example
+ * const server = serverById(config, c.req.query("server") ?? ATHENA_SERVER_ID);
+ */
+export function serverById(config: Config, id: string | undefined): SmartServer | undefined {
+	if (id === undefined || id === ATHENA_SERVER_ID) {
+		const { profile, clientId, tokenRequestsPerMinute } = config;
+		const fhirBaseUrl = config.athena.fhirBaseUrl;
+		const name = profile === "athena" ? "athenahealth" : new URL(fhirBaseUrl).host;
+		return { id: ATHENA_SERVER_ID, name, fhirBaseUrl, clientId, profile, tokenRequestsPerMinute };
+	}
+	return config.smartServers.find((s) => s.id === id);
 }
 
 /**
@@ -203,19 +360,7 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 		...(raw.ATHENA_ASSERTION_AUDIENCE ? { ATHENA_ASSERTION_AUDIENCE: raw.ATHENA_ASSERTION_AUDIENCE } : {}),
 	};
 	for (const [name, value] of Object.entries(urls)) {
-		let url: URL;
-		try {
-			url = new URL(value);
-		} catch {
-			problems.push(`${name}: must be an absolute URL`);
-			continue;
-		}
-		if (url.username || url.password) problems.push(`${name}: must not carry credentials`);
-		// athena only talks to HTTPS hosts it can reach; a deployed worker never points at a laptop.
-		if (remote && url.protocol !== "https:") problems.push(`${name}: must use https in ${environment}`);
-		if (remote && isLocalHost(url.hostname)) {
-			problems.push(`${name}: must not point at localhost in ${environment}`);
-		}
+		for (const problem of urlProblems(value, environment)) problems.push(`${name}: ${problem}`);
 	}
 	const origin = new URL(raw.PUBLIC_ORIGIN);
 	if (origin.pathname !== "/" || origin.search || origin.hash) {
@@ -234,6 +379,8 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 		problems.push("SCOPES: must include launch/patient (the patient standalone launch)");
 	}
 	const sessionKeys = parseSessionKeys(raw.SESSION_ENCRYPTION_KEYS, problems);
+	const tokenRequestsPerMinute = Number(raw.TOKEN_REQUESTS_PER_MINUTE ?? 5);
+	const smartServers = parseSmartServers(raw.SMART_SERVERS, environment, tokenRequestsPerMinute, problems);
 	if (problems.length > 0) return { ok: false, problems, environment };
 
 	const trimSlash = (u: string) => u.replace(/\/+$/, "");
@@ -261,11 +408,12 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 			jwksMaxAgeSeconds: Number(raw.JWKS_MAX_AGE_SECONDS ?? DEFAULT_JWKS.maxAgeSeconds),
 			jwksKvCacheSeconds: Number(raw.JWKS_KV_CACHE_SECONDS ?? DEFAULT_JWKS.kvCacheSeconds),
 			fhirTimeoutMs: Number(raw.FHIR_TIMEOUT_MS ?? 20_000),
-			tokenRequestsPerMinute: Number(raw.TOKEN_REQUESTS_PER_MINUTE ?? 5),
+			tokenRequestsPerMinute,
 			// 60 %: 3 of preview's 5 a minute, 30 of production's 50; see README "Token budget".
 			signInShare: Number(raw.SIGN_IN_SHARE_PERCENT ?? 60) / 100,
 			tokenTimeoutMs: Number(raw.TOKEN_TIMEOUT_MS ?? 10_000),
 			sessionRefreshesPerMinute: Number(raw.SESSION_REFRESHES_PER_MINUTE ?? 3),
+			smartServers,
 			signingKeyPem: raw.SIGNING_KEY,
 			sessionKeys,
 		},

@@ -14,6 +14,8 @@ export interface PendingAuthorization {
 	practice?: string | undefined;
 	/** The authorization server, settled (configured or discovered) at launch: the callback never depends on discovery being up. */
 	server?: AuthorizationServer | undefined;
+	/** Which server the launch went to: a SMART_SERVERS id; absent: the environment's athena. */
+	serverId?: string | undefined;
 	returnTo: string;
 	/**
 	 * "Connect another record": the id hash of the session the grant is added

@@ -1,11 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
+import { ATHENA_SERVER_ID } from "../config";
 
-/** The one instance that meters an environment's token-endpoint calls. */
+/** The instance that meters the token-endpoint calls of the environment's athena (its name from before servers had ids). */
 export const TOKEN_BUDGET_NAME = "athena-token-endpoint";
 
-/** The environment's one TokenBudget instance. */
-export function tokenBudget(env: Env) {
-	return env.TOKEN_BUDGET.get(env.TOKEN_BUDGET.idFromName(TOKEN_BUDGET_NAME));
+/** The TokenBudget instance of a server: athena's keeps its name, each SMART_SERVERS entry has its own. */
+export function tokenBudgetName(serverId: string): string {
+	return serverId === ATHENA_SERVER_ID ? TOKEN_BUDGET_NAME : `server:${serverId}:token-endpoint`;
+}
+
+/** The TokenBudget instance that meters one server's token endpoint (default: the environment's athena). */
+export function tokenBudget(env: Env, serverId: string = ATHENA_SERVER_ID) {
+	return env.TOKEN_BUDGET.get(env.TOKEN_BUDGET.idFromName(tokenBudgetName(serverId)));
 }
 
 /**

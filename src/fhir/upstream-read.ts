@@ -45,7 +45,19 @@ export type UpstreamRead =
 	 * athena's answer, whatever its status, body unread. A 401 here is athena
 	 * refusing even the refreshed token; redirects are never followed.
 	 */
-	| { kind: "response"; response: Response; outbound: OutboundRequest };
+	| {
+			kind: "response";
+			response: Response;
+			outbound: OutboundRequest;
+			/** The FHIR base the answer came from (its links point there): the connection's server's. */
+			fhirBaseUrl: string;
+	  };
+
+/** Where a connection's server is read, as configured: the only base its tokens are sent to, and its search rules. */
+export interface ReadServer {
+	fhirBaseUrl: string;
+	completeSearches: boolean;
+}
 
 export interface UpstreamReaderOptions {
 	session: SessionAccess;
@@ -53,6 +65,12 @@ export interface UpstreamReaderOptions {
 	fhirBaseUrl: string;
 	/** athena's profile: add `ah-practice` and the session's patient to searches that lack them (src/ehr-profile.ts). */
 	completeSearches: boolean;
+	/**
+	 * A connection of a SMART_SERVERS server: that server as configured now,
+	 * undefined when it is no longer listed (nothing is sent). Connections
+	 * without a server id read `fhirBaseUrl` with `completeSearches`.
+	 */
+	listedServer?: (serverId: string) => ReadServer | undefined;
 	tokenCache: AccessTokenCache;
 	fetch: typeof fetch;
 	/** How long athena may take to send response headers, per request to athena. */
@@ -138,18 +156,24 @@ export function upstreamReader(
 			tokenCache.forget(cacheKey);
 			return { kind: "state", state: access, outbound: undefined };
 		}
-		// A token is only ever sent to the configured base (checklist: never to a host named in a body).
-		if (access.fhirBaseUrl.replace(/\/+$/, "") !== options.fhirBaseUrl) {
-			log("warn", "session FHIR base differs from the configured one", { requestId });
+		// A token is only ever sent to the configured base of its connection's server
+		// (checklist: never to a host named in a body, nor to another server's base).
+		const server = serverOf(options, access.serverId);
+		if (!server) {
+			tokenCache.forget(cacheKey);
+			return { kind: "state", state: NOT_LISTED, outbound: undefined };
+		}
+		if (access.fhirBaseUrl.replace(/\/+$/, "") !== server.fhirBaseUrl) {
+			log("warn", "session FHIR base differs from its server's configured one", { requestId });
 			return { kind: "state", state: { status: "signed_out" }, outbound: undefined };
 		}
 		tokenCache.set(cacheKey, access);
 
 		const outbound = outboundFhirRequest(request.path, request.query, {
-			fhirBaseUrl: options.fhirBaseUrl,
+			fhirBaseUrl: server.fhirBaseUrl,
 			patient: access.patient,
 			practice: access.practice,
-			completeSearches: options.completeSearches,
+			completeSearches: server.completeSearches,
 		});
 		const send = (token: string) =>
 			fetchWithTimeout(
@@ -182,6 +206,19 @@ export function upstreamReader(
 			return { kind: "state", state: { status: "unreachable" }, outbound };
 		}
 		if (upstream.status === 401) tokenCache.forget(cacheKey);
-		return { kind: "response", response: upstream, outbound };
+		return { kind: "response", response: upstream, outbound, fhirBaseUrl: server.fhirBaseUrl };
 	};
+}
+
+/** A connection whose server SMART_SERVERS no longer lists: not read, and not the session's end either. */
+const NOT_LISTED: ReadState = {
+	status: "unavailable",
+	code: "server_not_listed",
+	message: "This app no longer reads records from this record's server.",
+};
+
+/** The configured server a token of `serverId` may be sent to. */
+function serverOf(options: UpstreamReaderOptions, serverId: string | undefined): ReadServer | undefined {
+	if (serverId === undefined) return { fhirBaseUrl: options.fhirBaseUrl, completeSearches: options.completeSearches };
+	return options.listedServer?.(serverId);
 }

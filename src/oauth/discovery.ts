@@ -1,5 +1,5 @@
 import * as z from "zod/mini";
-import type { Config } from "../config";
+import { ATHENA_SERVER_ID, type Config, type SmartServer } from "../config";
 import { AppError } from "../errors";
 
 /** The authorization server a sign-in talks to, settled at `/launch` and kept with the state and the session. */
@@ -152,4 +152,32 @@ export async function authorizationServer(
 		revokeUrl: set.revokeUrl ?? endpoint(document.revocation_endpoint, "revocation_endpoint", allowHttp),
 		jwksUrl: set.jwksUrl ?? endpoint(document.jwks_uri, "jwks_uri", allowHttp),
 	};
+}
+
+/**
+ * The authorization server of a server a patient may connect: the
+ * environment's athena as configured (authorizationServer), or a SMART_SERVERS
+ * entry, every endpoint of which is discovered from its own FHIR base.
+ *
+ * @example
+ * const endpoints = await serverEndpoints(config, serverById(config, "city-clinic"), fetch);
+ */
+export function serverEndpoints(
+	config: Pick<Config, "athena" | "environment">,
+	server: Pick<SmartServer, "id" | "fhirBaseUrl">,
+	fetcher: typeof fetch,
+	now = Date.now(),
+): Promise<AuthorizationServer> {
+	if (server.id === ATHENA_SERVER_ID) return authorizationServer(config, fetcher, now);
+	const discoverAll = {
+		authorizeUrl: undefined,
+		tokenUrl: undefined,
+		revokeUrl: undefined,
+		issuer: undefined,
+		logoutUrl: undefined,
+		assertionAudience: undefined,
+		jwksUrl: undefined,
+		fhirBaseUrl: server.fhirBaseUrl,
+	};
+	return authorizationServer({ environment: config.environment, athena: discoverAll }, fetcher, now);
 }

@@ -1,5 +1,5 @@
 import { html } from "hono/html";
-import { connectForm, type Html, page } from "./layout";
+import { connectForm, type Html, type ListedServer, page, serverConnectForms } from "./layout";
 
 /**
  * `/` for a browser without a session: what the app does and the connect
@@ -7,7 +7,13 @@ import { connectForm, type Html, page } from "./layout";
  * longer knows (idle or absolute expiry), so the patient learns why they see
  * this page again.
  */
-export function homePage(props: { ended?: boolean; sandbox?: boolean; grantKept?: boolean }): Html {
+export function homePage(props: {
+	ended?: boolean;
+	sandbox?: boolean;
+	grantKept?: boolean;
+	/** SMART_SERVERS: each gets its own button after athena's. */
+	servers?: readonly ListedServer[];
+}): Html {
 	return page({
 		title: "See your athenahealth record",
 		children: html`${
@@ -20,7 +26,7 @@ export function homePage(props: { ended?: boolean; sandbox?: boolean; grantKept?
 				: ""
 		}<p class="lead">Connect the patient portal account you use with your doctor's practice, and see your allergies, conditions, medications, immunizations, visits, vitals, lab results and documents in one place.</p>
 <ul><li>You sign in at athenahealth, not here, and choose whether to share your record.</li><li>This app only reads your record; it never changes it.</li><li>Disconnect at any time with "Sign out"; you or your practice can also revoke access at athenahealth.</li></ul>
-<section class="card" aria-labelledby="connect-heading"><h2 id="connect-heading">Connect</h2>${connectForm()}</section>${
+<section class="card" aria-labelledby="connect-heading"><h2 id="connect-heading">Connect</h2>${connectForm()}${serverConnectForms(props.servers ?? [])}</section>${
 			props.sandbox
 				? html`<p class="muted">Local sandbox: sign in with <code>phrtest_preview@mailinator.com</code> / <code>Password1</code>, then choose a record. All data is synthetic.</p>`
 				: ""

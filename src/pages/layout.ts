@@ -96,16 +96,27 @@ export function actions(list: PageAction[]): Html {
 	)}</div>`;
 }
 
+/** A SMART_SERVERS entry as the pages offer it: a button labelled with its name, launching `?server={id}`. */
+export interface ListedServer {
+	id: string;
+	name: string;
+}
+
+/** One sign-in button per listed server, after athena's. */
+export function serverConnectForms(servers: readonly ListedServer[]): Html[] {
+	return servers.map((server) => connectForm({ server, label: `Connect with ${server.name}` }));
+}
+
 /**
  * The sign-in button: a plain GET to /launch, which redirects to athena.
  * Patients do not know practice IDs and need none: athena's own sign-in asks
  * which record (and practice) to share. A deployment for one practice sets
  * DEFAULT_PRACTICE on the server instead.
  */
-export function connectForm(props: { returnTo?: string; label?: string } = {}): Html {
+export function connectForm(props: { returnTo?: string; label?: string; server?: ListedServer } = {}): Html {
 	return html`<form method="get" action="/launch" class="connect">${
 		props.returnTo ? html`<input type="hidden" name="return_to" value="${props.returnTo}"/>` : ""
-	}<div class="actions"><button type="submit">${props.label ?? "Connect with athenahealth"}</button></div></form>`;
+	}${props.server ? html`<input type="hidden" name="server" value="${props.server.id}"/>` : ""}<div class="actions"><button type="submit">${props.label ?? "Connect with athenahealth"}</button></div></form>`;
 }
 
 /**

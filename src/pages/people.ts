@@ -9,6 +9,8 @@ export interface ConnectionPart {
 	practice: string | undefined;
 	/** Who holds the record ("athenahealth", or another server's host): the label when there is no practice. */
 	server: string;
+	/** The SMART_SERVERS id of its server, where connecting it again starts; absent: the environment's athena. */
+	serverId?: string | undefined;
 	/** Its record, or the state that stands in its way (`signed_out` never reaches the page). */
 	outcome: Exclude<RecordOutcome, { state: "signed_out" }>;
 }

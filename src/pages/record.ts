@@ -1,7 +1,7 @@
 import { html, raw } from "hono/html";
 import { lineChart, sparkline } from "./chart";
 import { formatDate, isoDay } from "./format";
-import { actions, type Html, page } from "./layout";
+import { actions, type Html, type ListedServer, page } from "./layout";
 import type { ConnectionPart, Person } from "./people";
 import type { RecordView, Section } from "./read-record";
 import { LOINC_BLOOD_PRESSURE, LOINC_HEART_RATE, LOINC_WEIGHT, type ResultRow } from "./record-data";
@@ -259,22 +259,24 @@ ${top}
 	]}</div>`;
 }
 
-/** A launch that adds the record the patient picks at athena to this session (`/launch?connect=1`). */
-function connectRecordForm(label: string): Html {
-	return html`<form method="get" action="/launch" class="connect"><input type="hidden" name="connect" value="1"/><input type="hidden" name="return_to" value="/record"/><div class="actions"><button class="secondary" type="submit">${label}</button></div></form>`;
+/** A launch that adds the record the patient picks at athena (or at a listed server) to this session (`/launch?connect=1`). */
+function connectRecordForm(label: string, server?: ListedServer): Html {
+	return html`<form method="get" action="/launch" class="connect"><input type="hidden" name="connect" value="1"/>${
+		server ? html`<input type="hidden" name="server" value="${server.id}"/>` : ""
+	}<input type="hidden" name="return_to" value="/record"/><div class="actions"><button class="secondary" type="submit">${label}</button></div></form>`;
 }
 
-/** "Connect another record": the patient's record at another practice, or a dependent's. */
-function connectAnother(): Html {
-	return html`<section class="connect-another" aria-labelledby="connect-another"><h2 id="connect-another">Another record</h2><p class="muted">Add your record at another practice, or the record of someone you look after: athenahealth asks which one.</p>${connectRecordForm("Connect another record")}</section>`;
+/** "Connect another record": the patient's record at another practice, or a dependent's; or a record at a listed server. */
+function connectAnother(servers: readonly ListedServer[]): Html {
+	return html`<section class="connect-another" aria-labelledby="connect-another"><h2 id="connect-another">Another record</h2><p class="muted">Add your record at another practice, or the record of someone you look after: athenahealth asks which one.</p>${connectRecordForm("Connect another record")}${servers.map((server) => connectRecordForm(`Connect a record at ${server.name}`, server))}</section>`;
 }
 
 /** The connected view of a session with one record: who, which practice, and the record's sections. */
-export function recordPage(record: RecordView): Html {
+export function recordPage(record: RecordView, servers: readonly ListedServer[] = []): Html {
 	return page({
 		title: record.name,
 		signedIn: true,
-		children: html`${recordContent(record, ALONE, downloadAction())}${connectAnother()}`,
+		children: html`${recordContent(record, ALONE, downloadAction())}${connectAnother(servers)}`,
 	});
 }
 
@@ -293,7 +295,7 @@ function connectionSection(part: ConnectionPart): Markup {
 		outcome.state === "record"
 			? recordContent(outcome.record, { idPrefix: `${id}-`, heading: "h4", connectionId: part.connectionId })
 			: outcome.state === "revoked"
-				? html`<p class="notice">Access to this record was revoked by you or the practice, so this app can no longer read it. Connect it again to see it here.</p>${connectRecordForm("Connect this record again")}`
+				? html`<p class="notice">Access to this record was revoked by you or the practice, so this app can no longer read it. Connect it again to see it here.</p>${connectRecordForm("Connect this record again", part.serverId ? { id: part.serverId, name: part.server } : undefined)}`
 				: html`<p class="notice" role="status">athenahealth could not provide this record right now. You are still connected; try again in a moment.</p>`;
 	return html`<section class="connection" aria-labelledby="${id}"><h3 id="${id}">${partLabel(part)}</h3>${content}</section>`;
 }
@@ -302,7 +304,7 @@ function connectionSection(part: ConnectionPart): Markup {
  * The connected view of a session with several records: one section per
  * person, each of their records labelled with its practice (or server).
  */
-export function peoplePage(people: Person[]): Html {
+export function peoplePage(people: Person[], servers: readonly ListedServer[] = []): Html {
 	const personId = (index: number) => `person-${index + 1}`;
 	return page({
 		title: "Your records",
@@ -312,6 +314,6 @@ export function peoplePage(people: Person[]): Html {
 ${people.map(
 	(person, i) =>
 		html`<section class="person" aria-labelledby="${personId(i)}"><h2 id="${personId(i)}">${person.name}</h2>${person.parts.map(connectionSection)}</section>`,
-)}${connectAnother()}`,
+)}${connectAnother(servers)}`,
 	});
 }

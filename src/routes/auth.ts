@@ -1,14 +1,14 @@
 import { deleteCookie, setCookie } from "hono/cookie";
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
-import type { Config } from "../config";
+import { ATHENA_SERVER_ID, type Config, serverById } from "../config";
 import { type PendingAuthorization, STATE_LIFETIME_MS } from "../durable/oauth-state";
 import { durableCall } from "../durable/unavailable";
 import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { requireConfig } from "../middleware/require-config";
 import { BROWSER_COOKIE, launchCookie, limitSignInAttempts } from "../middleware/sign-in-attempts";
-import { authorizationServer } from "../oauth/discovery";
+import { serverEndpoints } from "../oauth/discovery";
 import { createPkce } from "../oauth/pkce";
 import { safeReturnTo } from "../oauth/return-to";
 import { randomToken, sha256 } from "../random";
@@ -45,14 +45,23 @@ export const authRoutes = new Hono<AppEnv>()
 	/**
 	 * Starts the patient's standalone launch: state, PKCE and nonce kept in a
 	 * Durable Object. `?connect=1` with a session cookie adds the record the
-	 * patient picks to that session ("Connect another record").
+	 * patient picks to that session ("Connect another record"). `?server=`
+	 * names a SMART_SERVERS entry to connect instead of the environment's athena.
 	 */
 	.get("/launch", limitSignInAttempts("launch"), requireConfig(), async (c) => {
 		const config = c.get("config");
+		const serverId = param(c, "server") || ATHENA_SERVER_ID;
+		const target = serverById(config, serverId);
+		if (!target) {
+			throw refused(
+				"server_unknown",
+				"This app does not know that record server. Please choose one of the servers on the home page.",
+				"server parameter names no configured server",
+			);
+		}
+		const profile = ehrProfile(target.profile);
 		// Optional: athena's own sign-in asks the patient which record (and practice) to share.
-		const practice = ehrProfile(config.profile).knowsPractices
-			? param(c, "practice") || config.defaultPractice
-			: undefined;
+		const practice = profile.knowsPractices ? param(c, "practice") || config.defaultPractice : undefined;
 		if (practice !== undefined && !PRACTICE_PATTERN.test(practice)) {
 			throw refused("practice_invalid", "A practice ID is a number, e.g. 80000.");
 		}
@@ -79,7 +88,7 @@ export const authRoutes = new Hono<AppEnv>()
 		const pkce = await createPkce();
 		const nonce = config.scopes.includes("openid") ? randomToken() : undefined;
 		// Settled now and kept with the state, so a discovery outage never loses a callback.
-		const server = await authorizationServer(config, fetch);
+		const server = await serverEndpoints(config, target, fetch);
 		const now = Date.now();
 		const stateObject = c.env.OAUTH_STATE.get(c.env.OAUTH_STATE.idFromName(await sha256(state)));
 		const pending: PendingAuthorization = {
@@ -88,6 +97,7 @@ export const authRoutes = new Hono<AppEnv>()
 			nonce,
 			practice,
 			server,
+			...(target.id === ATHENA_SERVER_ID ? {} : { serverId: target.id }),
 			returnTo,
 			connectTo,
 			createdAt: now,
@@ -99,18 +109,19 @@ export const authRoutes = new Hono<AppEnv>()
 		const authorize = new URL(server.authorizeUrl);
 		const query = authorize.searchParams;
 		query.set("response_type", "code");
-		query.set("client_id", config.clientId);
+		query.set("client_id", target.clientId);
 		query.set("redirect_uri", config.redirectUri);
 		query.set("scope", config.scopes.join(" "));
 		query.set("state", state);
-		query.set("aud", config.athena.fhirBaseUrl);
+		query.set("aud", target.fhirBaseUrl);
 		query.set("code_challenge", pkce.challenge);
 		query.set("code_challenge_method", "S256");
 		if (nonce) query.set("nonce", nonce);
-		if (ehrProfile(config.profile).consentForOffline && config.scopes.includes("offline_access")) {
+		if (profile.consentForOffline && config.scopes.includes("offline_access")) {
 			query.set("prompt", "consent");
 		}
 		if (practice) c.get("logFields").practice = practice;
+		if (target.id !== ATHENA_SERVER_ID) c.get("logFields").server = target.id;
 		c.header("Cache-Control", "no-store");
 		return c.redirect(authorize.toString(), 302);
 	})

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { setCookie } from "hono/cookie";
 import type { AppEnv } from "../app-env";
-import type { Config } from "../config";
+import { ATHENA_SERVER_ID, type SmartServer, serverById } from "../config";
 import type { ConsumeResult, PendingAuthorization } from "../durable/oauth-state";
 import { tokenBudget } from "../durable/token-budget";
 import { durableCall } from "../durable/unavailable";
@@ -10,7 +10,7 @@ import { AppError } from "../errors";
 import { log } from "../log";
 import { launchCookie, signInClients } from "../middleware/sign-in-attempts";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
-import { type AuthorizationServer, authorizationServer } from "../oauth/discovery";
+import { type AuthorizationServer, serverEndpoints } from "../oauth/discovery";
 import { diagnose, type Refusal, sanitisedDescription } from "../oauth/first-contact";
 import { verifyIdToken } from "../oauth/id-token";
 import { safeReturnTo } from "../oauth/return-to";
@@ -33,13 +33,13 @@ import {
 	MAX_CONNECTIONS,
 	SESSION_ABSOLUTE_MS,
 } from "../session/session-object";
-import { athenaClient } from "../signer";
+import { serverClient } from "../signer";
 
 import { cookieBase, param, refused, SIGN_IN_UNAVAILABLE } from "./sign-in-request";
 
 /** Checks a token response against the launch that asked for it: the patient, and the practice it names (athena). */
 function acceptedPatient(
-	config: Config,
+	target: SmartServer,
 	tokens: TokenSet,
 	pending: PendingAuthorization,
 ): { patient: string; practice: string | undefined } {
@@ -51,7 +51,7 @@ function acceptedPatient(
 			detail: "token response has no patient for launch/patient",
 		});
 	}
-	const { practice } = ehrProfile(config.profile).acceptPatient(tokens.patient, pending.practice);
+	const { practice } = ehrProfile(target.profile).acceptPatient(tokens.patient, pending.practice);
 	return { patient: tokens.patient, practice };
 }
 
@@ -70,6 +70,7 @@ async function redeemCode(
 	c: Context<AppEnv>,
 	restoreState: () => Promise<unknown>,
 	pending: PendingAuthorization,
+	target: SmartServer,
 	server: AuthorizationServer,
 	code: string,
 	clients: string[],
@@ -78,15 +79,16 @@ async function redeemCode(
 	let client: OAuthClient | undefined;
 	let codeSent = false;
 	try {
-		const oauthClient = await athenaClient(config, config.tokenTimeoutMs);
+		const oauthClient = await serverClient(config, target, config.tokenTimeoutMs);
 		client = oauthClient;
 		const budget = {
 			purpose: "sign_in",
-			limit: config.tokenRequestsPerMinute,
+			limit: target.tokenRequestsPerMinute,
 			signInShare: config.signInShare,
 			clients,
 		} as const;
-		const tokens = await budgetedTokenCall(tokenBudget(c.env), budget, () => {
+		// Each server's sign-ins and refreshes spend that server's own budget.
+		const tokens = await budgetedTokenCall(tokenBudget(c.env, target.id), budget, () => {
 			codeSent = true;
 			return exchangeCode(oauthClient, server.tokenUrl, {
 				code,
@@ -175,15 +177,15 @@ async function renewSessionId(c: Context<AppEnv>, idHash: string): Promise<strin
 async function startSession(
 	c: Context<AppEnv>,
 	pending: PendingAuthorization,
+	target: SmartServer,
 	server: AuthorizationServer,
 	redeemed: Redeemed,
 ): Promise<string> {
-	const config = c.get("config");
 	const { tokens, client } = redeemed;
 	const handBack = () => c.executionCtx.waitUntil(revokeGrant(client, server.revokeUrl, tokens));
 	let accepted: { patient: string; practice: string | undefined };
 	try {
-		accepted = acceptedPatient(config, tokens, pending);
+		accepted = acceptedPatient(target, tokens, pending);
 		if (tokens.idToken) {
 			if (!pending.nonce)
 				throw new AppError({
@@ -201,9 +203,9 @@ async function startSession(
 				});
 			await verifyIdToken(tokens.idToken, {
 				jwksUrl: server.jwksUrl,
-				addClientId: ehrProfile(config.profile).keysNeedClientId,
+				addClientId: ehrProfile(target.profile).keysNeedClientId,
 				issuer: server.issuer,
-				clientId: config.clientId,
+				clientId: target.clientId,
 				nonce: pending.nonce,
 			});
 		}
@@ -211,7 +213,12 @@ async function startSession(
 		handBack();
 		throw failure;
 	}
-	const grant = { tokens, ...accepted, server: { tokenUrl: server.tokenUrl, revokeUrl: server.revokeUrl } };
+	const grant = {
+		tokens,
+		...accepted,
+		...(target.id === ATHENA_SERVER_ID ? {} : { serverId: target.id }),
+		server: { tokenUrl: server.tokenUrl, revokeUrl: server.revokeUrl, clientId: target.clientId },
+	};
 	if (pending.connectTo) {
 		const connected = await addToSession(c, pending.connectTo, grant).catch((failure: unknown) => {
 			handBack();
@@ -238,7 +245,8 @@ async function startSession(
 	c.get("logFields").session = sessionTag(idHash);
 	log("info", "patient connected", {
 		session: sessionTag(idHash),
-		profile: config.profile,
+		profile: target.profile,
+		server: target.id,
 		practice: accepted.practice,
 	});
 	return idHash;
@@ -254,12 +262,13 @@ function explained(
 	failure: AppError,
 	refusal: Omit<Refusal, "settings">,
 	tokenUrl: string | undefined,
+	target?: SmartServer,
 ): AppError {
 	const config = c.get("config");
 	const diagnosis = diagnose({
 		...refusal,
 		settings: {
-			clientId: config.clientId,
+			clientId: target?.clientId ?? config.clientId,
 			redirectUri: config.redirectUri,
 			scopes: config.scopes.join(" "),
 			tokenUrl: tokenUrl ?? "",
@@ -352,8 +361,16 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 		throw refused(`state_${consumed.reason}`, messages[consumed.reason], `state ${consumed.reason}`);
 	}
 	const pending = consumed.pending;
+	const target = serverById(config, pending.serverId);
+	if (!target) {
+		throw refused(
+			"server_unknown",
+			"This app no longer connects to that record server. Please choose one of the servers on the home page.",
+			"state names a server SMART_SERVERS no longer lists",
+		);
+	}
 	// The server was settled at launch (states from before that fall back to config and discovery).
-	const server = pending.server ?? (await authorizationServer(config, fetch));
+	const server = pending.server ?? (await serverEndpoints(config, target, fetch));
 	// RFC 9207: a callback naming another issuer is a mix-up attack; its state stays spent.
 	if (iss !== undefined && iss !== server.issuer) {
 		throw refused(
@@ -364,13 +381,13 @@ export async function callback(c: Context<AppEnv>): Promise<Response> {
 	}
 	const restoreState = () => stateObject.restore(pending).catch(() => undefined);
 	try {
-		const redeemed = await redeemCode(c, restoreState, pending, server, code, await signInClients(c));
-		await startSession(c, pending, server, redeemed);
+		const redeemed = await redeemCode(c, restoreState, pending, target, server, code, await signInClients(c));
+		await startSession(c, pending, target, server, redeemed);
 	} catch (failure) {
 		if (failure instanceof TokenRefusal)
-			throw explained(c, failure, { endpoint: "token", ...failure.refusal }, server.tokenUrl);
+			throw explained(c, failure, { endpoint: "token", ...failure.refusal }, server.tokenUrl, target);
 		if (failure instanceof AppError && failure.code === "id_token_invalid") {
-			throw explained(c, failure, { endpoint: "id_token", error: failure.code }, server.tokenUrl);
+			throw explained(c, failure, { endpoint: "id_token", error: failure.code }, server.tokenUrl, target);
 		}
 		throw failure;
 	}

@@ -1,13 +1,13 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
-import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { EXPORT_CONTENT_TYPES, type ExportFormat, exportBody } from "../export/export-body";
 import { type ExportClock, realClock } from "../export/pacing";
 import { exportPlan } from "../export/searches";
 import { type ExportPart, patientOf, sessionExport } from "../export/session-export";
 import { FHIR_JSON } from "../fhir/headers";
+import { connectionFhirBase, readServers } from "../fhir/read-servers";
 import { isolateTokenCache } from "../fhir/token-cache";
 import { upstreamReader } from "../fhir/upstream-read";
 import { log } from "../log";
@@ -70,8 +70,7 @@ function exportReader(c: Context<AppEnv>, session: SessionHandle, stats: ReadSta
 	const config = c.get("config");
 	const read = upstreamReader({
 		session,
-		fhirBaseUrl: config.athena.fhirBaseUrl,
-		completeSearches: ehrProfile(config.profile).completesSearches,
+		...readServers(config),
 		tokenCache: isolateTokenCache,
 		fetch: (input, init) => fetch(input, init),
 		timeoutMs: config.fhirTimeoutMs,
@@ -143,7 +142,7 @@ async function exportPart(
 	const where = view.practice ? `practice ${view.practice}` : view.server;
 	const part: ExportPart = {
 		label: `${name ?? `patient ${view.patient}`} at ${where}`,
-		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+		fhirBaseUrl: connectionFhirBase(c.get("config"), view.serverId),
 		proxyBaseUrl,
 		revoked,
 		record: {
@@ -151,7 +150,7 @@ async function exportPart(
 			patient: view.patient,
 			patientResource,
 			plan,
-			fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+			fhirBaseUrl: connectionFhirBase(c.get("config"), view.serverId),
 		},
 		tally: { counts: new Map(), refused: [], stopped: undefined },
 	};

@@ -2,13 +2,13 @@ import type { Context } from "hono";
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
 import { settings } from "../config";
-import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { FhirAudit } from "../fhir/audit-record";
 import { passedThroughBody, rewrittenBody } from "../fhir/body-streams";
 import { clientResponseHeaders, isJsonBody } from "../fhir/headers";
 import { operationOutcome } from "../fhir/operation-outcome";
 import { rawTarget } from "../fhir/raw-target";
+import { readServers } from "../fhir/read-servers";
 import { describeCombinations, requiredCombinations, smallBody } from "../fhir/required-parameters";
 import { createRewriter } from "../fhir/rewrite-stream";
 import { AccessTokenCache, isolateTokenCache } from "../fhir/token-cache";
@@ -151,8 +151,7 @@ function proxyRead(options: ProxyReadOptions) {
 			const method = c.req.method === "HEAD" ? "HEAD" : "GET";
 			const read = upstreamReader({
 				session: { ...found, connectionId: mount.connectionId },
-				fhirBaseUrl: config.athena.fhirBaseUrl,
-				completeSearches: ehrProfile(config.profile).completesSearches,
+				...readServers(config),
 				tokenCache: options.tokenCache,
 				fetch: options.fetch,
 				timeoutMs: options.timeoutMs ?? config.fhirTimeoutMs,
@@ -183,7 +182,7 @@ function proxyRead(options: ProxyReadOptions) {
 				return new Response(body, { status: upstream.status, headers });
 			}
 			// Links come back under the mount they were read through: a connection's pages stay that connection's.
-			const rewriter = createRewriter(config.athena.fhirBaseUrl, `${config.publicOrigin}${mount.prefix}`);
+			const rewriter = createRewriter(result.fhirBaseUrl, `${config.publicOrigin}${mount.prefix}`);
 			return new Response(rewrittenBody(upstream.body, audit, rewriter), { status: upstream.status, headers });
 		} catch (error) {
 			audit.status = error instanceof AppError ? error.status : 500;

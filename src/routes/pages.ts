@@ -2,16 +2,16 @@ import type { Context } from "hono";
 import { deleteCookie } from "hono/cookie";
 import { Hono } from "hono/tiny";
 import type { AppEnv } from "../app-env";
-import { ehrProfile } from "../ehr-profile";
 import { AppError } from "../errors";
 import { FhirAudit } from "../fhir/audit-record";
 import { countedBody } from "../fhir/body-streams";
 import { FHIR_JSON } from "../fhir/headers";
+import { connectionFhirBase, readServers } from "../fhir/read-servers";
 import { isolateTokenCache } from "../fhir/token-cache";
 import { type UpstreamRead, upstreamReader } from "../fhir/upstream-read";
 import { requireConfig } from "../middleware/require-config";
 import { homePage } from "../pages/home";
-import { pageHeaders } from "../pages/layout";
+import { type ListedServer, pageHeaders } from "../pages/layout";
 import { type ConnectionPart, groupByPerson } from "../pages/people";
 import { noteHeaders, readNote } from "../pages/read-note";
 import { type FhirReader, readRecord, type SessionState } from "../pages/read-record";
@@ -61,6 +61,11 @@ function sessionUnreachable(c: Context<AppEnv>): Response | Promise<Response> {
 	);
 }
 
+/** The SMART_SERVERS entries the home and record pages offer, by id and name. */
+function listedServers(c: Context<AppEnv>): ListedServer[] {
+	return c.get("config").smartServers.map(({ id, name }) => ({ id, name }));
+}
+
 /**
  * The record's reads from athena: the FHIR proxy's own upstream reader (same
  * token cache, timeout, refresh and outbound rules), each read logged with its
@@ -70,8 +75,7 @@ export function recordReader(c: Context<AppEnv>, session: SessionHandle, route: 
 	const requestId = c.get("requestId");
 	const read = upstreamReader({
 		session,
-		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
-		completeSearches: ehrProfile(c.get("config").profile).completesSearches,
+		...readServers(c.get("config")),
 		tokenCache: isolateTokenCache,
 		fetch: (input, init) => fetch(input, init),
 		timeoutMs: c.get("config").fhirTimeoutMs,
@@ -137,14 +141,14 @@ export async function connectedSession(
 
 /** Each connection's record, read in parallel: a part of the page of several records. */
 async function connectionPart(c: Context<AppEnv>, connected: ConnectedSession, connection: ConnectionView) {
-	const { id, patient, practice, server, scopes } = connection;
-	const part = { connectionId: id, patient, practice, server };
+	const { id, patient, practice, server, scopes, serverId } = connection;
+	const part = { connectionId: id, patient, practice, server, ...(serverId ? { serverId } : {}) };
 	if (connection.status === "revoked") return { ...part, outcome: { state: "revoked" } as const };
 	const reader = recordReader(c, { ...connected.session, connectionId: id }, RECORD_PATH);
 	const outcome = await readRecord(reader, {
 		patient,
 		practice,
-		fhirBaseUrl: c.get("config").athena.fhirBaseUrl,
+		fhirBaseUrl: connectionFhirBase(c.get("config"), serverId),
 		today: new Date().toISOString().slice(0, 10),
 		scopes,
 	});
@@ -161,7 +165,7 @@ async function severalRecords(c: Context<AppEnv>, connected: ConnectedSession): 
 		const blocking = parts.find((part) => part.outcome.state === "unavailable") ?? parts[0];
 		return stateResponse(c, blocking?.outcome.state === "unavailable" ? blocking.outcome : { state: "revoked" });
 	}
-	return c.html(peoplePage(groupByPerson(parts)), 200, headersFor(c, true));
+	return c.html(peoplePage(groupByPerson(parts), listedServers(c)), 200, headersFor(c, true));
 }
 
 /** The page for a session state met while reading athena. */
@@ -197,7 +201,8 @@ export function pageRoutes(): Hono<AppEnv> {
 			}
 			// After a sign-out at a server without revocation (`/?signed_out=grant_kept`): say its access stays there.
 			const grantKept = c.req.query("signed_out") === "grant_kept";
-			const home = homePage({ ended, grantKept, sandbox: config.environment === "local" });
+			const sandbox = config.environment === "local";
+			const home = homePage({ ended, grantKept, sandbox, servers: listedServers(c) });
 			return c.html(home, 200, headersFor(c, false));
 		})
 		.get(RECORD_PATH, requireConfig(), async (c) => {
@@ -212,7 +217,7 @@ export function pageRoutes(): Hono<AppEnv> {
 				scopes: connected.scopes,
 			});
 			if (outcome.state !== "record") return stateResponse(c, outcome);
-			return c.html(recordPage(outcome.record), 200, headersFor(c, true));
+			return c.html(recordPage(outcome.record, listedServers(c)), 200, headersFor(c, true));
 		})
 		.get(NOTE_ROUTE, requireConfig(), async (c) => {
 			// `?connection=`: a note of a record other than the session's first (the record page of several links so).

@@ -16,6 +16,8 @@ export interface SessionServer {
 	tokenUrl: string;
 	/** undefined: the server offers no revocation. */
 	revokeUrl: string | undefined;
+	/** The client ID the grant was issued to (absent on records from before it was kept: the environment's). */
+	clientId?: string | undefined;
 }
 
 /** A connection as the session stores it: never its tokens (sealed apart). */
@@ -28,8 +30,10 @@ export interface ConnectionRecord {
 	practice?: string | undefined;
 	scopes: string[];
 	fhirBaseUrl: string;
-	/** Who holds the record, as the patient knows it: "athenahealth", or another server's host. */
+	/** Who holds the record, as the patient knows it: "athenahealth", a listed server's name, or its host. */
 	serverName: string;
+	/** The SMART_SERVERS id of the server that holds it; absent: the environment's athena. */
+	serverId?: string | undefined;
 	/** Where this grant is refreshed and revoked, settled at sign-in (absent on records from before that). */
 	server?: SessionServer | undefined;
 	connectedAt: number;
@@ -71,6 +75,8 @@ export interface NewGrant {
 	server: SessionServer;
 	fhirBaseUrl: string;
 	serverName: string;
+	/** A SMART_SERVERS id; absent: the environment's athena. */
+	serverId?: string | undefined;
 }
 
 /**
@@ -141,6 +147,7 @@ export function connectionFor(grant: NewGrant, id: string, now: number, existing
 		scopes: grant.tokens.scope,
 		fhirBaseUrl: grant.fhirBaseUrl,
 		serverName: grant.serverName,
+		...(grant.serverId ? { serverId: grant.serverId } : {}),
 		server: grant.server,
 		connectedAt: existing?.connectedAt ?? now,
 		accessExpiresAt: grant.tokens.expiresAt,
@@ -150,7 +157,9 @@ export function connectionFor(grant: NewGrant, id: string, now: number, existing
 
 /** The connection that already holds this patient's record at this server: connecting it again refreshes it. */
 export function sameRecord(connections: readonly ConnectionRecord[], grant: NewGrant): ConnectionRecord | undefined {
-	return connections.find((c) => c.patient === grant.patient && c.fhirBaseUrl === grant.fhirBaseUrl);
+	return connections.find(
+		(c) => c.patient === grant.patient && c.fhirBaseUrl === grant.fhirBaseUrl && c.serverId === grant.serverId,
+	);
 }
 
 /** The tokens of a grant, as the vault seals them. */
@@ -193,6 +202,7 @@ export function connectionView(connection: ConnectionRecord): ConnectionView {
 		patient: connection.patient,
 		practice: connection.practice,
 		server: connection.serverName,
+		...(connection.serverId ? { serverId: connection.serverId } : {}),
 		scopes: connection.scopes,
 		reads: readableTypes(connection.scopes),
 		fhirBase: proxyBasePath(connection.id),

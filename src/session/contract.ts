@@ -35,6 +35,8 @@ export type AccessResult =
 			practice: string | undefined;
 			/** The FHIR base the token was issued for. */
 			fhirBaseUrl: string;
+			/** The SMART_SERVERS id of the connection's server; absent: the environment's athena. */
+			serverId?: string | undefined;
 	  }
 	/** The patient or practice revoked access (refresh said invalid_grant): reconnect. */
 	| { status: "revoked" }
@@ -63,8 +65,10 @@ export interface ConnectionView {
 	patient: string;
 	/** athena: the practice ID; other servers: none. */
 	practice: string | undefined;
-	/** Who holds the record: "athenahealth", or another server's host. */
+	/** Who holds the record: "athenahealth", a listed server's name, or another server's host. */
 	server: string;
+	/** The SMART_SERVERS id of its server; absent for the environment's athena. */
+	serverId?: string;
 	scopes: string[];
 	/** The resource types those scopes let the app read (SMART v1 or v2), or "all" for a wildcard. */
 	reads: string[] | "all";

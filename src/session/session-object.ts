@@ -1,12 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
-import { type Config, settings } from "../config";
+import { ATHENA_SERVER_ID, type Config, type SmartServer, serverById, settings } from "../config";
 import { tokenBudget } from "../durable/token-budget";
 import { AppError } from "../errors";
 import { log } from "../log";
 import { budgetedTokenCall } from "../oauth/budgeted-token-call";
 import { authorizationServer } from "../oauth/discovery";
 import { refreshTokens, revokeGrant, revokeToken, UnusableTokenResponse } from "../oauth/token-client";
-import { athenaClient } from "../signer";
+import { serverClient } from "../signer";
 import {
 	type ConnectionRecord,
 	connectionFor,
@@ -205,6 +205,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 			patient: connection.patient,
 			practice: connection.practice,
 			fhirBaseUrl: connection.fhirBaseUrl,
+			...(connection.serverId ? { serverId: connection.serverId } : {}),
 		};
 	}
 
@@ -346,10 +347,37 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		return tokens && { connection, tokens };
 	}
 
+	/** A sign-in's grant at the server it names (the environment's athena when it names none). */
 	private grant(input: ConnectRecord): NewGrant {
+		const server = this.serverOf(input.serverId);
+		return { ...input, fhirBaseUrl: server.fhirBaseUrl, serverName: server.name };
+	}
+
+	/**
+	 * The configured server a connection belongs to. A server taken out of
+	 * SMART_SERVERS keeps its stored endpoints and client id for refresh and
+	 * revocation (the proxy no longer reads it), and its own budget's name.
+	 */
+	private serverOf(serverId: string | undefined, connection?: ConnectionRecord): SmartServer {
 		const config = this.config();
-		const fhirBaseUrl = config.athena.fhirBaseUrl;
-		return { ...input, fhirBaseUrl, serverName: serverNameOf(config.profile, fhirBaseUrl) };
+		const server = serverById(config, serverId);
+		if (server) return server;
+		return {
+			id: serverId ?? ATHENA_SERVER_ID,
+			name: connection?.serverName ?? serverId ?? "",
+			fhirBaseUrl: connection?.fhirBaseUrl ?? "",
+			clientId: connection?.server?.clientId ?? config.clientId,
+			profile: "smart",
+			tokenRequestsPerMinute: config.tokenRequestsPerMinute,
+		};
+	}
+
+	/** The OAuth client a connection's grant was issued to: its server's client id, as stored at sign-in when kept. */
+	private async clientFor(connection: ConnectionRecord, timeoutMs: number) {
+		const server = this.serverOf(connection.serverId, connection);
+		const clientId = connection.server?.clientId ?? server.clientId;
+		const client = await serverClient(this.config(), { id: server.id, clientId }, timeoutMs);
+		return { ...client, fetch: this.network };
 	}
 
 	/** The session as `GET /session` shows it: the first connection's fields at the top, every connection listed. */
@@ -464,7 +492,8 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		const config = this.config();
 		const session = sessionTag(this.meta.idHash);
 		// Callers stop waiting after the token timeout (waitAtMost); the request itself gets longer.
-		const client = { ...(await athenaClient(config, REFRESH_NETWORK_TIMEOUT_MS)), fetch: this.network };
+		const client = await this.clientFor(connection, REFRESH_NETWORK_TIMEOUT_MS);
+		const owner = this.serverOf(connection.serverId, connection);
 		const refreshToken = tokens.refreshToken;
 		// Ended, or the patient connected this record again meanwhile: this answer is no longer wanted.
 		const superseded = () => this.ended || this.tokens.get(id) !== tokens;
@@ -473,11 +502,12 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		try {
 			server = await this.server(connection, config);
 			const settled = server;
+			// The budget of the server that issued this grant: one server's refreshes never spend another's.
 			const fresh = await budgetedTokenCall(
-				tokenBudget(this.env),
+				tokenBudget(this.env, owner.id),
 				{
 					purpose: "refresh",
-					limit: config.tokenRequestsPerMinute,
+					limit: owner.tokenRequestsPerMinute,
 					session,
 					sessionLimit: sessionRefreshLimit(config.sessionRefreshesPerMinute, this.meta.connections.length),
 				},
@@ -574,7 +604,7 @@ export class Session extends DurableObject<Env> implements SessionApi {
 		try {
 			const config = this.config();
 			const server = await this.server(connection, config);
-			const client = { ...(await athenaClient(config, 5000)), fetch: this.network };
+			const client = await this.clientFor(connection, 5000);
 			return { revoked: await revokeGrant(client, server.revokeUrl, tokens), offered: server.revokeUrl !== undefined };
 		} catch (error) {
 			log("warn", "revoke at athena failed", { code: error instanceof AppError ? error.code : "error" });
@@ -586,8 +616,9 @@ export class Session extends DurableObject<Env> implements SessionApi {
 	async logout(): Promise<LogoutResult> {
 		const meta = await this.load(Date.now());
 		const grants = meta ? await this.liveGrants(meta) : [];
+		// athena's end-session endpoint is given athena's own id_token only, never another server's.
 		const idTokenHint =
-			grants.find((g) => g.tokens.idToken)?.tokens.idToken ??
+			grants.find((g) => g.connection.serverId === undefined && g.tokens.idToken)?.tokens.idToken ??
 			(meta
 				? await readLogoutHint(this.ctx.storage, this.config().sessionKeys, meta.idHash).catch(() => undefined)
 				: undefined);

@@ -55,6 +55,8 @@ const SERVER_PORT = 3201;
 const WORKER = `http://localhost:${WORKER_PORT}`;
 const SCOPES = "openid fhirUser offline_access launch/patient patient/*.rs";
 const SESSION_COOKIE = "__Host-athena_session";
+/** The provider listed again in SMART_SERVERS (its own id, name and budget). */
+const TWIN = "provider-twin";
 
 /** The worker's settings for a SMART server: only the FHIR base and the client name it; the rest is discovered. */
 function smartSettings(origin: string, fhirBase: string): Record<string, string> {
@@ -127,7 +129,15 @@ describe("a patient signs in through the worker at an oidc-provider SMART server
 	let refreshedAccessToken: string;
 
 	beforeAll(async () => {
-		worker = await startWorker(WORKER_PORT, smartSettings(WORKER, server.fhirBase));
+		// The provider a second time in SMART_SERVERS, under its own id, name and token budget, with the
+		// smart profile: the only independent SMART server this suite runs (last test of this block).
+		const listed = [
+			{ id: TWIN, name: "Provider Twin", fhirBaseUrl: server.fhirBase, clientId: CLIENT_ID, profile: "smart" },
+		];
+		worker = await startWorker(WORKER_PORT, {
+			...smartSettings(WORKER, server.fhirBase),
+			SMART_SERVERS: JSON.stringify(listed),
+		});
 		const jwks = (await (await fetch(`${WORKER}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
 		workerKid = jwks.keys[0]?.kid ?? "";
 	});
@@ -353,7 +363,12 @@ describe("a patient signs in through the worker at an oidc-provider SMART server
 		expect(server.clientCalls.slice(calls)).toMatchObject([
 			{ endpoint: "token", grantType: "refresh_token", presented: refreshToken, status: 400, error: "invalid_grant" },
 		]);
-		expect(json(await api("/session"))).toEqual({ status: "revoked", patient: PATIENT_ID });
+		// /session lists the session's connections since sessions hold several: this one reads as revoked.
+		expect(json(await api("/session"))).toEqual({
+			status: "revoked",
+			patient: PATIENT_ID,
+			connections: [expect.objectContaining({ status: "revoked", patient: PATIENT_ID, server: "localhost:3201" })],
+		});
 
 		// Nothing is left to hand back at sign-out.
 		const logout = await api("/logout", { method: "POST", headers: { Origin: WORKER } });
@@ -419,6 +434,45 @@ describe("a patient signs in through the worker at an oidc-provider SMART server
 		expect(callback?.status).toBe(403);
 		expect(callback?.body).toContain("Nothing was shared");
 		expect(denying.cookie("localhost", SESSION_COOKIE)).toBeUndefined();
+	});
+	const twinBrowser = new PatientBrowser();
+	/** A launch followed through the provider's pages to the worker's callback, which must add the record. */
+	async function connect(path: string): Promise<URLSearchParams> {
+		const asked = server.authorizeRequests.length;
+		const launch = await twinBrowser.navigate(`${WORKER}${path}`);
+		expect(launch[0]?.status).toBe(302);
+		const hops = await atProvider(twinBrowser, launch.slice(1), "allow");
+		const callback = hops.find((hop) => hop.url.href.startsWith(`${WORKER}/callback?`));
+		if (callback?.status !== 302) {
+			throw new Error(`callback answered ${callback?.status}: ${callback?.body.slice(0, 600)}`);
+		}
+		return server.authorizeRequests[asked] as URLSearchParams;
+	}
+
+	// Last of this block: its own browser, and the provider's calls counted from here on.
+	it("offers a SMART_SERVERS server on the home page, connects it as a second record, and reads each record through its own mount", async () => {
+		const home = await twinBrowser.request(`${WORKER}/`);
+		expect(home.body).toContain('<input type="hidden" name="server" value="provider-twin"/>');
+		expect(home.body).toContain("Connect with Provider Twin");
+
+		await connect("/launch?return_to=/session");
+		const asked = await connect(`/launch?connect=1&server=${TWIN}&return_to=/session`);
+		expect(asked.get("client_id")).toBe(CLIENT_ID);
+		expect(asked.get("aud")).toBe(server.fhirBase);
+		expect(asked.get("prompt")).toBe("consent");
+
+		const view = json(await twinBrowser.request(`${WORKER}/session`, { headers: { Accept: "application/json" } })) as {
+			connections: Array<{ id: string; server: string; serverId?: string; status: string; patient: string }>;
+		};
+		expect(view.connections.map((c) => [c.server, c.serverId, c.status, c.patient])).toEqual([
+			["localhost:3201", undefined, "connected", PATIENT_ID],
+			["Provider Twin", TWIN, "connected", PATIENT_ID],
+		]);
+		for (const { id } of view.connections) {
+			const read = await twinBrowser.request(`${WORKER}/fhir/${id}/r4/Patient/${PATIENT_ID}`);
+			expect(read.status).toBe(200);
+			expect(json(read)).toMatchObject({ resourceType: "Patient", id: PATIENT_ID });
+		}
 	});
 });
 

@@ -33,8 +33,11 @@ function portInUse(port: number): Promise<boolean> {
 /** dotenv syntax as wrangler reads it: double quotes, `\n` for newlines. */
 function envFile(values: Record<string, string>): string {
 	return Object.entries(values)
-		.map(
-			([name, value]) => `${name}="${value.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"')}"`,
+		.map(([name, value]) =>
+			// dotenv keeps a single-quoted value as written: JSON (SMART_SERVERS) goes that way.
+			value.includes('"') && !value.includes("'") && !value.includes("\n")
+				? `${name}='${value}'`
+				: `${name}="${value.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"')}"`,
 		)
 		.join("\n");
 }

@@ -13,6 +13,8 @@ function health(bindings: Record<string, unknown>) {
 const production = {
 	...env,
 	ENVIRONMENT: "production",
+	// The test run lists the local sandbox as a second server (test/worker/vitest.config.ts); production could not.
+	SMART_SERVERS: "[]",
 	PUBLIC_ORIGIN: "https://connector.example.com",
 	CLIENT_ID: "0oa1prodclient",
 	REDIRECT_URI: "https://connector.example.com/api/auth/smart/callback",

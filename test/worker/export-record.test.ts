@@ -76,7 +76,7 @@ function scriptedAthena(script: Record<string, Array<() => Response | ReadState>
 			interaction: "search-type" as const,
 			resourceType: type,
 		};
-		if (answer instanceof Response) return { kind: "response", response: answer, outbound };
+		if (answer instanceof Response) return { kind: "response", response: answer, outbound, fhirBaseUrl: FHIR_BASE };
 		return { kind: "state", state: answer, outbound };
 	}
 	return { read, targets, maxInFlight: () => maxInFlight };

@@ -139,6 +139,8 @@ describe("who sees the diagnosis", () => {
 			ATHENA_LOGOUT_URL: "https://athena.test/oauth2/v1/logout",
 			ATHENA_JWKS_URL: "https://athena.test/oauth2/v1/keys",
 			FHIR_BASE_URL: "https://athena.test/fhir/r4",
+			// The test run lists the local sandbox as a second server; a deployed worker lists none here.
+			SMART_SERVERS: "[]",
 		});
 	async function scopeRefusal(environment: "preview" | "production") {
 		const worker = deployed(environment);

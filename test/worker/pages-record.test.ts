@@ -298,6 +298,7 @@ describe("how the page reads athena", () => {
 				kind: "response",
 				response: Response.json(answer(target)),
 				outbound: { url: `${FHIR_BASE}${target.path}`, interaction: "search-type", resourceType: undefined },
+				fhirBaseUrl: FHIR_BASE,
 			};
 		};
 		return { asked, reader };

@@ -26,6 +26,18 @@ export default defineConfig({
 					SESSION_ENCRYPTION_KEYS: `v1:${randomBytes(32).toString("base64")}`,
 					// Tests sign in far more than 5 times a minute; the budget test sets its own limit.
 					TOKEN_REQUESTS_PER_MINUTE: "1000",
+					// A second SMART server for test/worker/smart-servers.test.ts: the sandbox itself under another
+					// id (the only server in this pool), with its own client id, name and token budget.
+					SMART_SERVERS: JSON.stringify([
+						{
+							id: "sandbox-twin",
+							name: "Sandbox Twin Clinic",
+							fhirBaseUrl: "http://localhost:3001/fhir/r4",
+							clientId: "local-dev-client",
+							profile: "athena",
+							tokenRequestsPerMinute: 900,
+						},
+					]),
 					// Tests rewrite KV between requests; one test checks the cache with its own value.
 					JWKS_KV_CACHE_SECONDS: "0",
 					TEST_RSA_PKCS1_PEM: rsaPkcs1,
