@@ -1,22 +1,10 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { MAX_SMART_SERVERS, parseConfig, serverById } from "../../src/config";
+import { PRODUCTION_SETTINGS } from "./support/settings";
 
 const local = env as unknown as Record<string, unknown>;
-const production = {
-	...local,
-	ENVIRONMENT: "production",
-	PUBLIC_ORIGIN: "https://connector.example.com",
-	CLIENT_ID: "0oa1prodclient",
-	REDIRECT_URI: "https://connector.example.com/api/auth/smart/callback",
-	ATHENA_AUTHORIZE_URL: "https://api.platform.athenahealth.com/oauth2/v1/authorize",
-	ATHENA_TOKEN_URL: "https://api.platform.athenahealth.com/oauth2/v1/token",
-	ATHENA_REVOKE_URL: "https://api.platform.athenahealth.com/oauth2/v1/revoke",
-	ATHENA_ISSUER: "",
-	ATHENA_JWKS_URL: "https://api.platform.athenahealth.com/oauth2/v1/keys",
-	FHIR_BASE_URL: "https://api.platform.athenahealth.com/fhir/r4",
-	ATHENA_LOGOUT_URL: "https://api.platform.athenahealth.com/oauth2/v1/logout",
-};
+const production = PRODUCTION_SETTINGS;
 
 const clinic = { id: "city-clinic", name: "City Clinic", fhirBaseUrl: "https://fhir.city.example/r4/", clientId: "c1" };
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { app } from "../../src/app";
 import { jwksSettings, parseConfig, settings } from "../../src/config";
 import { AppError } from "../../src/errors";
+import { PRODUCTION_SETTINGS } from "./support/settings";
 
 const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
 
@@ -10,22 +11,7 @@ function health(bindings: Record<string, unknown>) {
 	return app.fetch(new Request("http://localhost:3000/health"), bindings as unknown as Env, ctx);
 }
 
-const production = {
-	...env,
-	ENVIRONMENT: "production",
-	// The test run lists the local sandbox as a second server (test/worker/vitest.config.ts); production could not.
-	SMART_SERVERS: "[]",
-	PUBLIC_ORIGIN: "https://connector.example.com",
-	CLIENT_ID: "0oa1prodclient",
-	REDIRECT_URI: "https://connector.example.com/api/auth/smart/callback",
-	ATHENA_AUTHORIZE_URL: "https://api.platform.athenahealth.com/oauth2/v1/authorize",
-	ATHENA_TOKEN_URL: "https://api.platform.athenahealth.com/oauth2/v1/token",
-	ATHENA_REVOKE_URL: "https://api.platform.athenahealth.com/oauth2/v1/revoke",
-	ATHENA_ISSUER: "",
-	ATHENA_JWKS_URL: "https://api.platform.athenahealth.com/oauth2/v1/keys",
-	FHIR_BASE_URL: "https://api.platform.athenahealth.com/fhir/r4",
-	ATHENA_LOGOUT_URL: "https://api.platform.athenahealth.com/oauth2/v1/logout",
-};
+const production = PRODUCTION_SETTINGS;
 
 describe("configuration", () => {
 	it("parses the local development settings into a typed config", () => {
