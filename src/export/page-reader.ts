@@ -3,6 +3,7 @@ import { rawTarget } from "../fhir/raw-target";
 import { smallBody } from "../fhir/required-parameters";
 import type { ReadState, UpstreamRead } from "../fhir/upstream-read";
 import type { FhirReader, FhirTarget } from "../pages/read-record";
+import { linksAhead, nextUrlOf } from "./bundle-head";
 import { type ExportClock, type Pacer, requestedWaitMs } from "./pacing";
 import type { Json } from "./record-export";
 import type { ExportSearch } from "./searches";
@@ -10,7 +11,8 @@ import type { ExportSearch } from "./searches";
 /*
  * Reading one search's pages for an export, politely: each answer judged
  * (a page, a refusal to record, a wait, a failure to retry, or the end of the
- * export), and pages read ahead as they arrive.
+ * export), and pages read ahead as they arrive: the next page is asked for
+ * as soon as the start of this one names it.
  */
 
 /** What reading a page needs: the reader, the server's FHIR base (next links must lie under it), the clock. */
@@ -18,15 +20,25 @@ export interface PageReading {
 	read: FhirReader;
 	fhirBaseUrl: string;
 	clock: ExportClock;
+	/** Who holds the record, as the file's outcomes name it ("athenahealth", or a listed server's name). */
+	serverName?: string;
 }
+
+/** The name outcomes give the server when none is set: the environment's own athena. */
+export const ATHENA = "athenahealth";
 
 /** Retries of a page after athena failed (5xx, timeout, unreachable), each after a pause that grows. */
 const TRANSIENT_RETRIES = 2;
 const TRANSIENT_PAUSE_MS = 1_000;
 /** Pages of one search read before the file has written them: enough to keep athena busy, few enough to stay flat. */
 const PAGES_AHEAD = 2;
+/** Chunks of a page's start looked at for its next link before the page is just read whole. */
+const HEAD_LOOKS = 8;
 /** Pages followed per search at most (a million resources at 100 a page): a guard against endless paging. */
 const MAX_PAGES_PER_SEARCH = 10_000;
+
+/** Told a page's next page (under the server's FHIR base) as soon as the page's start names it. */
+export type NextHeard = (next: FhirTarget) => void;
 
 /** One page of a search as the export sees it. */
 export type PageResult =
@@ -86,34 +98,73 @@ function stateVerdict(state: ReadState): Verdict {
 	}
 }
 
-/** athena's answer to a page read, its body consumed. */
+/**
+ * A page's body parsed, `early` told its next link as soon as the body's
+ * start names it (bundle-head.ts), before the rest has arrived.
+ */
+async function pageBody(response: Response, early: (url: string) => void): Promise<unknown> {
+	const stream = response.body;
+	if (!stream) return BROKEN;
+	const decoder = new TextDecoder();
+	let head = "";
+	const reader = stream.getReader();
+	try {
+		// A few chunks at most: the head is small, and each look reads it from its start.
+		for (let looks = 0; looks < HEAD_LOOKS; looks++) {
+			const chunk = await reader.read();
+			if (chunk.done) return JSON.parse(head + decoder.decode());
+			head += decoder.decode(chunk.value, { stream: true });
+			const links = linksAhead(head);
+			if (links === "more") continue;
+			const url = links === "absent" ? undefined : nextUrlOf(links);
+			if (url !== undefined) early(url);
+			break;
+		}
+		const parts = [head];
+		for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+			parts.push(decoder.decode(chunk.value, { stream: true }));
+		}
+		parts.push(decoder.decode());
+		return JSON.parse(parts.join(""));
+	} catch {
+		return BROKEN;
+	}
+}
+
+/** athena's answer to a page read, its body consumed; `early` hears the next page's target before the body is all in. */
 async function responseVerdict(
 	response: Response,
 	type: string,
 	options: PageReading,
 	basePath: string,
+	early: NextHeard | undefined,
 ): Promise<Verdict> {
+	const server = options.serverName ?? ATHENA;
+	const inBase = (url: string) => (url.startsWith(`${options.fhirBaseUrl}/`) ? rawTarget(url, basePath) : undefined);
 	if (response.ok) {
-		const body = await response.json().catch(() => BROKEN);
+		const body = await pageBody(response, (url) => {
+			const target = inBase(url);
+			if (target) early?.(target);
+		});
 		if (body === BROKEN) return { kind: "failed", what: "sent a page that broke off or was not JSON" };
 		const page = searchsetPage(body);
-		if (!page) return { kind: "refused", code: "exception", text: `athenahealth sent an unreadable ${type} page.` };
-		const next = page.next?.startsWith(`${options.fhirBaseUrl}/`) ? rawTarget(page.next, basePath) : undefined;
+		if (!page) return { kind: "refused", code: "exception", text: `${server} sent an unreadable ${type} page.` };
+		const next = page.next === undefined ? undefined : inBase(page.next);
 		if (page.next !== undefined && next === undefined) {
-			const text = `athenahealth's next ${type} page is outside its FHIR base.`;
+			const text = `${server}'s next ${type} page is outside its FHIR base.`;
 			return { kind: "refused", code: "not-supported", text };
 		}
 		return { kind: "page", resources: page.resources, next };
 	}
 	if (response.status >= 400 && response.status < 500 && response.status !== 401 && response.status !== 429) {
 		const said = outcomeText(response.body ? await smallBody(response.body) : undefined);
-		const text = `athenahealth refused the ${type} search (status ${response.status})${said ? `: ${said}` : "."}`;
+		const text = `${server} refused the ${type} search (status ${response.status})${said ? `: ${said}` : "."}`;
 		return { kind: "refused", code: response.status === 403 ? "forbidden" : "processing", text };
 	}
 	await response.body?.cancel();
 	if (response.status === 429) return { kind: "wait", ms: requestedWaitMs(response.headers, options.clock.now()) };
 	// 401 after the reader's refreshes: athena refuses even a new token.
-	if (response.status === 401) return stopped("security", "athenahealth refused the refreshed access token.");
+	if (response.status === 401) return stopped("security", `${server} refused the refreshed access token.`);
 	return { kind: "failed", what: `answered ${response.status}` };
 }
 
@@ -122,89 +173,127 @@ async function responseVerdict(
  * failing athena twice, and turns every answer into a PageResult (it never
  * throws, so a page read ahead and never awaited cannot fail unheard).
  */
-export function pageFetcher(options: PageReading, pacer: Pacer, type: string, ended: () => boolean) {
+export function pageFetcher(options: PageReading, pacer: Pacer, type: string, exportEnded: AbortSignal) {
 	const basePath = new URL(options.fhirBaseUrl).pathname;
-	async function readOnce(target: FhirTarget): Promise<Verdict> {
+	const server = options.serverName ?? ATHENA;
+	async function readOnce(target: FhirTarget, early: NextHeard | undefined, signal: AbortSignal): Promise<Verdict> {
 		let result: UpstreamRead;
 		try {
-			result = await options.read(target);
+			result = await options.read(target, signal);
 		} catch (error) {
 			if (!(error instanceof AppError)) return stopped("exception", "The export failed on our side.");
 			return {
 				kind: "refused",
 				code: "not-supported",
-				text: `athenahealth sent a ${type} page link this app does not follow.`,
+				text: `${server} sent a ${type} page link this app does not follow.`,
 			};
 		}
 		if (result.kind === "state") return stateVerdict(result.state);
 		pacer.noteAnswer(result.response.headers);
-		return responseVerdict(result.response, type, options, basePath);
+		return responseVerdict(result.response, type, options, basePath, early);
 	}
-	return async function fetchPage(target: FhirTarget): Promise<PageResult> {
+	/** `dropped`: the page's search has ended, so the page is no longer wanted either. */
+	return async function fetchPage(target: FhirTarget, early?: NextHeard, dropped?: AbortSignal): Promise<PageResult> {
+		const unwanted = dropped ? AbortSignal.any([exportEnded, dropped]) : exportEnded;
 		for (let failures = 0; ; ) {
-			if (!(await pacer.ready())) return stopped("throttled", "The export ran out of time waiting for athenahealth.");
-			// A page read ahead for an export that has ended (stopped, or its client gone) is not asked for.
-			if (ended()) return stopped("exception", "The export had ended.");
-			const verdict = await readOnce(target);
+			if (!(await pacer.ready())) return stopped("throttled", `The export ran out of time waiting for ${server}.`);
+			// A page read ahead for an export or a search that has ended is not asked for, and a read under way stops.
+			if (unwanted.aborted) return stopped("exception", "The export had ended.");
+			const verdict = await readOnce(target, early, unwanted);
 			if (verdict.kind === "wait") {
 				pacer.pause(verdict.ms);
 				continue;
 			}
 			if (verdict.kind !== "failed") return verdict;
 			failures++;
-			if (failures > TRANSIENT_RETRIES)
-				return stopped("transient", `athenahealth ${verdict.what}; the export stopped.`);
+			if (failures > TRANSIENT_RETRIES) return stopped("transient", `${server} ${verdict.what}; the export stopped.`);
 			pacer.pause(TRANSIENT_PAUSE_MS * failures);
 		}
 	};
 }
 
 /**
- * A search's pages, read ahead: as soon as a page arrives its next one is
- * asked for, up to PAGES_AHEAD pages waiting to be written, so athena's
- * paging never waits on the client downloading the file, and memory stays a
- * few pages per search. A next link that repeats the page, or paging past
- * MAX_PAGES_PER_SEARCH, ends the search with a refusal.
+ * A search's pages, read ahead: the next page is asked for as soon as this
+ * one's start names it (or, failing that, once it has arrived), with at most
+ * PAGES_AHEAD pages asked for and not yet taken, so athena's paging never
+ * waits on the file being written and memory stays a few pages per search.
+ * Pages are handed out in order. A next link that repeats the page, paging
+ * past MAX_PAGES_PER_SEARCH, or a page whose parsed next link is not the one
+ * its start named, ends the search with a refusal; after a refusal or a stop
+ * nothing more of the search is handed out, and pages asked for after it stop
+ * being read.
  */
-export function pager(fetchPage: (target: FhirTarget) => Promise<PageResult>, search: ExportSearch) {
+export function pager(
+	fetchPage: (target: FhirTarget, early?: NextHeard, dropped?: AbortSignal) => Promise<PageResult>,
+	search: ExportSearch,
+	serverName = ATHENA,
+) {
 	const key = (t: FhirTarget) => `${t.path}?${t.query}`;
+	/** Pages asked for and not yet taken, in order, each with what follows it (a refusal when paging ends badly). */
+	let asked: Array<Promise<PageResult[]>> = [];
 	const ready: PageResult[] = [];
-	let waiter: ((page: PageResult | undefined) => void) | undefined;
 	let next: FhirTarget | undefined = { path: `/${search.type}`, query: search.query };
-	let reading = false;
 	let pages = 0;
-	const deliver = (page: PageResult) => {
-		if (waiter) {
-			waiter(page);
-			waiter = undefined;
-		} else ready.push(page);
-	};
-	const readAhead = () => {
-		if (reading || next === undefined || ready.length >= PAGES_AHEAD) return;
+	let over = false;
+	/** Aborted once the search is over: pages asked for after that stop being read. */
+	const dropped = new AbortController();
+	const refusal = (text: string): PageResult => ({ kind: "refused", code: "too-costly", text });
+
+	/** Whether paging may go on from `target` to `following`; counts the page. */
+	const mayFollow = (target: FhirTarget, following: FhirTarget) =>
+		key(following) !== key(target) && pages + 1 < MAX_PAGES_PER_SEARCH;
+
+	const ask = () => {
+		if (over || next === undefined || asked.length >= PAGES_AHEAD) return;
 		const target = next;
 		next = undefined;
-		reading = true;
-		void fetchPage(target).then((page) => {
-			reading = false;
-			deliver(page);
-			const following = page.kind === "page" ? page.next : undefined;
-			if (following && key(following) !== key(target) && ++pages < MAX_PAGES_PER_SEARCH) next = following;
-			else if (following) {
-				const text = `athenahealth kept sending ${search.type} pages; the export stopped following them after ${pages}.`;
-				deliver({ kind: "refused", code: "too-costly", text });
-			}
-			readAhead();
-		});
+		let started: FhirTarget | undefined;
+		const early = (following: FhirTarget) => {
+			if (started !== undefined || over || !mayFollow(target, following)) return;
+			started = following;
+			pages++;
+			next = following;
+			ask();
+		};
+		asked.push(
+			fetchPage(target, early, dropped.signal).then((page): PageResult[] => {
+				const following = page.kind === "page" ? page.next : undefined;
+				if (started !== undefined) {
+					if (following !== undefined && key(following) === key(started)) return [page];
+					const text = `${serverName} sent a ${search.type} page whose links disagree; the export stopped following them.`;
+					return [page, refusal(text)];
+				}
+				if (following === undefined) return [page];
+				if (!mayFollow(target, following)) {
+					const text = `${serverName} kept sending ${search.type} pages; the export stopped following them after ${pages + 1}.`;
+					return [page, refusal(text)];
+				}
+				pages++;
+				next = following;
+				ask();
+				return [page];
+			}),
+		);
 	};
-	readAhead();
+	ask();
 
-	return function nextPage(): Promise<PageResult | undefined> {
+	return async function nextPage(): Promise<PageResult | undefined> {
+		if (ready.length === 0) {
+			const first = asked[0];
+			if (first === undefined) return undefined;
+			const results = await first;
+			asked.shift();
+			ready.push(...results);
+		}
 		const page = ready.shift();
-		readAhead();
-		if (page) return Promise.resolve(page);
-		if (!reading && next === undefined) return Promise.resolve(undefined);
-		return new Promise((resolve) => {
-			waiter = resolve;
-		});
+		if (page && page.kind !== "page") {
+			// Pages asked for after this one are not handed out (their answers are read and dropped).
+			over = true;
+			dropped.abort();
+			asked = [];
+			ready.length = 0;
+		}
+		ask();
+		return page;
 	};
 }

@@ -1,6 +1,6 @@
 import type { FhirReader } from "../pages/read-record";
 import { type ExportClock, Pacer } from "./pacing";
-import { type PageResult, pageFetcher, pager } from "./page-reader";
+import { ATHENA, type PageResult, pageFetcher, pager } from "./page-reader";
 import type { ExportPlan } from "./searches";
 
 export type Json = Record<string, unknown>;
@@ -16,6 +16,8 @@ export interface RecordExportOptions {
 	/** The server's FHIR base without a trailing slash: next links must lie under it. */
 	fhirBaseUrl: string;
 	clock: ExportClock;
+	/** Who holds the record, as the file's outcomes name it; absent: athenahealth. */
+	serverName?: string;
 	/** Epoch ms after which no more waiting or reading is done. */
 	deadline: number;
 	concurrency?: number;
@@ -54,9 +56,9 @@ function referencedPatient(resource: Json): string | undefined {
 
 /**
  * Every search's pages, search after search: `concurrency` searches are read
- * at once (each one page ahead), the next one starting as one finishes. After
- * the consumer stops (a stop page, or its client gone), no page that was read
- * ahead asks athena for more.
+ * at once (each a page or two ahead), the next one starting as one finishes.
+ * After the consumer stops (a stop page, or its client gone), reads under way
+ * are given up and no page that was read ahead asks athena for more.
  */
 async function* pagesInOrder(
 	options: RecordExportOptions,
@@ -65,14 +67,11 @@ async function* pagesInOrder(
 	const { searches } = options.plan;
 	const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
 	const pagers: Array<ReturnType<typeof pager> | undefined> = [];
-	let ended = false;
+	const ended = new AbortController();
 	const startSearch = (index: number) => {
 		const search = searches[index];
 		if (search)
-			pagers[index] = pager(
-				pageFetcher(options, pacer, search.type, () => ended),
-				search,
-			);
+			pagers[index] = pager(pageFetcher(options, pacer, search.type, ended.signal), search, options.serverName);
 	};
 	for (let i = 0; i < concurrency; i++) startSearch(i);
 	try {
@@ -83,7 +82,8 @@ async function* pagesInOrder(
 			startSearch(index + concurrency);
 		}
 	} finally {
-		ended = true;
+		// Reads still under way stop, and no page read ahead asks athena for more.
+		ended.abort();
 	}
 }
 
@@ -116,7 +116,14 @@ export async function* recordExport(options: RecordExportOptions, tally: ExportT
 		yield [options.patientResource];
 	} else if (options.plan.readsPatient) {
 		tally.refused.push("Patient");
-		yield [outcomeResource("error", "processing", "athenahealth did not provide the Patient resource.", "Patient")];
+		yield [
+			outcomeResource(
+				"error",
+				"processing",
+				`${options.serverName ?? ATHENA} did not provide the Patient resource.`,
+				"Patient",
+			),
+		];
 	}
 
 	for await (const { type, page } of pagesInOrder(options, new Pacer(options.clock, options.deadline))) {
@@ -132,7 +139,7 @@ export async function* recordExport(options: RecordExportOptions, tally: ExportT
 		const fresh = page.resources.filter(isNew);
 		if (fresh.length > 0) yield fresh;
 	}
-	yield [lastEntry(options.plan, tally, options.label)];
+	yield [lastEntry(options.plan, tally, options.label, options.serverName)];
 }
 
 /** "Condition 43, Observation 491" */
@@ -141,7 +148,7 @@ function describeCounts(counts: Map<string, number>): string {
 }
 
 /** The file's last entry: complete (and what it holds), or ended early (and why). */
-function lastEntry(plan: ExportPlan, tally: ExportTally, label: string | undefined): Json {
+function lastEntry(plan: ExportPlan, tally: ExportTally, label: string | undefined, server = ATHENA): Json {
 	const of = label ? ` of ${label}` : "";
 	const total = [...tally.counts.values()].reduce((a, b) => a + b, 0);
 	const held = `${total} resources (${describeCounts(tally.counts)})`;
@@ -149,7 +156,7 @@ function lastEntry(plan: ExportPlan, tally: ExportTally, label: string | undefin
 		const text = `Export${of} incomplete: ${tally.stopped.text} This file holds only what was read before: ${held}.`;
 		return outcomeResource("fatal", tally.stopped.code, text);
 	}
-	const refused = tally.refused.length > 0 ? ` athenahealth refused: ${tally.refused.join(", ")}.` : "";
+	const refused = tally.refused.length > 0 ? ` ${server} refused: ${tally.refused.join(", ")}.` : "";
 	const notShared = plan.notShared.length > 0 ? ` Not shared with this app: ${plan.notShared.join(", ")}.` : "";
 	return outcomeResource("information", "informational", `Export${of} complete: ${held}.${refused}${notShared}`);
 }

@@ -87,6 +87,8 @@ export interface UpstreamReadRequest {
 	method: "GET" | "HEAD";
 	/** The client's headers: only the conditional and preference ones reach athena. */
 	headers: Headers;
+	/** Ends the read when whoever asked no longer wants it: no request, refresh or retry after it fires. */
+	signal?: AbortSignal | undefined;
 }
 
 class UpstreamTimeout extends Error {}
@@ -112,6 +114,7 @@ async function fetchWithTimeout(
 	url: string,
 	init: RequestInit,
 	timeoutMs: number,
+	unwanted: AbortSignal | undefined,
 ): Promise<Response> {
 	const controller = new AbortController();
 	let timedOut = false;
@@ -119,13 +122,17 @@ async function fetchWithTimeout(
 		timedOut = true;
 		controller.abort();
 	}, timeoutMs);
+	const giveUp = () => controller.abort();
+	unwanted?.addEventListener("abort", giveUp);
 	try {
+		if (unwanted?.aborted) throw new DOMException("The read is no longer wanted.", "AbortError");
 		return await upstreamFetch(url, { ...init, signal: controller.signal });
 	} catch (error) {
 		throw timedOut ? new UpstreamTimeout() : error;
 	} finally {
 		// Headers are in: the body may take as long as it needs.
 		clearTimeout(timer);
+		unwanted?.removeEventListener("abort", giveUp);
 	}
 }
 
@@ -181,6 +188,7 @@ export function upstreamReader(
 				outbound.url,
 				{ method: request.method, headers: upstreamRequestHeaders(request.headers, token), redirect: "manual" },
 				options.timeoutMs,
+				request.signal,
 			);
 
 		let upstream: Response;
@@ -191,6 +199,8 @@ export function upstreamReader(
 			// new token that athena refused as well.
 			for (let refreshes = 0; upstream.status === 401 && refreshes < MAX_REFRESHES_PER_READ; refreshes++) {
 				await upstream.body?.cancel();
+				// Nobody waits for this read any more: a refresh now would only spend the token budget.
+				if (request.signal?.aborted) return { kind: "state", state: { status: "unreachable" }, outbound };
 				tokenCache.forget(cacheKey);
 				const stale = access.accessToken;
 				const renewed = await askSession(() => session.api.refreshAfterUnauthorized(stale, connectionId), requestId);
@@ -202,6 +212,8 @@ export function upstreamReader(
 			}
 		} catch (error) {
 			if (error instanceof UpstreamTimeout) return { kind: "state", state: { status: "timeout" }, outbound };
+			// Given up by whoever asked (an export that has ended): not athena's failure, nothing to log.
+			if (request.signal?.aborted) return { kind: "state", state: { status: "unreachable" }, outbound };
 			log("warn", "athena unreachable", { requestId, name: error instanceof Error ? error.name : "unknown" });
 			return { kind: "state", state: { status: "unreachable" }, outbound };
 		}

@@ -36,7 +36,7 @@ export interface FhirTarget {
  * page reads under the same session, refresh and outbound rules as the proxy
  * and switches on the same typed result.
  */
-export type FhirReader = (target: FhirTarget) => Promise<UpstreamRead>;
+export type FhirReader = (target: FhirTarget, signal?: AbortSignal) => Promise<UpstreamRead>;
 
 type Json = Record<string, unknown>;
 

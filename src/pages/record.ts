@@ -296,7 +296,7 @@ function connectionSection(part: ConnectionPart): Markup {
 			? recordContent(outcome.record, { idPrefix: `${id}-`, heading: "h4", connectionId: part.connectionId })
 			: outcome.state === "revoked"
 				? html`<p class="notice">Access to this record was revoked by you or the practice, so this app can no longer read it. Connect it again to see it here.</p>${connectRecordForm("Connect this record again", part.serverId ? { id: part.serverId, name: part.server } : undefined)}`
-				: html`<p class="notice" role="status">athenahealth could not provide this record right now. You are still connected; try again in a moment.</p>`;
+				: html`<p class="notice" role="status">${part.server} could not provide this record right now. You are still connected; try again in a moment.</p>`;
 	return html`<section class="connection" aria-labelledby="${id}"><h3 id="${id}">${partLabel(part)}</h3>${content}</section>`;
 }
 

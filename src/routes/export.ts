@@ -76,9 +76,9 @@ function exportReader(c: Context<AppEnv>, session: SessionHandle, stats: ReadSta
 		timeoutMs: config.fhirTimeoutMs,
 		requestId: c.get("requestId"),
 	});
-	return (target) => {
+	return (target, signal) => {
 		stats.reads++;
-		return read({ ...target, method: "GET", headers: new Headers({ Accept: FHIR_JSON }) });
+		return read({ ...target, method: "GET", headers: new Headers({ Accept: FHIR_JSON }), signal });
 	};
 }
 
@@ -151,6 +151,7 @@ async function exportPart(
 			patientResource,
 			plan,
 			fhirBaseUrl: connectionFhirBase(c.get("config"), view.serverId),
+			serverName: view.server,
 		},
 		tally: { counts: new Map(), refused: [], stopped: undefined },
 	};

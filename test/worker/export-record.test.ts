@@ -53,14 +53,22 @@ const athenaOutcome = (text: string) => ({
  * athena, scripted per search type: each type's list of answers, one per
  * request in order (a page's `next` link is `{type}?cursor={index}`). Types
  * without a script answer one empty page. Records every target and the most
- * reads in flight at once.
+ * reads in flight at once; `settled` waits for every read asked for.
  */
-function scriptedAthena(script: Record<string, Array<() => Response | ReadState>>) {
+type Answer = Response | ReadState;
+
+function scriptedAthena(script: Record<string, Array<(signal?: AbortSignal) => Answer | Promise<Answer>>>) {
 	const targets: FhirTarget[] = [];
 	const calls = new Map<string, number>();
 	let inFlight = 0;
 	let maxInFlight = 0;
-	async function read(target: FhirTarget): Promise<UpstreamRead> {
+	const reads: Array<Promise<UpstreamRead>> = [];
+	function read(target: FhirTarget, signal?: AbortSignal): Promise<UpstreamRead> {
+		const reading = answer(target, signal);
+		reads.push(reading);
+		return reading;
+	}
+	async function answer(target: FhirTarget, signal?: AbortSignal): Promise<UpstreamRead> {
 		targets.push(target);
 		inFlight++;
 		maxInFlight = Math.max(maxInFlight, inFlight);
@@ -70,7 +78,7 @@ function scriptedAthena(script: Record<string, Array<() => Response | ReadState>
 		const type = target.path.slice(1);
 		const n = calls.get(type) ?? 0;
 		calls.set(type, n + 1);
-		const answer = script[type]?.[n]?.() ?? searchset([]);
+		const answer = (await script[type]?.[n]?.(signal)) ?? searchset([]);
 		const outbound = {
 			url: `${FHIR_BASE}${target.path}?${target.query}`,
 			interaction: "search-type" as const,
@@ -79,7 +87,7 @@ function scriptedAthena(script: Record<string, Array<() => Response | ReadState>
 		if (answer instanceof Response) return { kind: "response", response: answer, outbound, fhirBaseUrl: FHIR_BASE };
 		return { kind: "state", state: answer, outbound };
 	}
-	return { read, targets, maxInFlight: () => maxInFlight };
+	return { read, targets, maxInFlight: () => maxInFlight, settled: () => Promise.all(reads) };
 }
 
 /** Pages of resources as the file writes them: read from athena's base, written under the proxy's. */
@@ -91,7 +99,13 @@ const next = (type: string, cursor: number) => `${FHIR_BASE}/${type}?patient=${P
 
 async function run(
 	athena: ReturnType<typeof scriptedAthena>,
-	options: { scopes?: string[]; clock?: ExportClock; timeLimitMs?: number; patient?: Json | undefined } = {},
+	options: {
+		scopes?: string[];
+		clock?: ExportClock;
+		timeLimitMs?: number;
+		patient?: Json | undefined;
+		serverName?: string;
+	} = {},
 ) {
 	const clock = options.clock ?? testClock(T0);
 	const tally: ExportTally = { counts: new Map(), refused: [], stopped: undefined };
@@ -104,6 +118,7 @@ async function run(
 			fhirBaseUrl: FHIR_BASE,
 			clock,
 			deadline: clock.now() + (options.timeLimitMs ?? 15 * 60_000),
+			...(options.serverName ? { serverName: options.serverName } : {}),
 		},
 		tally,
 	);
@@ -285,6 +300,22 @@ describe("record export", () => {
 		expect(resources.filter((r) => r.resourceType === "Condition")).toHaveLength(1);
 	});
 
+	it("names a listed server, not athenahealth, in a record of that server's outcomes", async () => {
+		const clock = testClock(T0);
+		const down = () => json(athenaOutcome("Service Unavailable"), 503);
+		const athena = scriptedAthena({
+			CarePlan: [() => json(athenaOutcome("Invalid Token Scope"), 403)],
+			Condition: [() => searchset([resource("Condition", 1)], next("Condition", 2)), down, down, down],
+		});
+		const scopes = ["patient/CarePlan.read", "patient/Condition.read"];
+		const { outcomes, issue, text } = await run(athena, { clock, scopes, serverName: "Example Health" });
+		expect(outcomes.map((o) => issue(o).details.text)).toEqual([
+			"Example Health refused the CarePlan search (status 403): Invalid Token Scope",
+			expect.stringContaining("Example Health answered 503; the export stopped."),
+		]);
+		expect(text).not.toContain("athenahealth");
+	});
+
 	it("retries athena's failure twice, then ends the export saying so", async () => {
 		const clock = testClock(T0);
 		const down = () => json(athenaOutcome("Service Unavailable"), 503);
@@ -332,6 +363,31 @@ describe("record export", () => {
 		expect(tally.counts.get("Observation")).toBeUndefined();
 	});
 
+	it("gives up the reads still under way when the export ends", async () => {
+		let givenUp = false;
+		const athena = scriptedAthena({
+			// Observation's next page is still being read when Condition's revoked access ends the export.
+			Condition: [() => searchset([resource("Condition", 1)], next("Condition", 2)), () => ({ status: "revoked" })],
+			Observation: [
+				() => searchset([resource("Observation", 1)], next("Observation", 2)),
+				(signal) =>
+					new Promise<Answer>((resolve) => {
+						const giveUp = () => {
+							givenUp = true;
+							resolve({ status: "unreachable" });
+						};
+						if (signal?.aborted) giveUp();
+						else signal?.addEventListener("abort", giveUp);
+					}),
+			],
+		});
+		const { last } = await run(athena, { scopes: ["patient/Condition.read", "patient/Observation.read"] });
+		expect(last).toMatchObject({ severity: "fatal", code: "security" });
+		// The read resolves only once given up: without the abort this waits until the test times out.
+		await athena.settled();
+		expect(givenUp).toBe(true);
+	});
+
 	it("waits while our token budget is spent, as athena's session says, then continues", async () => {
 		const clock = testClock(T0);
 		const athena = scriptedAthena({
@@ -362,6 +418,82 @@ describe("record export", () => {
 		expect(tally.counts.get("Condition")).toBe(2);
 		expect(athena.targets.filter((t) => t.path === "/Condition")).toHaveLength(2);
 		expect(athena.targets.some((t) => t.query.includes("elsewhere"))).toBe(false);
+	});
+
+	it("asks for the next page as soon as a page's start names it, and hands pages out in order", async () => {
+		// Page 1's body ends only once page 2 has been asked for: without the early ask the export never finishes.
+		let askedForPage2: () => void = () => {};
+		const page2Asked = new Promise<void>((resolve) => {
+			askedForPage2 = resolve;
+		});
+		const encoder = new TextEncoder();
+		const text = await searchset([resource("Condition", 1)], next("Condition", 2)).text();
+		const cut = text.indexOf('"entry"');
+		const page1 = () =>
+			new Response(
+				new ReadableStream<Uint8Array>({
+					start(controller) {
+						controller.enqueue(encoder.encode(text.slice(0, cut)));
+					},
+					async pull(controller) {
+						await page2Asked;
+						controller.enqueue(encoder.encode(text.slice(cut)));
+						controller.close();
+					},
+				}),
+				{ headers: { "Content-Type": "application/fhir+json" } },
+			);
+		const athena = scriptedAthena({
+			Condition: [
+				page1,
+				() => {
+					askedForPage2();
+					return searchset([resource("Condition", 2)], next("Condition", 3));
+				},
+				() => searchset([resource("Condition", 3)]),
+			],
+		});
+		const { resources, tally, last } = await run(athena, { scopes: ["patient/Condition.read"] });
+		expect(resources.filter((r) => r.resourceType === "Condition").map((r) => r.id)).toEqual([
+			"a-80000.condition-1",
+			"a-80000.condition-2",
+			"a-80000.condition-3",
+		]);
+		expect(tally.counts.get("Condition")).toBe(3);
+		expect(last.severity).toBe("information");
+	});
+
+	it("follows a page whose links come after its entries once it has arrived", async () => {
+		const entriesFirst = (n: number, following?: string) =>
+			json({
+				resourceType: "Bundle",
+				type: "searchset",
+				entry: [{ resource: resource("Condition", n) }],
+				link: following ? [{ relation: "next", url: following }] : [],
+			});
+		const athena = scriptedAthena({
+			Condition: [() => entriesFirst(1, next("Condition", 2)), () => entriesFirst(2)],
+		});
+		const { tally, last } = await run(athena, { scopes: ["patient/Condition.read"] });
+		expect(tally.counts.get("Condition")).toBe(2);
+		expect(last.severity).toBe("information");
+	});
+
+	it("stops a search whose page names one next link at its start and another in full, handing out nothing after it", async () => {
+		// Two `link` keys: the start names cursor 2, JSON.parse keeps the last (cursor 7).
+		const twoFaced = () =>
+			new Response(
+				`{"resourceType":"Bundle","type":"searchset","link":[{"relation":"next","url":"${next("Condition", 2)}"}],"entry":[{"resource":${JSON.stringify(resource("Condition", 1))}}],"link":[{"relation":"next","url":"${next("Condition", 7)}"}]}`,
+				{ headers: { "Content-Type": "application/fhir+json" } },
+			);
+		const athena = scriptedAthena({
+			Condition: [twoFaced, () => searchset([resource("Condition", 2)])],
+		});
+		const { outcomes, issue, tally } = await run(athena, { scopes: ["patient/Condition.read"] });
+		expect(tally.counts.get("Condition")).toBe(1);
+		expect(issue(outcomes[0] ?? {})).toMatchObject({ code: "too-costly", expression: ["Condition"] });
+		expect(issue(outcomes[0] ?? {}).details.text).toContain("whose links disagree");
+		expect(athena.targets.some((t) => t.query.includes("cursor=7"))).toBe(false);
 	});
 
 	it("says when the Patient could not be read, and still exports the rest", async () => {

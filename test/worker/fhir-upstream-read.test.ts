@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { AccessTokenCache } from "../../src/fhir/token-cache";
 import { type ReadSessionApi, type UpstreamReadRequest, upstreamReader } from "../../src/fhir/upstream-read";
 import type { AccessResult } from "../../src/session/contract";
@@ -116,5 +116,55 @@ describe("upstream reader", () => {
 		const result = await read(PATIENT_READ);
 		expect(result.kind === "response" && result.response.status).toBe(200);
 		expect(tokenCache.get(ID_HASH)).toMatchObject({ accessToken: "fresh" });
+	});
+	it("gives up a read nobody wants any more: no request once it is aborted, no refresh after athena's 401, nothing logged", async () => {
+		let refreshed = 0;
+		const api: ReadSessionApi = {
+			accessToken: async () => connected("stale"),
+			refreshAfterUnauthorized: async () => {
+				refreshed++;
+				return connected("fresh");
+			},
+		};
+		const unwanted = new AbortController();
+		// athena answers 401 just as the export ends.
+		const { read, sent } = readerWith(api, () => {
+			unwanted.abort();
+			return new Response(null, { status: 401 });
+		});
+		expect(await read({ ...PATIENT_READ, signal: unwanted.signal })).toMatchObject({
+			kind: "state",
+			state: { status: "unreachable" },
+		});
+		expect(refreshed).toBe(0);
+		expect(sent).toHaveLength(1);
+
+		const lines: string[] = [];
+		const spies = (["log", "warn", "error"] as const).map((level) =>
+			vi.spyOn(console, level).mockImplementation((line) => lines.push(String(line))),
+		);
+		expect(await read({ ...PATIENT_READ, signal: unwanted.signal })).toMatchObject({
+			state: { status: "unreachable" },
+		});
+		for (const spy of spies) spy.mockRestore();
+		expect(sent).toHaveLength(1);
+		expect(lines).toEqual([]);
+	});
+
+	it("stops waiting for athena's headers when the read is given up", async () => {
+		const unwanted = new AbortController();
+		const { read } = readerWith(
+			{ accessToken: async () => connected("t"), refreshAfterUnauthorized: async () => connected("t") },
+			(request) => {
+				queueMicrotask(() => unwanted.abort());
+				return new Promise<Response>((_, reject) =>
+					request.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))),
+				);
+			},
+		);
+		expect(await read({ ...PATIENT_READ, signal: unwanted.signal })).toMatchObject({
+			kind: "state",
+			state: { status: "unreachable" },
+		});
 	});
 });

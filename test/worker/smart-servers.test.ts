@@ -171,6 +171,24 @@ describe("the record page with listed servers", () => {
 	});
 });
 
+describe("the record page with a listed server down", () => {
+	it("names the server that could not provide a record, athena's as athenahealth", async () => {
+		const down = (connectionId: string, server: string, serverId?: string): ConnectionPart => ({
+			connectionId,
+			patient: `p-${connectionId}`,
+			practice: undefined,
+			server,
+			...(serverId ? { serverId } : {}),
+			outcome: { state: "unavailable", reason: "down", retryAfterSeconds: 30 },
+		});
+		const parts = [down("aaaaaaaa", "athenahealth"), down("bbbbbbbb", "Sandbox Twin Clinic", TWIN)];
+		const page = String(await peoplePage(groupByPerson(parts), [{ id: TWIN, name: "Sandbox Twin Clinic" }]));
+		expect(
+			[...page.matchAll(/<p class="notice" role="status">([^<]+) could not provide this record/g)].map((m) => m[1]),
+		).toEqual(["athenahealth", "Sandbox Twin Clinic"]);
+	});
+});
+
 describe("the upstream reader with listed servers", () => {
 	const elsewhere = "https://fhir.elsewhere.example/r4";
 	function access(serverId: string | undefined, fhirBaseUrl: string): AccessResult {
