@@ -100,34 +100,39 @@ function stateVerdict(state: ReadState): Verdict {
 
 /**
  * A page's body parsed, `early` told its next link as soon as the body's
- * start names it (bundle-head.ts), before the rest has arrived.
+ * start names it (bundle-head.ts), before the rest has arrived. The body is
+ * parsed natively from one branch of a tee; only the start of the other is
+ * read in JS (workerd hands a JS reader 4 KiB at a time), then let go.
  */
-async function pageBody(response: Response, early: (url: string) => void): Promise<unknown> {
+function pageBody(response: Response, early: (url: string) => void): Promise<unknown> {
 	const stream = response.body;
-	if (!stream) return BROKEN;
+	if (!stream) return Promise.resolve(BROKEN);
+	const [head, whole] = stream.tee();
+	void readHead(head, early);
+	return new Response(whole).json().catch(() => BROKEN);
+}
+
+/** Reads the start of a body until it names the next link (or cannot), then cancels the rest of this branch. */
+async function readHead(head: ReadableStream<Uint8Array>, early: (url: string) => void): Promise<void> {
+	const reader = head.getReader();
 	const decoder = new TextDecoder();
-	let head = "";
-	const reader = stream.getReader();
+	let text = "";
 	try {
 		// A few chunks at most: the head is small, and each look reads it from its start.
 		for (let looks = 0; looks < HEAD_LOOKS; looks++) {
 			const chunk = await reader.read();
-			if (chunk.done) return JSON.parse(head + decoder.decode());
-			head += decoder.decode(chunk.value, { stream: true });
-			const links = linksAhead(head);
+			if (chunk.done) return;
+			text += decoder.decode(chunk.value, { stream: true });
+			const links = linksAhead(text);
 			if (links === "more") continue;
 			const url = links === "absent" ? undefined : nextUrlOf(links);
 			if (url !== undefined) early(url);
-			break;
+			return;
 		}
-		const parts = [head];
-		for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-			parts.push(decoder.decode(chunk.value, { stream: true }));
-		}
-		parts.push(decoder.decode());
-		return JSON.parse(parts.join(""));
 	} catch {
-		return BROKEN;
+		// A body that breaks off: the whole branch's parse says so.
+	} finally {
+		await reader.cancel().catch(() => undefined);
 	}
 }
 
@@ -248,8 +253,10 @@ export function pager(
 		const target = next;
 		next = undefined;
 		let started: FhirTarget | undefined;
+		let arrived = false;
 		const early = (following: FhirTarget) => {
-			if (started !== undefined || over || !mayFollow(target, following)) return;
+			// Too late once the page itself has arrived: its own next link has been followed (or not).
+			if (arrived || started !== undefined || over || !mayFollow(target, following)) return;
 			started = following;
 			pages++;
 			next = following;
@@ -257,6 +264,7 @@ export function pager(
 		};
 		asked.push(
 			fetchPage(target, early, dropped.signal).then((page): PageResult[] => {
+				arrived = true;
 				const following = page.kind === "page" ? page.next : undefined;
 				if (started !== undefined) {
 					if (following !== undefined && key(following) === key(started)) return [page];
