@@ -3,7 +3,6 @@ import { rawTarget } from "../fhir/raw-target";
 import { smallBody } from "../fhir/required-parameters";
 import type { ReadState, UpstreamRead } from "../fhir/upstream-read";
 import type { FhirReader, FhirTarget } from "../pages/read-record";
-import { linksAhead, nextUrlOf } from "./bundle-head";
 import { type ExportClock, type Pacer, requestedWaitMs } from "./pacing";
 import type { Json } from "./record-export";
 import type { ExportSearch } from "./searches";
@@ -11,8 +10,7 @@ import type { ExportSearch } from "./searches";
 /*
  * Reading one search's pages for an export, politely: each answer judged
  * (a page, a refusal to record, a wait, a failure to retry, or the end of the
- * export), and pages read ahead as they arrive: the next page is asked for
- * as soon as the start of this one names it.
+ * export), and pages read ahead as they arrive.
  */
 
 /** What reading a page needs: the reader, the server's FHIR base (next links must lie under it), the clock. */
@@ -32,13 +30,8 @@ const TRANSIENT_RETRIES = 2;
 const TRANSIENT_PAUSE_MS = 1_000;
 /** Pages of one search read before the file has written them: enough to keep athena busy, few enough to stay flat. */
 const PAGES_AHEAD = 2;
-/** Chunks of a page's start looked at for its next link before the page is just read whole. */
-const HEAD_LOOKS = 8;
 /** Pages followed per search at most (a million resources at 100 a page): a guard against endless paging. */
 const MAX_PAGES_PER_SEARCH = 10_000;
-
-/** Told a page's next page (under the server's FHIR base) as soon as the page's start names it. */
-export type NextHeard = (next: FhirTarget) => void;
 
 /** One page of a search as the export sees it. */
 export type PageResult =
@@ -98,63 +91,20 @@ function stateVerdict(state: ReadState): Verdict {
 	}
 }
 
-/**
- * A page's body parsed, `early` told its next link as soon as the body's
- * start names it (bundle-head.ts), before the rest has arrived. The body is
- * parsed natively from one branch of a tee; only the start of the other is
- * read in JS (workerd hands a JS reader 4 KiB at a time), then let go.
- */
-function pageBody(response: Response, early: (url: string) => void): Promise<unknown> {
-	const stream = response.body;
-	if (!stream) return Promise.resolve(BROKEN);
-	const [head, whole] = stream.tee();
-	void readHead(head, early);
-	return new Response(whole).json().catch(() => BROKEN);
-}
-
-/** Reads the start of a body until it names the next link (or cannot), then cancels the rest of this branch. */
-async function readHead(head: ReadableStream<Uint8Array>, early: (url: string) => void): Promise<void> {
-	const reader = head.getReader();
-	const decoder = new TextDecoder();
-	let text = "";
-	try {
-		// A few chunks at most: the head is small, and each look reads it from its start.
-		for (let looks = 0; looks < HEAD_LOOKS; looks++) {
-			const chunk = await reader.read();
-			if (chunk.done) return;
-			text += decoder.decode(chunk.value, { stream: true });
-			const links = linksAhead(text);
-			if (links === "more") continue;
-			const url = links === "absent" ? undefined : nextUrlOf(links);
-			if (url !== undefined) early(url);
-			return;
-		}
-	} catch {
-		// A body that breaks off: the whole branch's parse says so.
-	} finally {
-		await reader.cancel().catch(() => undefined);
-	}
-}
-
-/** athena's answer to a page read, its body consumed; `early` hears the next page's target before the body is all in. */
+/** athena's answer to a page read, its body consumed. */
 async function responseVerdict(
 	response: Response,
 	type: string,
 	options: PageReading,
 	basePath: string,
-	early: NextHeard | undefined,
 ): Promise<Verdict> {
 	const server = options.serverName ?? ATHENA;
-	const inBase = (url: string) => (url.startsWith(`${options.fhirBaseUrl}/`) ? rawTarget(url, basePath) : undefined);
 	if (response.ok) {
-		const body = await pageBody(response, (url) => {
-			const target = inBase(url);
-			if (target) early?.(target);
-		});
+		const body = await response.json().catch(() => BROKEN);
 		if (body === BROKEN) return { kind: "failed", what: "sent a page that broke off or was not JSON" };
 		const page = searchsetPage(body);
 		if (!page) return { kind: "refused", code: "exception", text: `${server} sent an unreadable ${type} page.` };
-		const next = page.next === undefined ? undefined : inBase(page.next);
+		const next = page.next?.startsWith(`${options.fhirBaseUrl}/`) ? rawTarget(page.next, basePath) : undefined;
 		if (page.next !== undefined && next === undefined) {
 			const text = `${server}'s next ${type} page is outside its FHIR base.`;
 			return { kind: "refused", code: "not-supported", text };
@@ -181,10 +131,10 @@ async function responseVerdict(
 export function pageFetcher(options: PageReading, pacer: Pacer, type: string, exportEnded: AbortSignal) {
 	const basePath = new URL(options.fhirBaseUrl).pathname;
 	const server = options.serverName ?? ATHENA;
-	async function readOnce(target: FhirTarget, early: NextHeard | undefined, signal: AbortSignal): Promise<Verdict> {
+	async function readOnce(target: FhirTarget): Promise<Verdict> {
 		let result: UpstreamRead;
 		try {
-			result = await options.read(target, signal);
+			result = await options.read(target, exportEnded);
 		} catch (error) {
 			if (!(error instanceof AppError)) return stopped("exception", "The export failed on our side.");
 			return {
@@ -195,16 +145,14 @@ export function pageFetcher(options: PageReading, pacer: Pacer, type: string, ex
 		}
 		if (result.kind === "state") return stateVerdict(result.state);
 		pacer.noteAnswer(result.response.headers);
-		return responseVerdict(result.response, type, options, basePath, early);
+		return responseVerdict(result.response, type, options, basePath);
 	}
-	/** `dropped`: the page's search has ended, so the page is no longer wanted either. */
-	return async function fetchPage(target: FhirTarget, early?: NextHeard, dropped?: AbortSignal): Promise<PageResult> {
-		const unwanted = dropped ? AbortSignal.any([exportEnded, dropped]) : exportEnded;
+	return async function fetchPage(target: FhirTarget): Promise<PageResult> {
 		for (let failures = 0; ; ) {
 			if (!(await pacer.ready())) return stopped("throttled", `The export ran out of time waiting for ${server}.`);
-			// A page read ahead for an export or a search that has ended is not asked for, and a read under way stops.
-			if (unwanted.aborted) return stopped("exception", "The export had ended.");
-			const verdict = await readOnce(target, early, unwanted);
+			// A page read ahead for an export that has ended (stopped, or its client gone) is not asked for.
+			if (exportEnded.aborted) return stopped("exception", "The export had ended.");
+			const verdict = await readOnce(target);
 			if (verdict.kind === "wait") {
 				pacer.pause(verdict.ms);
 				continue;
@@ -218,90 +166,55 @@ export function pageFetcher(options: PageReading, pacer: Pacer, type: string, ex
 }
 
 /**
- * A search's pages, read ahead: the next page is asked for as soon as this
- * one's start names it (or, failing that, once it has arrived), with at most
- * PAGES_AHEAD pages asked for and not yet taken, so athena's paging never
- * waits on the file being written and memory stays a few pages per search.
- * Pages are handed out in order. A next link that repeats the page, paging
- * past MAX_PAGES_PER_SEARCH, or a page whose parsed next link is not the one
- * its start named, ends the search with a refusal; after a refusal or a stop
- * nothing more of the search is handed out, and pages asked for after it stop
- * being read.
+ * A search's pages, read ahead: as soon as a page arrives its next one is
+ * asked for, up to PAGES_AHEAD pages waiting to be written, so athena's
+ * paging never waits on the client downloading the file, and memory stays a
+ * few pages per search. A next link that repeats the page, or paging past
+ * MAX_PAGES_PER_SEARCH, ends the search with a refusal.
  */
 export function pager(
-	fetchPage: (target: FhirTarget, early?: NextHeard, dropped?: AbortSignal) => Promise<PageResult>,
+	fetchPage: (target: FhirTarget) => Promise<PageResult>,
 	search: ExportSearch,
 	serverName = ATHENA,
 ) {
 	const key = (t: FhirTarget) => `${t.path}?${t.query}`;
-	/** Pages asked for and not yet taken, in order, each with what follows it (a refusal when paging ends badly). */
-	let asked: Array<Promise<PageResult[]>> = [];
 	const ready: PageResult[] = [];
+	let waiter: ((page: PageResult | undefined) => void) | undefined;
 	let next: FhirTarget | undefined = { path: `/${search.type}`, query: search.query };
+	let reading = false;
 	let pages = 0;
-	let over = false;
-	/** Aborted once the search is over: pages asked for after that stop being read. */
-	const dropped = new AbortController();
-	const refusal = (text: string): PageResult => ({ kind: "refused", code: "too-costly", text });
-
-	/** Whether paging may go on from `target` to `following`; counts the page. */
-	const mayFollow = (target: FhirTarget, following: FhirTarget) =>
-		key(following) !== key(target) && pages + 1 < MAX_PAGES_PER_SEARCH;
-
-	const ask = () => {
-		if (over || next === undefined || asked.length >= PAGES_AHEAD) return;
+	const deliver = (page: PageResult) => {
+		if (waiter) {
+			waiter(page);
+			waiter = undefined;
+		} else ready.push(page);
+	};
+	const readAhead = () => {
+		if (reading || next === undefined || ready.length >= PAGES_AHEAD) return;
 		const target = next;
 		next = undefined;
-		let started: FhirTarget | undefined;
-		let arrived = false;
-		const early = (following: FhirTarget) => {
-			// Too late once the page itself has arrived: its own next link has been followed (or not).
-			if (arrived || started !== undefined || over || !mayFollow(target, following)) return;
-			started = following;
-			pages++;
-			next = following;
-			ask();
-		};
-		asked.push(
-			fetchPage(target, early, dropped.signal).then((page): PageResult[] => {
-				arrived = true;
-				const following = page.kind === "page" ? page.next : undefined;
-				if (started !== undefined) {
-					if (following !== undefined && key(following) === key(started)) return [page];
-					const text = `${serverName} sent a ${search.type} page whose links disagree; the export stopped following them.`;
-					return [page, refusal(text)];
-				}
-				if (following === undefined) return [page];
-				if (!mayFollow(target, following)) {
-					const text = `${serverName} kept sending ${search.type} pages; the export stopped following them after ${pages + 1}.`;
-					return [page, refusal(text)];
-				}
-				pages++;
-				next = following;
-				ask();
-				return [page];
-			}),
-		);
+		reading = true;
+		void fetchPage(target).then((page) => {
+			reading = false;
+			deliver(page);
+			const following = page.kind === "page" ? page.next : undefined;
+			if (following && key(following) !== key(target) && ++pages < MAX_PAGES_PER_SEARCH) next = following;
+			else if (following) {
+				const text = `${serverName} kept sending ${search.type} pages; the export stopped following them after ${pages}.`;
+				deliver({ kind: "refused", code: "too-costly", text });
+			}
+			readAhead();
+		});
 	};
-	ask();
+	readAhead();
 
-	return async function nextPage(): Promise<PageResult | undefined> {
-		if (ready.length === 0) {
-			const first = asked[0];
-			if (first === undefined) return undefined;
-			const results = await first;
-			asked.shift();
-			ready.push(...results);
-		}
+	return function nextPage(): Promise<PageResult | undefined> {
 		const page = ready.shift();
-		if (page && page.kind !== "page") {
-			// Pages asked for after this one are not handed out (their answers are read and dropped).
-			over = true;
-			dropped.abort();
-			asked = [];
-			ready.length = 0;
-		}
-		ask();
-		return page;
+		readAhead();
+		if (page) return Promise.resolve(page);
+		if (!reading && next === undefined) return Promise.resolve(undefined);
+		return new Promise((resolve) => {
+			waiter = resolve;
+		});
 	};
 }

@@ -56,7 +56,7 @@ function referencedPatient(resource: Json): string | undefined {
 
 /**
  * Every search's pages, search after search: `concurrency` searches are read
- * at once (each a page or two ahead), the next one starting as one finishes.
+ * at once (each one page ahead), the next one starting as one finishes.
  * After the consumer stops (a stop page, or its client gone), reads under way
  * are given up and no page that was read ahead asks athena for more.
  */
