@@ -185,6 +185,20 @@ function parseSessionKeys(value: string, problems: string[]): Config["sessionKey
 	return keys;
 }
 
+/** Settings holding a URL, in the order their problems are listed. */
+const URL_SETTINGS = [
+	"PUBLIC_ORIGIN",
+	"REDIRECT_URI",
+	"FHIR_BASE_URL",
+	"ATHENA_AUTHORIZE_URL",
+	"ATHENA_TOKEN_URL",
+	"ATHENA_REVOKE_URL",
+	"ATHENA_JWKS_URL",
+	"ATHENA_ISSUER",
+	"ATHENA_LOGOUT_URL",
+	"ATHENA_ASSERTION_AUDIENCE",
+] as const;
+
 const SERVER_ID = /^[a-z0-9-]{1,32}$/;
 const SERVER_FIELDS = new Set(["id", "name", "fhirBaseUrl", "clientId", "profile", "tokenRequestsPerMinute"]);
 
@@ -347,20 +361,10 @@ export function parseConfig(env: Record<string, unknown>): ConfigResult {
 	const environment = raw.ENVIRONMENT;
 	const remote = environment !== "local";
 
-	const urls = {
-		PUBLIC_ORIGIN: raw.PUBLIC_ORIGIN,
-		REDIRECT_URI: raw.REDIRECT_URI,
-		FHIR_BASE_URL: raw.FHIR_BASE_URL,
-		...(raw.ATHENA_AUTHORIZE_URL ? { ATHENA_AUTHORIZE_URL: raw.ATHENA_AUTHORIZE_URL } : {}),
-		...(raw.ATHENA_TOKEN_URL ? { ATHENA_TOKEN_URL: raw.ATHENA_TOKEN_URL } : {}),
-		...(raw.ATHENA_REVOKE_URL ? { ATHENA_REVOKE_URL: raw.ATHENA_REVOKE_URL } : {}),
-		...(raw.ATHENA_JWKS_URL ? { ATHENA_JWKS_URL: raw.ATHENA_JWKS_URL } : {}),
-		...(raw.ATHENA_ISSUER ? { ATHENA_ISSUER: raw.ATHENA_ISSUER } : {}),
-		...(raw.ATHENA_LOGOUT_URL ? { ATHENA_LOGOUT_URL: raw.ATHENA_LOGOUT_URL } : {}),
-		...(raw.ATHENA_ASSERTION_AUDIENCE ? { ATHENA_ASSERTION_AUDIENCE: raw.ATHENA_ASSERTION_AUDIENCE } : {}),
-	};
-	for (const [name, value] of Object.entries(urls)) {
-		for (const problem of urlProblems(value, environment)) problems.push(`${name}: ${problem}`);
+	// The optional ones are checked when set (empty: discovered).
+	for (const name of URL_SETTINGS) {
+		const value = raw[name];
+		if (value) for (const problem of urlProblems(value, environment)) problems.push(`${name}: ${problem}`);
 	}
 	const origin = new URL(raw.PUBLIC_ORIGIN);
 	if (origin.pathname !== "/" || origin.search || origin.hash) {
