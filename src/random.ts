@@ -18,6 +18,7 @@ export function randomHex(bytes: number): string {
 	return toHex(crypto.getRandomValues(new Uint8Array(bytes)));
 }
 
+/** Bytes as lowercase hex, two digits each (random ids, the JWKS ETag). */
 export function toHex(bytes: Uint8Array): string {
 	return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }

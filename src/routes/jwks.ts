@@ -4,6 +4,7 @@ import { jwksSettings } from "../config";
 import { AppError } from "../errors";
 import { publishedKeys } from "../keys/jwks";
 import { log } from "../log";
+import { toHex } from "../random";
 import { activeSigningKey } from "../signer";
 
 /** KV key holding the published JWKS document `{ "keys": [...] }` (see docs/storage-schema.md). */
@@ -55,7 +56,7 @@ async function render(stored: string | null, signerKid: string | undefined, buil
 
 async function etagOf(body: string): Promise<string> {
 	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
-	return `"${Array.from(digest.subarray(0, 12), (b) => b.toString(16).padStart(2, "0")).join("")}"`;
+	return `"${toHex(digest.subarray(0, 12))}"`;
 }
 
 function matchesEtag(header: string | undefined, etag: string): boolean {
