@@ -6,17 +6,14 @@ import { EXPORT_CONTENT_TYPES, type ExportFormat, exportBody } from "../export/e
 import { type ExportClock, realClock } from "../export/pacing";
 import { exportPlan } from "../export/searches";
 import { type ExportPart, patientOf, sessionExport } from "../export/session-export";
-import { FHIR_JSON } from "../fhir/headers";
-import { connectionFhirBase, readServers } from "../fhir/read-servers";
-import { isolateTokenCache } from "../fhir/token-cache";
-import { upstreamReader } from "../fhir/upstream-read";
+import { connectionFhirBase } from "../fhir/read-servers";
 import { log } from "../log";
 import { requireConfig } from "../middleware/require-config";
 import { type FhirReader, type Read, read, type SessionState } from "../pages/read-record";
 import { currentName } from "../pages/record-data";
 import type { ConnectionView } from "../session/contract";
 import type { SessionHandle } from "../session/lookup";
-import { type ConnectedSession, connectedSession, stateResponse } from "./pages";
+import { type ConnectedSession, connectedSession, sessionReader, stateResponse } from "./pages";
 
 /** Where the record is downloaded. */
 export const EXPORT_PATH = "/export";
@@ -67,18 +64,10 @@ interface ReadStats {
  * rather than logged per read: an export is one request.
  */
 function exportReader(c: Context<AppEnv>, session: SessionHandle, stats: ReadStats): FhirReader {
-	const config = c.get("config");
-	const read = upstreamReader({
-		session,
-		...readServers(config),
-		tokenCache: isolateTokenCache,
-		fetch: (input, init) => fetch(input, init),
-		timeoutMs: config.fhirTimeoutMs,
-		requestId: c.get("requestId"),
-	});
+	const read = sessionReader(c, session);
 	return (target, signal) => {
 		stats.reads++;
-		return read({ ...target, method: "GET", headers: new Headers({ Accept: FHIR_JSON }), signal });
+		return read(target, signal);
 	};
 }
 

@@ -67,26 +67,37 @@ function listedServers(c: Context<AppEnv>): ListedServer[] {
 }
 
 /**
+ * GETs of FHIR JSON for a page or the export, through the FHIR proxy's own
+ * upstream reader: the isolate's token cache, the configured timeout, the
+ * single-flight refresh and the outbound rules.
+ */
+export function sessionReader(c: Context<AppEnv>, session: SessionHandle): FhirReader {
+	const config = c.get("config");
+	const read = upstreamReader({
+		session,
+		...readServers(config),
+		tokenCache: isolateTokenCache,
+		fetch: (input, init) => fetch(input, init),
+		timeoutMs: config.fhirTimeoutMs,
+		requestId: c.get("requestId"),
+	});
+	return (target, signal) => read({ ...target, method: "GET", headers: new Headers({ Accept: FHIR_JSON }), signal });
+}
+
+/**
  * The record's reads from athena: the FHIR proxy's own upstream reader (same
  * token cache, timeout, refresh and outbound rules), each read logged with its
  * own audit record, as the proxy's reads are.
  */
 export function recordReader(c: Context<AppEnv>, session: SessionHandle, route: string): FhirReader {
 	const requestId = c.get("requestId");
-	const read = upstreamReader({
-		session,
-		...readServers(c.get("config")),
-		tokenCache: isolateTokenCache,
-		fetch: (input, init) => fetch(input, init),
-		timeoutMs: c.get("config").fhirTimeoutMs,
-		requestId,
-	});
+	const read = sessionReader(c, session);
 	return async function readForRecord(target) {
 		const audit = new FhirAudit({ requestId, method: "GET", route });
 		audit.session = sessionTag(session.idHash);
 		let result: UpstreamRead;
 		try {
-			result = await read({ ...target, method: "GET", headers: new Headers({ Accept: FHIR_JSON }) });
+			result = await read(target);
 		} catch (error) {
 			audit.error = error instanceof AppError ? error.code : "internal_error";
 			audit.write(0, "no-body");
