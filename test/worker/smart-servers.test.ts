@@ -155,34 +155,28 @@ describe("other SMART servers", () => {
 });
 
 describe("the record page with listed servers", () => {
-	it("connects a revoked record of a listed server again at that server, and athena's at athena", async () => {
-		const revoked = (connectionId: string, server: string, serverId?: string): ConnectionPart => ({
+	/** athena's record and the twin server's, both in `outcome`, on one people page. */
+	async function pageOf(outcome: ConnectionPart["outcome"]): Promise<string> {
+		const part = (connectionId: string, server: string, serverId?: string): ConnectionPart => ({
 			connectionId,
 			patient: `p-${connectionId}`,
 			practice: undefined,
 			server,
 			...(serverId ? { serverId } : {}),
-			outcome: { state: "revoked" },
+			outcome,
 		});
-		const parts = [revoked("aaaaaaaa", "athenahealth"), revoked("bbbbbbbb", "Sandbox Twin Clinic", TWIN)];
-		const page = String(await peoplePage(groupByPerson(parts), [{ id: TWIN, name: "Sandbox Twin Clinic" }]));
+		const parts = [part("aaaaaaaa", "athenahealth"), part("bbbbbbbb", "Sandbox Twin Clinic", TWIN)];
+		return String(await peoplePage(groupByPerson(parts), [{ id: TWIN, name: "Sandbox Twin Clinic" }]));
+	}
+
+	it("connects a revoked record of a listed server again at that server, and athena's at athena", async () => {
+		const page = await pageOf({ state: "revoked" });
 		const again = [...page.matchAll(/<form [^>]*>((?:(?!<\/form>).)*)Connect this record again<\/button>/g)];
 		expect(again.map((m) => /name="server" value="([^"]+)"/.exec(m[1] ?? "")?.[1])).toEqual([undefined, TWIN]);
 	});
-});
 
-describe("the record page with a listed server down", () => {
 	it("names the server that could not provide a record, athena's as athenahealth", async () => {
-		const down = (connectionId: string, server: string, serverId?: string): ConnectionPart => ({
-			connectionId,
-			patient: `p-${connectionId}`,
-			practice: undefined,
-			server,
-			...(serverId ? { serverId } : {}),
-			outcome: { state: "unavailable", reason: "down", retryAfterSeconds: 30 },
-		});
-		const parts = [down("aaaaaaaa", "athenahealth"), down("bbbbbbbb", "Sandbox Twin Clinic", TWIN)];
-		const page = String(await peoplePage(groupByPerson(parts), [{ id: TWIN, name: "Sandbox Twin Clinic" }]));
+		const page = await pageOf({ state: "unavailable", reason: "down", retryAfterSeconds: 30 });
 		expect(
 			[...page.matchAll(/<p class="notice" role="status">([^<]+) could not provide this record/g)].map((m) => m[1]),
 		).toEqual(["athenahealth", "Sandbox Twin Clinic"]);
