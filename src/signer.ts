@@ -13,20 +13,6 @@ export function activeSigningKey(signingKeyPem: string): Promise<SigningKey> {
 	return importOnce(signingKeyPem, "SIGNING_KEY");
 }
 
-/** How this worker calls athena's OAuth endpoints: our client ID, the active key, the network. */
-export async function athenaClient(
-	config: Pick<Config, "clientId" | "signingKeyPem" | "athena">,
-	timeoutMs: number,
-): Promise<OAuthClient> {
-	return {
-		clientId: config.clientId,
-		key: await activeSigningKey(config.signingKeyPem),
-		fetch: (input, init) => fetch(input, init),
-		timeoutMs,
-		tokenAudience: config.athena.assertionAudience,
-	};
-}
-
 /**
  * How this worker calls a server's OAuth endpoints: that server's client ID,
  * the same active key (every server reads our one JWKS), and the assertion

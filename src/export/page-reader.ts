@@ -19,11 +19,8 @@ export interface PageReading {
 	fhirBaseUrl: string;
 	clock: ExportClock;
 	/** Who holds the record, as the file's outcomes name it ("athenahealth", or a listed server's name). */
-	serverName?: string;
+	serverName: string;
 }
-
-/** The name outcomes give the server when none is set: the environment's own athena. */
-export const ATHENA = "athenahealth";
 
 /** Retries of a page after athena failed (5xx, timeout, unreachable), each after a pause that grows. */
 const TRANSIENT_RETRIES = 2;
@@ -98,7 +95,7 @@ async function responseVerdict(
 	options: PageReading,
 	basePath: string,
 ): Promise<Verdict> {
-	const server = options.serverName ?? ATHENA;
+	const server = options.serverName;
 	if (response.ok) {
 		const body = await response.json().catch(() => BROKEN);
 		if (body === BROKEN) return { kind: "failed", what: "sent a page that broke off or was not JSON" };
@@ -130,7 +127,7 @@ async function responseVerdict(
  */
 export function pageFetcher(options: PageReading, pacer: Pacer, type: string, exportEnded: AbortSignal) {
 	const basePath = new URL(options.fhirBaseUrl).pathname;
-	const server = options.serverName ?? ATHENA;
+	const server = options.serverName;
 	async function readOnce(target: FhirTarget): Promise<Verdict> {
 		let result: UpstreamRead;
 		try {
@@ -175,7 +172,7 @@ export function pageFetcher(options: PageReading, pacer: Pacer, type: string, ex
 export function pager(
 	fetchPage: (target: FhirTarget) => Promise<PageResult>,
 	search: ExportSearch,
-	serverName = ATHENA,
+	serverName: string,
 ) {
 	const key = (t: FhirTarget) => `${t.path}?${t.query}`;
 	const ready: PageResult[] = [];

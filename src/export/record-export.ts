@@ -1,9 +1,12 @@
 import type { FhirReader } from "../pages/read-record";
 import { type ExportClock, Pacer } from "./pacing";
-import { ATHENA, type PageResult, pageFetcher, pager } from "./page-reader";
+import { type PageResult, pageFetcher, pager } from "./page-reader";
 import type { ExportPlan } from "./searches";
 
 export type Json = Record<string, unknown>;
+
+/** The name the file's outcomes give the server when none is set: the environment's own athena. */
+const ATHENA = "athenahealth";
 
 /** Searches read at once: enough to keep athena's answers coming, few enough to stay polite. */
 const DEFAULT_CONCURRENCY = 3;
@@ -61,7 +64,7 @@ function referencedPatient(resource: Json): string | undefined {
  * are given up and no page that was read ahead asks athena for more.
  */
 async function* pagesInOrder(
-	options: RecordExportOptions,
+	options: RecordExportOptions & { serverName: string },
 	pacer: Pacer,
 ): AsyncGenerator<{ type: string; page: PageResult }> {
 	const { searches } = options.plan;
@@ -101,6 +104,7 @@ async function* pagesInOrder(
 export async function* recordExport(options: RecordExportOptions, tally: ExportTally): AsyncGenerator<Json[]> {
 	// Ids written, per type: the one thing an export keeps (athena's own id strings, no copies).
 	const written = new Map<string, Set<string>>();
+	const server = options.serverName ?? ATHENA;
 	const isNew = (resource: Json) => {
 		const type = String(resource.resourceType);
 		const id = String(resource.id);
@@ -116,17 +120,11 @@ export async function* recordExport(options: RecordExportOptions, tally: ExportT
 		yield [options.patientResource];
 	} else if (options.plan.readsPatient) {
 		tally.refused.push("Patient");
-		yield [
-			outcomeResource(
-				"error",
-				"processing",
-				`${options.serverName ?? ATHENA} did not provide the Patient resource.`,
-				"Patient",
-			),
-		];
+		yield [outcomeResource("error", "processing", `${server} did not provide the Patient resource.`, "Patient")];
 	}
 
-	for await (const { type, page } of pagesInOrder(options, new Pacer(options.clock, options.deadline))) {
+	const pacer = new Pacer(options.clock, options.deadline);
+	for await (const { type, page } of pagesInOrder({ ...options, serverName: server }, pacer)) {
 		if (page.kind === "stop") {
 			tally.stopped = { code: page.code, text: page.text };
 			break;
@@ -139,7 +137,7 @@ export async function* recordExport(options: RecordExportOptions, tally: ExportT
 		const fresh = page.resources.filter(isNew);
 		if (fresh.length > 0) yield fresh;
 	}
-	yield [lastEntry(options.plan, tally, options.label, options.serverName)];
+	yield [lastEntry(options.plan, tally, options.label, server)];
 }
 
 /** "Condition 43, Observation 491" */
@@ -148,7 +146,7 @@ function describeCounts(counts: Map<string, number>): string {
 }
 
 /** The file's last entry: complete (and what it holds), or ended early (and why). */
-function lastEntry(plan: ExportPlan, tally: ExportTally, label: string | undefined, server = ATHENA): Json {
+function lastEntry(plan: ExportPlan, tally: ExportTally, label: string | undefined, server: string): Json {
 	const of = label ? ` of ${label}` : "";
 	const total = [...tally.counts.values()].reduce((a, b) => a + b, 0);
 	const held = `${total} resources (${describeCounts(tally.counts)})`;
