@@ -169,7 +169,16 @@ export function serverEndpoints(
 	now = Date.now(),
 ): Promise<AuthorizationServer> {
 	if (server.id === ATHENA_SERVER_ID) return authorizationServer(config, fetcher, now);
-	const discoverAll = {
+	return authorizationServer(
+		{ environment: config.environment, athena: discoverAll(server.fhirBaseUrl) },
+		fetcher,
+		now,
+	);
+}
+
+/** Server settings that name nothing but the FHIR base: every endpoint is discovered from it. */
+export function discoverAll(fhirBaseUrl: string): Config["athena"] {
+	return {
 		authorizeUrl: undefined,
 		tokenUrl: undefined,
 		revokeUrl: undefined,
@@ -177,7 +186,6 @@ export function serverEndpoints(
 		logoutUrl: undefined,
 		assertionAudience: undefined,
 		jwksUrl: undefined,
-		fhirBaseUrl: server.fhirBaseUrl,
+		fhirBaseUrl,
 	};
-	return authorizationServer({ environment: config.environment, athena: discoverAll }, fetcher, now);
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Config } from "../../src/config";
 import { ehrProfile } from "../../src/ehr-profile";
 import { outboundFhirRequest } from "../../src/fhir/outbound-url";
-import { authorizationServer } from "../../src/oauth/discovery";
+import { authorizationServer, discoverAll } from "../../src/oauth/discovery";
 
 const UUID = "0b9e3c2c-5a7e-4f55-9d1e-2f1c7b3e8a10";
 let baseSeq = 0;
@@ -18,17 +18,7 @@ function server(document: Record<string, unknown> | undefined, status = 200) {
 	};
 	const config = (athena: Partial<Config["athena"]> = {}): Pick<Config, "athena" | "environment"> => ({
 		environment: "production",
-		athena: {
-			authorizeUrl: undefined,
-			tokenUrl: undefined,
-			revokeUrl: undefined,
-			issuer: undefined,
-			logoutUrl: undefined,
-			assertionAudience: undefined,
-			jwksUrl: undefined,
-			fhirBaseUrl,
-			...athena,
-		},
+		athena: { ...discoverAll(fhirBaseUrl), ...athena },
 	});
 	return { fhirBaseUrl, seen, fetcher, config };
 }

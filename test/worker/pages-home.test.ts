@@ -2,10 +2,10 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { app } from "../../src/app";
-import type { RecordView } from "../../src/pages/read-record";
 import { recordPage } from "../../src/pages/record";
 import { randomToken } from "../../src/random";
 import { SESSION_COOKIE } from "../../src/session/contract";
+import { EMPTY_SECTION, emptyRecord } from "./support/record-view";
 import { authorizeAtSandbox, browserFetch, CookieJar, launch, PATIENTS, sandbox, signIn } from "./support/sign-in";
 
 const html = { headers: { Accept: "text/html" } };
@@ -113,23 +113,12 @@ describe("outcome pages", () => {
 });
 
 describe("empty and unreadable sections", () => {
-	const empty = { ok: true as const, items: [], more: false };
-	const base: RecordView = {
+	const base = emptyRecord({
 		patientId: "a-80000.E-1",
 		name: "Ada <b>Example</b>",
 		birthDate: undefined,
 		practiceId: "80000",
-		practiceName: undefined,
-		problems: empty,
-		medications: empty,
-		allergies: empty,
-		labs: empty,
-		vitals: empty,
-		reports: empty,
-		encounters: empty,
-		documents: empty,
-		immunizations: empty,
-	};
+	});
 
 	it("say so instead of showing nothing", async () => {
 		const page = String(await recordPage(base));
@@ -170,7 +159,7 @@ describe("empty and unreadable sections", () => {
 			date: "2025-01-01",
 			released,
 		});
-		const one = String(await recordPage({ ...base, documents: { ...empty, items: [note(1, false)] } }));
+		const one = String(await recordPage({ ...base, documents: { ...EMPTY_SECTION, items: [note(1, false)] } }));
 		expect(one).toContain("No notes are released to the portal yet.");
 		expect(one).toContain("1 note is not released to the portal by your practice.");
 		const visits = Array.from({ length: 12 }, (_, i) => ({
@@ -179,7 +168,7 @@ describe("empty and unreadable sections", () => {
 			practitioner: undefined,
 			diagnoses: [],
 		}));
-		const page = String(await recordPage({ ...base, encounters: { ...empty, items: visits } }));
+		const page = String(await recordPage({ ...base, encounters: { ...EMPTY_SECTION, items: visits } }));
 		const shown = page.slice(page.indexOf('aria-labelledby="visits"'), page.indexOf("<details>"));
 		expect(shown.match(/<li>/g)).toHaveLength(5);
 		expect(page).toContain("<details><summary>Show all 12 visits</summary>");

@@ -2,26 +2,10 @@ import { describe, expect, it } from "vitest";
 import { type ConnectionPart, groupByPerson } from "../../src/pages/people";
 import { type RecordView, UNNAMED } from "../../src/pages/read-record";
 import { peoplePage } from "../../src/pages/record";
-
-const empty = { ok: true as const, items: [], more: false };
+import { emptyRecord } from "./support/record-view";
 
 function record(patientId: string, name: string, birthDate: string | undefined, practiceId: string): RecordView {
-	return {
-		patientId,
-		name,
-		birthDate,
-		practiceId,
-		practiceName: undefined,
-		problems: empty,
-		medications: empty,
-		allergies: empty,
-		labs: empty,
-		vitals: empty,
-		reports: empty,
-		encounters: empty,
-		documents: empty,
-		immunizations: empty,
-	};
+	return emptyRecord({ patientId, name, birthDate, practiceId });
 }
 
 function part(id: string, view: RecordView): ConnectionPart {
